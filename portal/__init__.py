@@ -1,0 +1,1 @@
+"""The second-opinion portal: FastAPI application, accounts, cases, intake and audit trail."""

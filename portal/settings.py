@@ -1,0 +1,82 @@
+"""The portal's one typed settings object (environment prefix ``PORTAL_``)."""
+
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from storage.settings import DEV_SECRET_KEY, StorageSettings
+
+DEFAULT_SECRET_KEY = "insecure-development-secret-change-me"  # noqa: S105 - refused in production
+
+
+class InsecureProductionSettings(ValueError):
+    """Production mode was asked for with development secrets or cookies."""
+
+
+class Settings(BaseSettings):
+    """Everything the portal reads from its environment, read once and injected."""
+
+    model_config = SettingsConfigDict(env_prefix="PORTAL_", extra="ignore")
+
+    environment: Literal["development", "production", "test"] = "development"
+    base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    """SQLAlchemy URL; empty means a SQLite file under ``data_dir``."""
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+    """Signs CSRF tokens and protects TOTP secrets at rest."""
+
+    cookie_secure: bool = False
+    session_cookie_name: str = "portal_session"
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+
+    login_max_failures: int = 5
+    login_failure_window_minutes: int = 15
+    password_min_length: int = 12
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 4
+    totp_issuer: str = "Second Opinion Portal"
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Self:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'portal.db'}"
+        return self
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def cookie_name(self) -> str:
+        # The __Host- prefix makes browsers refuse the cookie unless Secure, Path=/ and host-only.
+        return f"__Host-{self.session_cookie_name}" if self.cookie_secure else self.session_cookie_name
+
+    def check_production_ready(self) -> None:
+        """Refuse to run in production with development secrets or cookies that travel in clear."""
+        if not self.production:
+            return
+        problems = []
+        if self.secret_key.get_secret_value() in {DEFAULT_SECRET_KEY, ""}:
+            problems.append("PORTAL_SECRET_KEY is the development default")
+        elif len(self.secret_key.get_secret_value()) < 32:
+            problems.append("PORTAL_SECRET_KEY must be at least 32 characters")
+        if not self.cookie_secure:
+            problems.append("PORTAL_COOKIE_SECURE must be true (cookies only over TLS)")
+        if not self.base_url.startswith("https://"):
+            problems.append("PORTAL_BASE_URL must be an https:// address")
+        if self.storage.secret_access_key.get_secret_value() == DEV_SECRET_KEY:
+            problems.append("PORTAL_STORAGE_SECRET_ACCESS_KEY is the development default")
+        if problems:
+            raise InsecureProductionSettings("refusing to start in production: " + "; ".join(problems))

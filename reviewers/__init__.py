@@ -1,0 +1,1 @@
+"""Specialists, matching and assignment, the review workflow, opinions and deadlines."""

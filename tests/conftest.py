@@ -1,0 +1,36 @@
+"""Suite-wide fixtures: real SeaweedFS and PostgreSQL started once per session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import pytest
+
+from storage.embedded import PORT_SPAN, EmbeddedS3, EmbeddedS3Error
+from tests.services import PostgresServer, free_port_block, postgres_server, unavailable
+
+pytest_plugins = ["tests.fixtures.app", "tests.fixtures.logs"]
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedS3]:
+    """A real ``weed mini`` on loopback for integration tests, shared by the session."""
+    server = EmbeddedS3(
+        data_dir=tmp_path_factory.mktemp("seaweedfs"),
+        s3_port=free_port_block(PORT_SPAN),
+        access_key="test-access",
+        secret_key="test-secret-key-for-seaweed",
+        bucket="portal-test",
+    )
+    try:
+        server.start()
+    except EmbeddedS3Error as exc:
+        unavailable(f"SeaweedFS could not start: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL 15 server started by initdb/pg_ctl as user postgres."""
+    with postgres_server() as server:
+        yield server
