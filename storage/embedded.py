@@ -144,7 +144,7 @@ class EmbeddedS3:
     def _data_node_registered(self) -> bool:
         url = f"http://127.0.0.1:{self.master_port}/dir/status"
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+            with urllib.request.urlopen(url, timeout=2) as response:
                 status = json.loads(response.read())
         except (OSError, ValueError):
             return False

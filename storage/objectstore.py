@@ -1,0 +1,291 @@
+"""The S3 object store: puts, gets, ranges, listings and deletes. It never sees a key.
+
+Works with any S3 API (SeaweedFS, MinIO, AWS). Large objects go up as multipart uploads
+whose parts are sent by a small bounded thread pool; a failed upload is aborted so no
+orphaned parts are left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from storage.errors import ObjectNotFound, StorageUnavailable
+from storage.settings import StorageSettings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+log = logging.getLogger(__name__)
+
+READ_CHUNK = 1024 * 1024
+_DELETE_BATCH = 1000
+_MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+
+
+def build_s3_client(settings: StorageSettings) -> S3Client:
+    """One S3 client for the process, built from settings and injected where needed.
+
+    An empty ``access_key_id`` means "use the standard AWS credential chain" (roles).
+    Checksums are only sent where S3 requires them, which every S3-compatible store accepts.
+    """
+    config = Config(
+        signature_version="s3v4",
+        s3={"addressing_style": "path" if settings.endpoint_url else "auto"},
+        retries={"max_attempts": 3, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=60,
+        max_pool_connections=max(10, settings.upload_concurrency * 2),
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    secret = settings.secret_access_key.get_secret_value() if settings.access_key_id else None
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.endpoint_url,
+        region_name=settings.region,
+        aws_access_key_id=settings.access_key_id or None,
+        aws_secret_access_key=secret,
+        config=config,
+    )
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """A listed object: its key and stored size in bytes."""
+
+    key: str
+    size: int
+
+
+class S3ObjectStore:
+    """Bytes in, bytes out, in one bucket."""
+
+    def __init__(
+        self,
+        client: S3Client,
+        *,
+        bucket: str,
+        part_size: int = 8 * 1024 * 1024,
+        max_concurrency: int = 4,
+    ) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.part_size = part_size
+        self.max_concurrency = max_concurrency
+
+    # -- bucket ---------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """``HeadBucket``; raises :class:`StorageUnavailable` when S3 or the bucket is not there."""
+        with self._errors("reach the bucket"):
+            self.client.head_bucket(Bucket=self.bucket)
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket when it does not exist yet (development and tests)."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+            return
+        except ClientError as exc:
+            if _code(exc) not in {"404", "NoSuchBucket", "NotFound"}:
+                raise StorageUnavailable(f"S3 bucket {self.bucket!r}: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"S3 is unreachable: {exc}") from exc
+        region = self.client.meta.region_name
+        with self._errors("create the bucket"):
+            if region and region != "us-east-1":
+                self.client.create_bucket(
+                    Bucket=self.bucket,
+                    CreateBucketConfiguration={"LocationConstraint": region},  # type: ignore[typeddict-item]
+                )
+            else:
+                self.client.create_bucket(Bucket=self.bucket)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def put_stream(self, key: str, chunks: Iterable[bytes]) -> int:
+        """Store the concatenated ``chunks`` under ``key``; returns the bytes stored.
+
+        Up to one part is sent with ``PutObject``; anything larger is a multipart upload,
+        aborted (no parts left behind) if the source or S3 fails midway.
+        """
+        parts = _parts(chunks, self.part_size)
+        first = next(parts, b"")
+        if len(first) < self.part_size:
+            with self._errors("store the object"):
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=first)
+            return len(first)
+        with self._errors("start a multipart upload"):
+            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+        try:
+            completed, size = self._upload_parts(key, upload_id, first, parts)
+            with self._errors("complete the multipart upload"):
+                self.client.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": completed},
+                )
+        except BaseException:
+            self._abort(key, upload_id)
+            raise
+        return size
+
+    def _upload_parts(
+        self, key: str, upload_id: str, first: bytes, rest: Iterator[bytes]
+    ) -> tuple[list[CompletedPartTypeDef], int]:
+        slots = threading.BoundedSemaphore(self.max_concurrency)
+        futures: list[Future[CompletedPartTypeDef]] = []
+        size = 0
+        with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="s3-part") as pool:
+            try:
+                for number, body in enumerate(_prepend(first, rest), start=1):
+                    slots.acquire()
+                    _raise_first_failure(futures)
+                    future = pool.submit(self._upload_part, key, upload_id, number, body)
+                    future.add_done_callback(lambda _: slots.release())
+                    futures.append(future)
+                    size += len(body)
+                return [future.result() for future in futures], size
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+
+    def _upload_part(
+        self, key: str, upload_id: str, number: int, body: bytes
+    ) -> CompletedPartTypeDef:
+        with self._errors(f"upload part {number}"):
+            answer = self.client.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+            )
+        return {"PartNumber": number, "ETag": answer["ETag"]}
+
+    def _abort(self, key: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except (ClientError, BotoCoreError):
+            log.exception("could not abort multipart upload", extra={"object_key": key})
+
+    # -- reading --------------------------------------------------------------------------
+
+    def get_stream(self, key: str, *, chunk_size: int = READ_CHUNK) -> Iterator[bytes]:
+        """Open ``key`` now (raising :class:`ObjectNotFound`) and stream its bytes."""
+        with self._errors("read the object", key=key):
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        return self._stream(body.iter_chunks(chunk_size), key, close=body.close)
+
+    def get_range(self, key: str, start: int, end: int) -> tuple[bytes, int]:
+        """Bytes ``[start, end)`` of ``key`` (fewer if the object is shorter) and its size."""
+        if start >= end:
+            return b"", self.size(key)
+        try:
+            with self._errors("read a byte range", key=key):
+                answer = self.client.get_object(
+                    Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end - 1}"
+                )
+        except StorageUnavailable as exc:
+            if isinstance(exc.__cause__, ClientError) and _code(exc.__cause__) == "InvalidRange":
+                return b"", self.size(key)
+            raise
+        total = int(answer.get("ContentRange", "/0").rsplit("/", 1)[1])
+        with self._errors("read a byte range", key=key):
+            return answer["Body"].read(), total
+
+    def size(self, key: str) -> int:
+        """Stored size of ``key`` in bytes."""
+        with self._errors("look up the object", key=key):
+            return self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
+
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, in key order."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        with self._errors("list objects"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield ObjectInfo(key=item["Key"], size=item["Size"])
+
+    # -- deleting -------------------------------------------------------------------------
+
+    def delete(self, key: str) -> None:
+        """Delete ``key`` (deleting a missing key is not an error, as in S3)."""
+        with self._errors("delete the object", key=key):
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix``; returns how many were deleted."""
+        if not prefix:
+            raise ValueError("refusing to delete the whole bucket")
+        keys = [info.key for info in self.list_objects(prefix)]
+        for start in range(0, len(keys), _DELETE_BATCH):
+            batch = [{"Key": key} for key in keys[start : start + _DELETE_BATCH]]
+            with self._errors("delete objects"):
+                answer = self.client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": batch, "Quiet": True},  # type: ignore[typeddict-item]
+                )
+            if answer.get("Errors"):
+                failed = ", ".join(error.get("Key", "?") for error in answer["Errors"][:5])
+                raise StorageUnavailable(f"S3 refused to delete some objects: {failed}")
+        return len(keys)
+
+    # -- errors ---------------------------------------------------------------------------
+
+    def _stream(self, chunks: Iterator[bytes], key: str, *, close: object) -> Iterator[bytes]:
+        try:
+            with self._errors("read the object", key=key):
+                yield from chunks
+        finally:
+            if callable(close):
+                close()
+
+    @contextmanager
+    def _errors(self, action: str, *, key: str | None = None) -> Iterator[None]:
+        try:
+            yield
+        except ClientError as exc:
+            code = _code(exc)
+            if key is not None and code in _MISSING_CODES:
+                raise ObjectNotFound(f"object {key!r} is not in bucket {self.bucket!r}") from exc
+            raise StorageUnavailable(f"S3 could not {action} in {self.bucket!r}: {code}") from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"S3 is unreachable, could not {action}: {exc}") from exc
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def _parts(chunks: Iterable[bytes], part_size: int) -> Iterator[bytes]:
+    """Group chunks into parts of at least ``part_size`` bytes (the last may be smaller)."""
+    pending: list[bytes] = []
+    pending_size = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        pending_size += len(chunk)
+        if pending_size >= part_size:
+            yield b"".join(pending)
+            pending, pending_size = [], 0
+    if pending:
+        yield b"".join(pending)
+
+
+def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest
+
+
+def _raise_first_failure(futures: list[Future[CompletedPartTypeDef]]) -> None:
+    for future in futures:
+        if future.done() and future.exception() is not None:
+            future.result()
