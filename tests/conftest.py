@@ -8,7 +8,7 @@ import pytest
 from storage.embedded import PORT_SPAN, EmbeddedS3, EmbeddedS3Error
 from tests.services import PostgresServer, free_port_block, postgres_server, unavailable
 
-pytest_plugins = ["tests.fixtures.app", "tests.fixtures.logs"]
+pytest_plugins = ["tests.fixtures.logs", "tests.fixtures.app"]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,134 @@
+"""Accounts, their sessions and failed sign-in attempts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import EmailStr, field_validator
+from sqlalchemy import Column, String
+from sqlmodel import Field, SQLModel
+
+from portal.db import UTCDateTime, new_id, utcnow
+
+
+class Role(StrEnum):
+    patient = "patient"
+    specialist = "specialist"
+    coordinator = "coordinator"
+    admin = "admin"
+
+
+STAFF_ROLES = frozenset({Role.specialist, Role.coordinator, Role.admin})
+
+LANGUAGE_PATTERN = r"^[a-z]{2}$"
+"""ISO 639-1 code, lower case (``en``, ``ru``, ``de``…)."""
+
+
+class UserBase(SQLModel):
+    email: str = Field(max_length=254, sa_column_kwargs={"unique": True}, index=True)
+    full_name: str = Field(min_length=1, max_length=200)
+    language: str = Field(default="en", max_length=2)
+
+
+class User(UserBase, table=True):
+    """An account. Holds secrets (password hash, sealed TOTP secret): never returned as is."""
+
+    __tablename__ = "users"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    role: Role = Field(sa_column=Column(String(16), nullable=False, index=True))
+    password_hash: str = Field(max_length=255)
+    totp_secret_sealed: str | None = Field(default=None, max_length=255)
+    totp_enabled: bool = False
+    totp_last_step: int | None = None
+    """Last accepted TOTP time step: a code is never accepted twice."""
+    is_active: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class UserCreate(SQLModel):
+    email: EmailStr
+    password: str = Field(max_length=1024)
+    full_name: str = Field(min_length=1, max_length=200)
+    language: str = Field(default="en", regex=LANGUAGE_PATTERN)
+
+    @field_validator("full_name")
+    @classmethod
+    def _strip_name(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if not value:
+            raise ValueError("full name must not be empty")
+        return value
+
+
+class StaffCreate(UserCreate):
+    role: Role
+
+
+class UserPublic(SQLModel):
+    id: uuid.UUID
+    email: str
+    full_name: str
+    role: Role
+    language: str
+    totp_enabled: bool
+
+
+class AuthSession(SQLModel, table=True):
+    """A signed-in session. Only the SHA-256 of its token is stored."""
+
+    __tablename__ = "auth_sessions"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    enrollment_only: bool = False
+    """A staff member without TOTP yet: this session may only enrol a second factor."""
+
+
+class LoginFailure(SQLModel, table=True):
+    """One failed sign-in for an e-mail address, kept for the throttling window."""
+
+    __tablename__ = "login_failures"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, index=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+
+
+class LoginRequest(SQLModel):
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=1024)
+    otp: str | None = Field(default=None, max_length=12)
+
+
+class LoginResponse(SQLModel):
+    access_token: str
+    token_type: str = "bearer"
+    role: Role
+    csrf_token: str
+    expires_at: datetime
+    totp_enrollment_required: bool = False
+
+
+class TotpEnrollment(SQLModel):
+    secret: str
+    otpauth_uri: str
+    qr_svg: str
+
+
+class OtpRequest(SQLModel):
+    otp: str = Field(max_length=12)
+
+
+class TotpDisableRequest(SQLModel):
+    password: str = Field(max_length=1024)
+    otp: str = Field(max_length=12)
+

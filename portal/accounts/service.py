@@ -1,0 +1,318 @@
+"""Accounts: registration, sign-in with throttling and TOTP, server-side sessions."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func
+from sqlmodel import Session, col, delete, select
+
+from portal.accounts import passwords, totp
+from portal.accounts.models import (
+    STAFF_ROLES,
+    AuthSession,
+    LoginFailure,
+    Role,
+    TotpEnrollment,
+    User,
+    UserCreate,
+)
+from portal.audit import service as audit_service
+from portal.audit.service import AuditContext
+from portal.db import utcnow
+from portal.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, TooManyRequests
+from portal.sealing import SecretBox
+from portal.settings import Settings
+
+TOKEN_PREFIX = "sop_"
+_LAST_SEEN_GRANULARITY = timedelta(seconds=60)
+
+
+class InvalidCredentials(NotAuthenticated):
+    default_message = "The e-mail address or password is not correct."
+
+
+class OtpRequired(NotAuthenticated):
+    default_message = "Enter the 6-digit code from your authenticator app."
+
+
+class SessionExpired(NotAuthenticated):
+    default_message = "Your session has ended. Sign in again."
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def get_user_by_email(*, session: Session, email: str) -> User | None:
+    return session.exec(select(User).where(User.email == normalize_email(email))).first()
+
+
+def create_user(*, session: Session, settings: Settings, data: UserCreate, role: Role) -> User:
+    """Create an account after the password policy; the caller commits."""
+    email = normalize_email(str(data.email))
+    passwords.check_policy(data.password, settings=settings, email=email, full_name=data.full_name)
+    if get_user_by_email(session=session, email=email) is not None:
+        raise Conflict("An account with this e-mail address already exists.")
+    user = User(
+        email=email,
+        full_name=data.full_name,
+        language=data.language,
+        role=role,
+        password_hash=passwords.hash_password(data.password, settings=settings),
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def register_patient(
+    *, session: Session, settings: Settings, ctx: AuditContext, data: UserCreate
+) -> User:
+    """Self-registration: always a patient."""
+    user = create_user(session=session, settings=settings, data=data, role=Role.patient)
+    audit_service.record(
+        session=session, ctx=ctx.as_actor(user.id, user.role), action="account.register",
+        entity_type="user", entity_id=user.id,
+    )
+    session.commit()
+    return user
+
+
+def create_account_as_admin(
+    *, session: Session, settings: Settings, ctx: AuditContext, data: UserCreate, role: Role
+) -> User:
+    user = create_user(session=session, settings=settings, data=data, role=role)
+    audit_service.record(
+        session=session, ctx=ctx, action="account.create", entity_type="user",
+        entity_id=user.id, details={"role": role.value},
+    )
+    session.commit()
+    return user
+
+
+def list_users(*, session: Session, role: Role | None = None) -> Sequence[User]:
+    query = select(User).order_by(col(User.created_at))
+    if role is not None:
+        query = query.where(User.role == role)
+    return session.exec(query).all()
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    user: User
+    auth_session: AuthSession
+    token: str
+
+
+def _failures_in_window(*, session: Session, settings: Settings, email: str) -> tuple[int, int]:
+    """(number of recent failures, seconds until the oldest of them leaves the window)."""
+    window = timedelta(minutes=settings.login_failure_window_minutes)
+    since = utcnow() - window
+    count, oldest = session.exec(
+        select(func.count(), func.min(LoginFailure.at))
+        .where(LoginFailure.email == email)
+        .where(LoginFailure.at > since)
+    ).one()
+    if not count or oldest is None:
+        return 0, 0
+    return int(count), max(1, math.ceil((oldest + window - utcnow()).total_seconds()))
+
+
+def _fail(*, session: Session, ctx: AuditContext, email: str, user: User | None, reason: str) -> None:
+    session.add(LoginFailure(email=email))
+    audit_service.record(
+        session=session,
+        ctx=ctx.as_actor(user.id, user.role) if user else ctx,
+        action="auth.login", outcome="failure", entity_type="user",
+        entity_id=user.id if user else None, details={"reason": reason},
+    )
+    session.commit()
+
+
+def sign_in(
+    *, session: Session, settings: Settings, box: SecretBox, ctx: AuditContext,
+    email: str, password: str, otp: str | None,
+) -> SignedIn:
+    """Check password (and TOTP where enrolled), throttle, and open a server-side session."""
+    email = normalize_email(email)
+    failures, retry_after = _failures_in_window(session=session, settings=settings, email=email)
+    if failures >= settings.login_max_failures:
+        audit_service.record(
+            session=session, ctx=ctx, action="auth.login", outcome="throttled",
+            details={"retry_after": retry_after},
+        )
+        session.commit()
+        raise TooManyRequests(
+            "Too many failed sign-in attempts. Try again in "
+            f"{math.ceil(retry_after / 60)} minute(s).",
+            retry_after=retry_after,
+        )
+    user = get_user_by_email(session=session, email=email)
+    if user is None or not user.is_active:
+        passwords.burn_verify_time(password, settings=settings)
+        _fail(session=session, ctx=ctx, email=email, user=None, reason="unknown_or_inactive")
+        raise InvalidCredentials()
+    if not passwords.verify_password(user.password_hash, password, settings=settings):
+        _fail(session=session, ctx=ctx, email=email, user=user, reason="bad_password")
+        raise InvalidCredentials()
+    if user.totp_enabled:
+        if not otp:
+            raise OtpRequired()
+        if not _consume_otp(session=session, box=box, user=user, code=otp):
+            _fail(session=session, ctx=ctx, email=email, user=user, reason="bad_otp")
+            raise InvalidCredentials("The one-time code is not correct or was already used.")
+    if passwords.needs_rehash(user.password_hash, settings=settings):
+        user.password_hash = passwords.hash_password(password, settings=settings)
+    session.exec(delete(LoginFailure).where(col(LoginFailure.email) == email))
+    enrollment_only = user.role in STAFF_ROLES and not user.totp_enabled
+    signed_in = _open_session(session=session, settings=settings, user=user, enrollment_only=enrollment_only)
+    audit_service.record(
+        session=session, ctx=ctx.as_actor(user.id, user.role), action="auth.login",
+        entity_type="session", entity_id=signed_in.auth_session.id,
+        details={"enrollment_only": enrollment_only} if enrollment_only else None,
+    )
+    session.commit()
+    return signed_in
+
+
+def _consume_otp(*, session: Session, box: SecretBox, user: User, code: str) -> bool:
+    secret = totp.open_secret(box, user)
+    if secret is None:
+        return False
+    step = totp.accepted_step(secret, code, last_step=user.totp_last_step)
+    if step is None:
+        return False
+    user.totp_last_step = step
+    session.add(user)
+    return True
+
+
+def _open_session(*, session: Session, settings: Settings, user: User, enrollment_only: bool) -> SignedIn:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = utcnow()
+    auth_session = AuthSession(
+        user_id=user.id,
+        token_hash=hash_token(token),
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(hours=settings.session_absolute_hours),
+        enrollment_only=enrollment_only,
+    )
+    session.add(auth_session)
+    session.flush()
+    return SignedIn(user=user, auth_session=auth_session, token=token)
+
+
+def resolve_session(*, session: Session, settings: Settings, token: str) -> tuple[User, AuthSession]:
+    """The account behind a token, enforcing revocation, idle timeout and absolute lifetime."""
+    auth_session = session.exec(
+        select(AuthSession).where(AuthSession.token_hash == hash_token(token))
+    ).first()
+    now = utcnow()
+    if auth_session is None or auth_session.revoked_at is not None:
+        raise SessionExpired()
+    idle_limit = auth_session.last_seen_at + timedelta(minutes=settings.session_idle_minutes)
+    if now >= auth_session.expires_at or now >= idle_limit:
+        raise SessionExpired()
+    user = session.get(User, auth_session.user_id)
+    if user is None or not user.is_active:
+        raise SessionExpired()
+    if now - auth_session.last_seen_at >= _LAST_SEEN_GRANULARITY:
+        auth_session.last_seen_at = now
+        session.add(auth_session)
+        session.commit()
+    return user, auth_session
+
+
+def sign_out(*, session: Session, ctx: AuditContext, auth_session_id: uuid.UUID) -> None:
+    auth_session = session.get(AuthSession, auth_session_id)
+    if auth_session is not None and auth_session.revoked_at is None:
+        auth_session.revoked_at = utcnow()
+        session.add(auth_session)
+    audit_service.record(
+        session=session, ctx=ctx, action="auth.logout", entity_type="session", entity_id=auth_session_id
+    )
+    session.commit()
+
+
+def revoke_all_sessions(*, session: Session, user_id: uuid.UUID, except_id: uuid.UUID | None = None) -> None:
+    open_sessions = session.exec(
+        select(AuthSession).where(AuthSession.user_id == user_id).where(col(AuthSession.revoked_at).is_(None))
+    ).all()
+    for auth_session in open_sessions:
+        if auth_session.id != except_id:
+            auth_session.revoked_at = utcnow()
+            session.add(auth_session)
+
+
+def begin_totp_enrollment(
+    *, session: Session, settings: Settings, box: SecretBox, ctx: AuditContext, user: User
+) -> TotpEnrollment:
+    """Issue a new (not yet active) secret; it becomes active when a code is confirmed."""
+    if user.totp_enabled:
+        raise Conflict("Two-factor authentication is already set up for this account.")
+    secret = totp.new_secret()
+    user.totp_secret_sealed = totp.seal_secret(box, secret)
+    user.totp_last_step = None
+    session.add(user)
+    audit_service.record(session=session, ctx=ctx, action="auth.totp_enroll_start", entity_type="user", entity_id=user.id)
+    session.commit()
+    uri = totp.provisioning_uri(secret, email=user.email, issuer=settings.totp_issuer)
+    return TotpEnrollment(secret=secret, otpauth_uri=uri, qr_svg=totp.qr_svg(uri))
+
+
+def confirm_totp_enrollment(
+    *, session: Session, box: SecretBox, ctx: AuditContext, user: User, auth_session: AuthSession, code: str
+) -> None:
+    """Activate TOTP with a first valid code; lifts an enrolment-only session to a full one."""
+    if user.totp_enabled:
+        raise Conflict("Two-factor authentication is already set up for this account.")
+    if user.totp_secret_sealed is None:
+        raise Conflict("Start the set-up first to get a secret for your authenticator app.")
+    if not _consume_otp(session=session, box=box, user=user, code=code):
+        raise InvalidInput("The code is not correct. Check the time on your phone and try again.")
+    user.totp_enabled = True
+    user.updated_at = utcnow()
+    auth_session.enrollment_only = False
+    session.add_all([user, auth_session])
+    revoke_all_sessions(session=session, user_id=user.id, except_id=auth_session.id)
+    audit_service.record(session=session, ctx=ctx, action="auth.totp_enabled", entity_type="user", entity_id=user.id)
+    session.commit()
+
+
+def disable_totp(
+    *, session: Session, settings: Settings, box: SecretBox, ctx: AuditContext, user: User, password: str, code: str
+) -> None:
+    """Patients may turn TOTP off again (with password and a current code); staff may not."""
+    if user.role in STAFF_ROLES:
+        raise Forbidden("Two-factor authentication is required for staff accounts.")
+    if not user.totp_enabled:
+        raise Conflict("Two-factor authentication is not turned on.")
+    if not passwords.verify_password(user.password_hash, password, settings=settings) or not _consume_otp(
+        session=session, box=box, user=user, code=code
+    ):
+        raise InvalidInput("The password or code is not correct.")
+    user.totp_enabled = False
+    user.totp_secret_sealed = None
+    user.updated_at = utcnow()
+    session.add(user)
+    audit_service.record(session=session, ctx=ctx, action="auth.totp_disabled", entity_type="user", entity_id=user.id)
+    session.commit()
+
+
+def enable_totp_with_secret(*, session: Session, box: SecretBox, user: User, secret: str) -> None:
+    """For ``portal users add``: enrol a staff member directly with a generated secret."""
+    user.totp_secret_sealed = totp.seal_secret(box, secret)
+    user.totp_enabled = True
+    session.add(user)

@@ -1,0 +1,123 @@
+"""JSON API: registration, sign-in and out, the current account, TOTP, staff accounts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from portal import access
+from portal.accounts import service
+from portal.accounts.models import (
+    LoginRequest,
+    LoginResponse,
+    OtpRequest,
+    Role,
+    StaffCreate,
+    TotpDisableRequest,
+    TotpEnrollment,
+    UserCreate,
+    UserPublic,
+)
+from portal.deps import (
+    AnonymousCtx,
+    BoxDep,
+    Caller,
+    EnrollingCaller,
+    SessionDep,
+    SettingsDep,
+    csrf_token_for,
+)
+
+router = APIRouter(prefix="/api", tags=["accounts"])
+
+
+@router.post("/auth/register", status_code=status.HTTP_201_CREATED)
+def register(data: UserCreate, session: SessionDep, settings: SettingsDep, ctx: AnonymousCtx) -> UserPublic:
+    user = service.register_patient(session=session, settings=settings, ctx=ctx, data=data)
+    return UserPublic.model_validate(user)
+
+
+@router.post("/auth/login")
+def login(
+    data: LoginRequest, response: Response, session: SessionDep, settings: SettingsDep, box: BoxDep,
+    ctx: AnonymousCtx,
+) -> LoginResponse:
+    signed_in = service.sign_in(
+        session=session, settings=settings, box=box, ctx=ctx,
+        email=data.email, password=data.password, otp=data.otp,
+    )
+    response.set_cookie(
+        settings.cookie_name,
+        signed_in.token,
+        max_age=settings.session_absolute_hours * 3600,
+        httponly=True,
+        secure=settings.cookie_secure,
+        samesite="lax",
+        path="/",
+    )
+    return LoginResponse(
+        access_token=signed_in.token,
+        role=signed_in.user.role,
+        csrf_token=csrf_token_for(box, signed_in.auth_session),
+        expires_at=signed_in.auth_session.expires_at,
+        totp_enrollment_required=signed_in.auth_session.enrollment_only,
+    )
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+def logout(caller: EnrollingCaller, session: SessionDep, settings: SettingsDep) -> Response:
+    service.sign_out(session=session, ctx=caller.ctx, auth_session_id=caller.auth_session.id)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    response.delete_cookie(settings.cookie_name, path="/", secure=settings.cookie_secure, httponly=True)
+    return response
+
+
+@router.get("/auth/csrf")
+def csrf(caller: EnrollingCaller, box: BoxDep) -> dict[str, str]:
+    """The CSRF token to send as ``X-CSRF-Token`` with cookie-authenticated writes."""
+    return {"csrf_token": csrf_token_for(box, caller.auth_session)}
+
+
+@router.get("/me")
+def me(caller: EnrollingCaller) -> UserPublic:
+    return UserPublic.model_validate(caller.user)
+
+
+@router.post("/auth/totp/enroll")
+def totp_enroll(caller: EnrollingCaller, session: SessionDep, settings: SettingsDep, box: BoxDep) -> TotpEnrollment:
+    return service.begin_totp_enrollment(
+        session=session, settings=settings, box=box, ctx=caller.ctx, user=caller.user
+    )
+
+
+@router.post("/auth/totp/confirm", status_code=status.HTTP_204_NO_CONTENT)
+def totp_confirm(data: OtpRequest, caller: EnrollingCaller, session: SessionDep, box: BoxDep) -> None:
+    service.confirm_totp_enrollment(
+        session=session, box=box, ctx=caller.ctx, user=caller.user,
+        auth_session=caller.auth_session, code=data.otp,
+    )
+
+
+@router.post("/auth/totp/disable", status_code=status.HTTP_204_NO_CONTENT)
+def totp_disable(
+    data: TotpDisableRequest, caller: Caller, session: SessionDep, settings: SettingsDep, box: BoxDep
+) -> None:
+    service.disable_totp(
+        session=session, settings=settings, box=box, ctx=caller.ctx, user=caller.user,
+        password=data.password, code=data.otp,
+    )
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED)
+def create_account(data: StaffCreate, caller: Caller, session: SessionDep, settings: SettingsDep) -> UserPublic:
+    """Admins create accounts of any role; staff then enrol TOTP at their first sign-in."""
+    access.require(caller.principal, "users.manage")
+    user = service.create_account_as_admin(
+        session=session, settings=settings, ctx=caller.ctx, data=data, role=data.role
+    )
+    return UserPublic.model_validate(user)
+
+
+@router.get("/users")
+def list_accounts(caller: Caller, session: SessionDep, role: Role | None = None) -> list[UserPublic]:
+    access.require(caller.principal, "users.manage")
+    return [UserPublic.model_validate(user) for user in service.list_users(session=session, role=role)]

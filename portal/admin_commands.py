@@ -1,0 +1,65 @@
+"""Operator commands behind the CLI: accounts and audit verification."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from portal.accounts import service as accounts_service
+from portal.accounts import totp
+from portal.accounts.models import STAFF_ROLES, Role, UserCreate
+from portal.audit import service as audit_service
+from portal.audit.service import AuditContext
+from portal.db import create_db_engine, session_scope
+from portal.errors import PortalError
+from portal.sealing import SecretBox
+from portal.settings import Settings
+
+CLI = AuditContext(actor_role="operator")
+
+
+def add_user(
+    settings: Settings, *, role: str, email: str, full_name: str, language: str, password: str
+) -> int:
+    """Create an account; staff are enrolled in TOTP and their otpauth URI is printed once."""
+    engine = create_db_engine(settings.database_url)
+    box = SecretBox(settings.secret_key.get_secret_value())
+    try:
+        data = UserCreate(email=email, password=password, full_name=full_name, language=language)
+        with session_scope(engine) as session:
+            user = accounts_service.create_user(session=session, settings=settings, data=data, role=Role(role))
+            secret = None
+            if user.role in STAFF_ROLES:
+                secret = totp.new_secret()
+                accounts_service.enable_totp_with_secret(session=session, box=box, user=user, secret=secret)
+            audit_service.record(
+                session=session, ctx=CLI, action="account.create", entity_type="user",
+                entity_id=user.id, details={"role": role},
+            )
+    except ValidationError as exc:
+        print(f"portal: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+        return 2
+    except PortalError as exc:
+        print(f"portal: {exc.message}")
+        return 2
+    finally:
+        engine.dispose()
+    print(f"created {role} {user.email} ({user.id})")
+    if secret:
+        print("two-factor authentication is required; add this to an authenticator app:")
+        print(f"  {totp.provisioning_uri(secret, email=user.email, issuer=settings.totp_issuer)}")
+    return 0
+
+
+def verify_audit(settings: Settings) -> int:
+    engine = create_db_engine(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            report = audit_service.verify_chain(session=session)
+    finally:
+        engine.dispose()
+    if report.ok:
+        print(f"audit trail intact: {report.checked} rows, head {report.head_seq} {report.head_hash}")
+        return 0
+    print(f"audit trail BROKEN at row {report.first_bad_seq}: {report.problem}")
+    print(f"({report.checked} rows verified before it)")
+    return 1

@@ -1,0 +1,148 @@
+"""The FastAPI application: built by ``create_app``, resources opened in its lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from portal.accounts.views import router as accounts_router
+from portal.audit.views import router as audit_router
+from portal.cases.views import router as cases_router
+from portal.db import create_db_engine
+from portal.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    PayloadTooLarge,
+    PortalError,
+    ServiceUnavailable,
+    TooManyRequests,
+)
+from portal.health.views import router as health_router
+from portal.middleware import BodySizeLimitMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
+from portal.sealing import SecretBox
+from portal.settings import Settings
+from storage.errors import KeyUnavailable, StorageError, StorageUnavailable
+from storage.vault import Vault, build_vault
+
+log = logging.getLogger(__name__)
+
+JSON_BODY_LIMIT = 1024 * 1024
+STREAMING_PREFIXES = ("/api/uploads",)
+
+_STATUS: list[tuple[type[PortalError], int]] = [
+    (InvalidInput, 422),
+    (NotAuthenticated, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (PayloadTooLarge, 413),
+    (TooManyRequests, 429),
+    (ServiceUnavailable, 503),
+]
+
+
+def _status_for(exc: PortalError) -> int:
+    return next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
+
+
+def vault_checks(vault: Vault) -> Callable[[], dict[str, str]]:
+    def check() -> dict[str, str]:
+        try:
+            vault.check()
+        except StorageUnavailable:
+            return {"object_storage": "unreachable", "keys": "not checked"}
+        except KeyUnavailable:
+            return {"object_storage": "ok", "keys": "unavailable"}
+        except StorageError as exc:
+            log.warning("readiness: storage check failed", extra={"error": type(exc).__name__})
+            return {"object_storage": "error", "keys": "not checked"}
+        return {"object_storage": "ok", "keys": "ok"}
+
+    return check
+
+
+def create_app(settings: Settings | None = None, *, vault: Vault | None = None) -> FastAPI:
+    """Build the application. Nothing is connected until the lifespan starts."""
+    settings = settings or Settings()
+    settings.check_production_ready()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_db_engine(settings.database_url)
+        app.state.engine = engine
+        app.state.vault = vault or build_vault(settings.storage)
+        app.state.vault_checks = vault_checks(app.state.vault)
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="Second Opinion Portal",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None if settings.production else "/api/docs",
+        redoc_url=None,
+        openapi_url=None if settings.production else "/api/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.box = SecretBox(settings.secret_key.get_secret_value())
+
+    for router in (health_router, accounts_router, cases_router, audit_router):
+        app.include_router(router)
+    _install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=JSON_BODY_LIMIT, exempt_prefixes=STREAMING_PREFIXES)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.cookie_secure)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(PortalError)
+    async def portal_error(_request: Request, exc: PortalError) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+        if isinstance(exc, NotAuthenticated):
+            headers = {"WWW-Authenticate": "Bearer"}
+        return JSONResponse({"detail": exc.message}, status_code=_status_for(exc), headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": describe_validation_errors(exc.errors())}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else "The request could not be completed."
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", exc_info=exc)
+        request_id = getattr(request.state, "request_id", "")
+        return JSONResponse(
+            {"detail": f"Something went wrong on our side. Reference: {request_id}."}, status_code=500
+        )
+
+
+def describe_validation_errors(errors: Any) -> str:
+    """Pydantic's error list as one sentence a person can read; input values are never echoed."""
+    parts = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
+        field = ".".join(location) or "request"
+        if error.get("type") == "json_invalid":
+            return "The request body is not valid JSON."
+        if error.get("type") == "missing":
+            parts.append(f"{field} is required")
+        else:
+            parts.append(f"{field}: {error.get('msg', 'is not valid')}")
+    return "; ".join(parts) or "The request is not valid."

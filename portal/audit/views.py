@@ -1,0 +1,36 @@
+"""JSON API: the audit trail for coordinators and admins."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from fastapi import APIRouter, Query
+
+from portal import access
+from portal.audit import service
+from portal.audit.models import AuditEventPublic
+from portal.deps import Caller, SessionDep
+
+router = APIRouter(prefix="/api/audit", tags=["audit"])
+
+
+@router.get("")
+def list_audit_events(
+    caller: Caller,
+    session: SessionDep,
+    case_id: uuid.UUID | None = None,
+    before_seq: int | None = Query(default=None, ge=1),
+    limit: int = Query(default=200, ge=1, le=1000),
+) -> list[AuditEventPublic]:
+    access.require(caller.principal, "audit.read")
+    events = service.list_events(session=session, case_id=case_id, limit=limit, before_seq=before_seq)
+    service.record(
+        session=session, ctx=caller.ctx, action="audit.read", case_id=case_id,
+        details={"count": len(events)},
+    )
+    session.commit()
+    return [
+        AuditEventPublic.model_validate(event, update={"details": json.loads(event.details)})
+        for event in events
+    ]

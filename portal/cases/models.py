@@ -1,0 +1,142 @@
+"""Cases: a patient's request for a second opinion, and its timeline."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import field_validator
+from sqlalchemy import Column, String, Text
+from sqlmodel import Field, SQLModel
+
+from portal.accounts.models import LANGUAGE_PATTERN
+from portal.db import UTCDateTime, new_id, utcnow
+
+
+class CaseStatus(StrEnum):
+    draft = "draft"
+    submitted = "submitted"
+    triage = "triage"
+    assigned = "assigned"
+    in_review = "in_review"
+    info_requested = "info_requested"
+    opinion_delivered = "opinion_delivered"
+    closed = "closed"
+    cancelled = "cancelled"
+
+
+class Priority(StrEnum):
+    standard = "standard"
+    urgent = "urgent"
+
+
+class BodyRegion(StrEnum):
+    """Where the question is; specialists declare the regions they read."""
+
+    head = "head"
+    neck = "neck"
+    spine = "spine"
+    chest = "chest"
+    heart = "heart"
+    breast = "breast"
+    abdomen = "abdomen"
+    pelvis = "pelvis"
+    upper_limb = "upper_limb"
+    lower_limb = "lower_limb"
+    whole_body = "whole_body"
+    other = "other"
+
+
+class CaseBase(SQLModel):
+    subject: str = Field(min_length=3, max_length=200)
+    body_region: BodyRegion = Field(sa_column=Column(String(16), nullable=False))
+    clinical_question: str = Field(min_length=10, max_length=8000, sa_type=Text)
+    history: str | None = Field(default=None, max_length=20000, sa_type=Text)
+    language: str = Field(default="en", max_length=2)
+    priority: Priority = Field(
+        default=Priority.standard, sa_column=Column(String(16), nullable=False)
+    )
+
+
+class Case(CaseBase, table=True):
+    __tablename__ = "cases"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    reference: str = Field(max_length=16, sa_column_kwargs={"unique": True})
+    """Short code people can read out on the phone (``SO-7KQ2MX``); carries no patient data."""
+    patient_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    status: CaseStatus = Field(
+        default=CaseStatus.draft, sa_column=Column(String(24), nullable=False, index=True)
+    )
+    assigned_specialist_id: uuid.UUID | None = Field(
+        default=None, foreign_key="users.id", index=True
+    )
+    due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class CaseCreate(SQLModel):
+    subject: str = Field(min_length=3, max_length=200)
+    body_region: BodyRegion
+    clinical_question: str = Field(min_length=10, max_length=8000)
+    history: str | None = Field(default=None, max_length=20000)
+    language: str | None = Field(default=None, regex=LANGUAGE_PATTERN)
+    priority: Priority = Priority.standard
+
+    @field_validator("subject", "clinical_question")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+
+class CaseEvent(SQLModel, table=True):
+    """One step on the case's timeline, as the patient and staff see it."""
+
+    __tablename__ = "case_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: uuid.UUID = Field(foreign_key="cases.id", index=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    actor_id: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    actor_role: str | None = Field(default=None, max_length=16)
+    from_status: str | None = Field(default=None, max_length=24)
+    to_status: str = Field(max_length=24)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class PersonRef(SQLModel):
+    id: uuid.UUID
+    full_name: str
+
+
+class CaseEventPublic(SQLModel):
+    at: datetime
+    actor_role: str | None
+    from_status: str | None
+    to_status: str
+    note: str | None
+
+
+class CaseSummary(SQLModel):
+    id: uuid.UUID
+    reference: str
+    subject: str
+    body_region: BodyRegion
+    language: str
+    priority: Priority
+    status: CaseStatus
+    assigned_specialist: PersonRef | None
+    due_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class CasePublic(CaseSummary):
+    clinical_question: str
+    history: str | None
+    patient: PersonRef
+    timeline: list[CaseEventPublic]

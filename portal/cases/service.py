@@ -1,0 +1,122 @@
+"""Opening, listing and reading cases. Status changes belong to ``reviewers.workflow``."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Sequence
+
+from sqlmodel import Session, col, select
+
+from portal import access
+from portal.access import Principal
+from portal.accounts.models import User
+from portal.audit import service as audit_service
+from portal.audit.service import AuditContext
+from portal.cases.models import (
+    Case,
+    CaseCreate,
+    CaseEvent,
+    CaseEventPublic,
+    CasePublic,
+    CaseStatus,
+    CaseSummary,
+    PersonRef,
+)
+
+_REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read out on the phone
+
+
+def new_reference() -> str:
+    return "SO-" + "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(6))
+
+
+def open_case(
+    *, session: Session, principal: Principal, ctx: AuditContext, patient: User, data: CaseCreate
+) -> Case:
+    """A patient opens a draft case with their own question."""
+    access.require(principal, "case.create")
+    case = Case(
+        reference=_unique_reference(session),
+        patient_id=patient.id,
+        subject=data.subject,
+        body_region=data.body_region,
+        clinical_question=data.clinical_question,
+        history=data.history,
+        language=data.language or patient.language,
+        priority=data.priority,
+        status=CaseStatus.draft,
+    )
+    session.add(case)
+    session.flush()
+    session.add(
+        CaseEvent(case_id=case.id, actor_id=patient.id, actor_role=principal.role, to_status=case.status)
+    )
+    audit_service.record(
+        session=session, ctx=ctx, action="case.create", entity_type="case", entity_id=case.id, case_id=case.id
+    )
+    session.commit()
+    return case
+
+
+def _unique_reference(session: Session) -> str:
+    while True:
+        reference = new_reference()
+        if session.exec(select(Case.id).where(Case.reference == reference)).first() is None:
+            return reference
+
+
+def list_cases(
+    *, session: Session, principal: Principal, ctx: AuditContext, status: CaseStatus | None = None
+) -> Sequence[Case]:
+    """The cases this caller may see, newest first."""
+    access.require(principal, "case.list")
+    query = select(Case).where(access.case_visibility(principal)).order_by(col(Case.created_at).desc())
+    if status is not None:
+        query = query.where(Case.status == status)
+    cases = session.exec(query).all()
+    audit_service.record(
+        session=session, ctx=ctx, action="case.list", details={"count": len(cases), "status": status}
+    )
+    session.commit()
+    return cases
+
+
+def read_case(*, session: Session, principal: Principal, ctx: AuditContext, case_id: uuid.UUID) -> Case:
+    """One case the caller may see; the read itself is audited."""
+    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    audit_service.record(
+        session=session, ctx=ctx, action="case.read", entity_type="case", entity_id=case.id, case_id=case.id
+    )
+    session.commit()
+    return case
+
+
+def _person(session: Session, user_id: uuid.UUID | None) -> PersonRef | None:
+    if user_id is None:
+        return None
+    user = session.get(User, user_id)
+    return PersonRef(id=user.id, full_name=user.full_name) if user else None
+
+
+def summarize(*, session: Session, case: Case) -> CaseSummary:
+    return CaseSummary.model_validate(
+        case, update={"assigned_specialist": _person(session, case.assigned_specialist_id)}
+    )
+
+
+def describe(*, session: Session, case: Case) -> CasePublic:
+    """The full public view of a case, with its timeline."""
+    events = session.exec(
+        select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(col(CaseEvent.at), col(CaseEvent.id))
+    ).all()
+    patient = _person(session, case.patient_id)
+    assert patient is not None
+    return CasePublic.model_validate(
+        case,
+        update={
+            "assigned_specialist": _person(session, case.assigned_specialist_id),
+            "patient": patient,
+            "timeline": [CaseEventPublic.model_validate(event) for event in events],
+        },
+    )

@@ -1,0 +1,108 @@
+"""The ``portal`` command."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Callable, Sequence
+
+from pydantic import ValidationError
+
+from portal.settings import Settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from portal import runner
+
+    runner.run(settings, with_demo=args.demo)
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from portal import runner
+    from portal.observability import configure_logging
+
+    configure_logging(level=settings.log_level, json_lines=settings.log_json)
+    runner.serve(settings)
+    return 0
+
+
+def _init(args: argparse.Namespace, settings: Settings) -> int:
+    from portal import runner
+
+    for line in runner.init(settings, with_demo=args.demo):
+        print(line)
+    return 0
+
+
+def _users_add(args: argparse.Namespace, settings: Settings) -> int:
+    from portal import admin_commands
+
+    password = _read_password(args.password_stdin)
+    return admin_commands.add_user(
+        settings, role=args.role, email=args.email, full_name=args.name,
+        language=args.language, password=password,
+    )
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        raise SystemExit("the passwords do not match")
+    return first
+
+
+def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from portal import admin_commands
+
+    return admin_commands.verify_audit(settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="portal", description="Second-opinion portal")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="set up and serve with embedded SeaweedFS (development)")
+    run.add_argument("--demo", action="store_true", help="create demo accounts on first run")
+    run.set_defaults(handler=_run)
+
+    commands.add_parser("serve", help="serve the portal (production)").set_defaults(handler=_serve)
+
+    init = commands.add_parser("init", help="migrate the database, create the local keyring")
+    init.add_argument("--demo", action="store_true", help="create demo accounts")
+    init.set_defaults(handler=_init)
+
+    users = commands.add_parser("users", help="manage accounts").add_subparsers(dest="users_command", required=True)
+    add = users.add_parser("add", help="create an account (staff are enrolled in TOTP)")
+    add.add_argument("--role", required=True, choices=["patient", "specialist", "coordinator", "admin"])
+    add.add_argument("--email", required=True)
+    add.add_argument("--name", required=True, help="full name")
+    add.add_argument("--language", default="en", help="ISO 639-1 code, e.g. en, ru")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.set_defaults(handler=_users_add)
+
+    audit = commands.add_parser("audit", help="audit trail").add_subparsers(dest="audit_command", required=True)
+    audit.add_parser("verify", help="check the hash chain; non-zero exit names the first bad row").set_defaults(
+        handler=_audit_verify
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"portal: configuration error: {exc}", file=sys.stderr)
+        return 2
+    handler: Handler = args.handler
+    return handler(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

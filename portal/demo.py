@@ -1,0 +1,75 @@
+"""Demo accounts for ``portal init --demo``: one per role, credentials shown once."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlmodel import Session
+
+from portal.accounts import service as accounts_service
+from portal.accounts import totp
+from portal.accounts.models import STAFF_ROLES, Role, UserCreate
+from portal.audit import service as audit_service
+from portal.audit.service import SYSTEM
+from portal.sealing import SecretBox
+from portal.settings import Settings
+
+DEMO_ACCOUNTS = [
+    (Role.patient, "patient@demo.example.com", "Demo Patient", "en"),
+    (Role.specialist, "specialist@demo.example.com", "Dr Demo Specialist", "en"),
+    (Role.coordinator, "coordinator@demo.example.com", "Demo Coordinator", "en"),
+    (Role.admin, "admin@demo.example.com", "Demo Admin", "en"),
+]
+
+
+@dataclass(frozen=True)
+class DemoCredential:
+    role: Role
+    email: str
+    password: str
+    totp_secret: str | None
+
+
+def ensure_demo_accounts(*, session: Session, settings: Settings, box: SecretBox) -> list[DemoCredential]:
+    """Create the demo accounts that do not exist yet; return credentials of the new ones only."""
+    created: list[DemoCredential] = []
+    for role, email, name, language in DEMO_ACCOUNTS:
+        if accounts_service.get_user_by_email(session=session, email=email) is not None:
+            continue
+        password = "demo-" + secrets.token_urlsafe(12)
+        user = accounts_service.create_user(
+            session=session, settings=settings, role=role,
+            data=UserCreate(email=email, password=password, full_name=name, language=language),
+        )
+        secret = None
+        if role in STAFF_ROLES:
+            secret = totp.new_secret()
+            accounts_service.enable_totp_with_secret(session=session, box=box, user=user, secret=secret)
+        audit_service.record(
+            session=session, ctx=SYSTEM, action="account.create", entity_type="user",
+            entity_id=user.id, details={"role": role.value, "demo": True},
+        )
+        created.append(DemoCredential(role, email, password, secret))
+    session.commit()
+    return created
+
+
+def describe(credentials: list[DemoCredential], *, issuer: str) -> str:
+    lines = ["Demo accounts (shown once; also saved to the demo credentials file):"]
+    for cred in credentials:
+        lines.append(f"  {cred.role.value:<12} {cred.email:<32} password: {cred.password}")
+        if cred.totp_secret:
+            uri = totp.provisioning_uri(cred.totp_secret, email=cred.email, issuer=issuer)
+            lines.append(f"  {'':<12} TOTP secret: {cred.totp_secret}  ({uri})")
+    return "\n".join(lines)
+
+
+def save(text: str, path: Path) -> None:
+    """Keep the demo credentials in a file only its owner can read (development only)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a") as handle:
+        handle.write(text + "\n")

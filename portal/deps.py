@@ -1,0 +1,108 @@
+"""FastAPI dependencies shared by every domain's routes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlmodel import Session
+
+from portal.access import Principal
+from portal.accounts.models import AuthSession, User
+from portal.accounts.service import resolve_session
+from portal.audit.service import AuditContext
+from portal.errors import Forbidden, NotAuthenticated
+from portal.sealing import SecretBox
+from portal.settings import Settings
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "x-csrf-token"
+CSRF_PURPOSE = "csrf"
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        yield session
+
+
+def get_box(request: Request) -> SecretBox:
+    box: SecretBox = request.app.state.box
+    return box
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+BoxDep = Annotated[SecretBox, Depends(get_box)]
+
+
+def csrf_token_for(box: SecretBox, auth_session: AuthSession) -> str:
+    """The CSRF token of a session: an HMAC of its id, so nothing extra is stored."""
+    return box.sign(CSRF_PURPOSE, str(auth_session.id))
+
+
+def client_context(request: Request) -> AuditContext:
+    return AuditContext(
+        client_ip=request.client.host if request.client else None,
+        request_id=getattr(request.state, "request_id", None),
+    )
+
+
+AnonymousCtx = Annotated[AuditContext, Depends(client_context)]
+
+
+class SignedInCaller:
+    """The account, its session and how it authenticated (bearer header or cookie)."""
+
+    def __init__(self, user: User, auth_session: AuthSession, ctx: AuditContext) -> None:
+        self.user = user
+        self.auth_session = auth_session
+        self.principal = Principal(user_id=user.id, role=user.role, session_id=auth_session.id)
+        self.ctx = ctx.as_actor(user.id, user.role)
+
+
+def _token_from(request: Request, settings: Settings) -> tuple[str, bool] | None:
+    authorization = request.headers.get("authorization", "")
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip(), False
+    cookie = request.cookies.get(settings.cookie_name)
+    if cookie:
+        return cookie, True
+    return None
+
+
+def _authenticate(
+    request: Request, session: SessionDep, settings: SettingsDep, box: BoxDep, ctx: AnonymousCtx
+) -> SignedInCaller:
+    found = _token_from(request, settings)
+    if found is None:
+        raise NotAuthenticated()
+    token, via_cookie = found
+    user, auth_session = resolve_session(session=session, settings=settings, token=token)
+    if via_cookie and request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not box.verify(CSRF_PURPOSE, str(auth_session.id), sent):
+            raise Forbidden("The form has expired or did not come from this site. Reload the page and try again.")
+    return SignedInCaller(user, auth_session, ctx)
+
+
+def enrolling_caller(caller: Annotated[SignedInCaller, Depends(_authenticate)]) -> SignedInCaller:
+    """Any signed-in caller, including a staff session that may only set up TOTP."""
+    return caller
+
+
+def signed_in_caller(caller: Annotated[SignedInCaller, Depends(_authenticate)]) -> SignedInCaller:
+    """A fully signed-in caller; enrolment-only sessions are refused."""
+    if caller.auth_session.enrollment_only:
+        raise Forbidden("Set up two-factor authentication before using the portal.")
+    return caller
+
+
+EnrollingCaller = Annotated[SignedInCaller, Depends(enrolling_caller)]
+Caller = Annotated[SignedInCaller, Depends(signed_in_caller)]

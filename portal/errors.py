@@ -1,0 +1,50 @@
+"""Domain exceptions. Services raise these; one handler in ``portal.app`` maps them to HTTP.
+
+Each carries a message written for the person on the other end, never internal detail.
+"""
+
+
+class PortalError(Exception):
+    """Base of every error a caller is meant to see."""
+
+    default_message = "The request could not be completed."
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+
+class InvalidInput(PortalError):
+    default_message = "The request is not valid."
+
+
+class NotAuthenticated(PortalError):
+    default_message = "Sign in to continue."
+
+
+class Forbidden(PortalError):
+    default_message = "You are not allowed to do this."
+
+
+class NotFound(PortalError):
+    default_message = "Not found."
+
+
+class Conflict(PortalError):
+    default_message = "This conflicts with the current state."
+
+
+class PayloadTooLarge(PortalError):
+    default_message = "The request is too large."
+
+
+class TooManyRequests(PortalError):
+    default_message = "Too many attempts. Try again later."
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(PortalError):
+    default_message = "The service is temporarily unavailable."

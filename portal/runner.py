@@ -1,0 +1,100 @@
+"""``portal init``, ``portal run`` and ``portal serve``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import ExitStack
+from urllib.parse import urlsplit
+
+import uvicorn
+
+from portal import demo, migrate
+from portal.app import create_app
+from portal.db import create_db_engine, session_scope
+from portal.observability import configure_logging
+from portal.sealing import SecretBox
+from portal.settings import Settings
+from storage.embedded import EmbeddedS3
+from storage.keys import LocalKeyring
+from storage.vault import build_vault
+
+log = logging.getLogger(__name__)
+
+
+def init(settings: Settings, *, with_demo: bool) -> list[str]:
+    """Migrate the database, create the local keyring and (optionally) demo accounts.
+
+    Safe to run again: nothing that exists is replaced. Returns lines to show the operator.
+    """
+    messages = []
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, 0o700)
+    engine = create_db_engine(settings.database_url)
+    try:
+        migrate.upgrade(engine)
+        messages.append("database is at the newest schema")
+        if settings.storage.key_provider == "local" and LocalKeyring.ensure(settings.storage.keyring_path):
+            messages.append(f"created local keyring {settings.storage.keyring_path} (mode 0600)")
+        if with_demo:
+            if settings.production:
+                raise SystemExit("refusing to create demo accounts in production")
+            box = SecretBox(settings.secret_key.get_secret_value())
+            with session_scope(engine) as session:
+                created = demo.ensure_demo_accounts(session=session, settings=settings, box=box)
+            if created:
+                text = demo.describe(created, issuer=settings.totp_issuer)
+                demo.save(text, settings.data_dir / "demo-accounts.txt")
+                messages.append(text)
+    finally:
+        engine.dispose()
+    return messages
+
+
+def _is_loopback(url: str | None) -> bool:
+    host = urlsplit(url or "").hostname
+    return host in {"127.0.0.1", "localhost", "::1"}
+
+
+def embedded_s3_for(settings: Settings) -> EmbeddedS3:
+    storage = settings.storage
+    port = urlsplit(storage.endpoint_url or "").port or 8333
+    return EmbeddedS3(
+        data_dir=storage.embedded_dir,
+        s3_port=port,
+        access_key=storage.access_key_id,
+        secret_key=storage.secret_access_key.get_secret_value(),
+        bucket=storage.bucket,
+    )
+
+
+def serve(settings: Settings) -> None:
+    """Serve the portal with uvicorn (production entry point; nothing else is started)."""
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        server_header=False,
+    )
+
+
+def run(settings: Settings, *, with_demo: bool) -> None:
+    """Everything for a laptop: init, SeaweedFS as a child process, then the server.
+
+    Ctrl-C stops uvicorn first, then SeaweedFS; data under ``var/`` stays for the next run.
+    """
+    configure_logging(level=settings.log_level, json_lines=settings.log_json)
+    for line in init(settings, with_demo=with_demo):
+        print(line, flush=True)
+    with ExitStack() as stack:
+        if settings.storage.embedded:
+            if not _is_loopback(settings.storage.endpoint_url):
+                raise SystemExit("embedded SeaweedFS only serves a loopback endpoint")
+            print(f"starting SeaweedFS on {settings.storage.endpoint_url} …", flush=True)
+            stack.enter_context(embedded_s3_for(settings))
+        build_vault(settings.storage).ensure_bucket()
+        print(f"portal ready at http://{settings.host}:{settings.port}", flush=True)
+        serve(settings)

@@ -1,0 +1,7 @@
+"""Imports every table model so ``SQLModel.metadata`` knows the whole schema (for Alembic)."""
+
+from portal.accounts.models import AuthSession, LoginFailure, User
+from portal.audit.models import AuditEvent, AuditHead
+from portal.cases.models import Case, CaseEvent
+
+__all__ = ["AuditEvent", "AuditHead", "AuthSession", "Case", "CaseEvent", "LoginFailure", "User"]

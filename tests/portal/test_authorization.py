@@ -1,0 +1,144 @@
+"""Every API endpoint probed with every role, anonymously, and with another patient's ids."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from portal.accounts.models import Role
+from portal.cases.models import Case
+from tests.fixtures.app import Account, Accounts, open_case
+
+ROLES = ["owner", "other_patient", "assigned_specialist", "other_specialist", "coordinator", "admin"]
+
+# (method, path template) -> expected status per caller; "case" is the owner's case id.
+CASE_BODY = {
+    "subject": "Second case", "body_region": "head",
+    "clinical_question": "Is the lesion on my MRI benign?",
+}
+MATRIX: dict[tuple[str, str], dict[str, int]] = {
+    ("GET", "/api/me"): dict.fromkeys(ROLES, 200),
+    ("GET", "/api/auth/csrf"): dict.fromkeys(ROLES, 200),
+    ("POST", "/api/cases"): {
+        "owner": 201, "other_patient": 201, "assigned_specialist": 403,
+        "other_specialist": 403, "coordinator": 403, "admin": 403,
+    },
+    ("GET", "/api/cases"): dict.fromkeys(ROLES, 200),
+    ("GET", "/api/cases/{case_id}"): {
+        "owner": 200, "other_patient": 404, "assigned_specialist": 200,
+        "other_specialist": 404, "coordinator": 200, "admin": 200,
+    },
+    ("GET", "/api/audit"): {
+        "owner": 403, "other_patient": 403, "assigned_specialist": 403,
+        "other_specialist": 403, "coordinator": 200, "admin": 200,
+    },
+    ("GET", "/api/users"): {
+        "owner": 403, "other_patient": 403, "assigned_specialist": 403,
+        "other_specialist": 403, "coordinator": 403, "admin": 200,
+    },
+    ("POST", "/api/users"): {
+        "owner": 403, "other_patient": 403, "assigned_specialist": 403,
+        "other_specialist": 403, "coordinator": 403, "admin": 201,
+    },
+}
+# Reached without an account, or acting on the caller's own session: probed in their own tests.
+PUBLIC_OR_SELF = {
+    ("POST", "/api/auth/register"), ("POST", "/api/auth/login"), ("POST", "/api/auth/logout"),
+    ("POST", "/api/auth/totp/enroll"), ("POST", "/api/auth/totp/confirm"),
+    ("POST", "/api/auth/totp/disable"), ("GET", "/healthz"), ("GET", "/readyz"),
+}
+
+
+def api_routes(app: FastAPI) -> set[tuple[str, str]]:
+    return {
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+
+
+def test_every_route_is_in_the_matrix(app: FastAPI):
+    unprobed = api_routes(app) - set(MATRIX) - PUBLIC_OR_SELF
+    assert not unprobed, f"add these routes to the authorization matrix: {sorted(unprobed)}"
+
+
+@pytest.fixture
+def cast(client: TestClient, accounts: Accounts, db: Session) -> dict[str, Any]:
+    people: dict[str, Account] = {
+        "owner": accounts.patient(),
+        "other_patient": accounts.patient(),
+        "assigned_specialist": accounts.staff(Role.specialist),
+        "other_specialist": accounts.staff(Role.specialist),
+        "coordinator": accounts.staff(Role.coordinator),
+        "admin": accounts.staff(Role.admin),
+    }
+    case = open_case(client, people["owner"])
+    stored = db.get(Case, uuid.UUID(case["id"]))
+    assert stored is not None
+    stored.assigned_specialist_id = people["assigned_specialist"].user_id
+    db.add(stored)
+    db.commit()
+    return {"people": people, "case_id": case["id"]}
+
+
+def _call(client: TestClient, method: str, path: str, headers: dict[str, str] | None, n: int) -> int:
+    body: dict[str, Any] | None = None
+    if path == "/api/cases":
+        body = CASE_BODY
+    if path == "/api/users":
+        body = {"email": f"new{n}@example.org", "password": "a long enough passphrase 7",
+                "full_name": "New Person", "role": "coordinator"}
+    return client.request(method, path, json=body if method == "POST" else None, headers=headers).status_code
+
+
+def test_matrix(client: TestClient, cast: dict[str, Any]):
+    failures = []
+    for n, ((method, template), expected) in enumerate(MATRIX.items()):
+        path = template.format(case_id=cast["case_id"])
+        anonymous = _call(client, method, path, None, n)
+        if anonymous != 401:
+            failures.append(f"anonymous {method} {template}: {anonymous}")
+        for role in ROLES:
+            got = _call(client, method, path, cast["people"][role].headers, n * 10 + ROLES.index(role))
+            if got != expected[role]:
+                failures.append(f"{role} {method} {template}: expected {expected[role]}, got {got}")
+    assert not failures, "\n".join(failures)
+
+
+def test_unknown_case_and_hidden_case_answer_identically(client: TestClient, cast: dict[str, Any]):
+    other = cast["people"]["other_patient"]
+    hidden = client.get(f"/api/cases/{cast['case_id']}", headers=other.headers)
+    missing = client.get(f"/api/cases/{uuid.uuid4()}", headers=other.headers)
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json() == missing.json() == {"detail": "Case not found."}
+
+
+def test_case_lists_show_only_what_each_role_may_see(client: TestClient, cast: dict[str, Any]):
+    people = cast["people"]
+    expected = {
+        "owner": [cast["case_id"]], "other_patient": [], "assigned_specialist": [cast["case_id"]],
+        "other_specialist": [], "coordinator": [cast["case_id"]], "admin": [cast["case_id"]],
+    }
+    for role, ids in expected.items():
+        listed = client.get("/api/cases", headers=people[role].headers).json()
+        assert [case["id"] for case in listed] == ids, role
+
+
+def test_malformed_ids_are_rejected_without_a_server_error(client: TestClient, cast: dict[str, Any]):
+    owner = cast["people"]["owner"]
+    for bad in ("not-a-uuid", "1 OR 1=1", "%27%3B--"):
+        response = client.get(f"/api/cases/{bad}", headers=owner.headers)
+        assert response.status_code == 422, bad
+        assert "case_id" in response.json()["detail"]
+
+
+def test_forged_and_garbage_tokens_are_refused(client: TestClient, cast: dict[str, Any]):
+    for header in ("Bearer sop_forged", "Bearer ", "Basic abc", "Bearer " + "x" * 5000):
+        assert client.get("/api/me", headers={"Authorization": header}).status_code == 401
