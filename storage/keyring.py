@@ -80,7 +80,11 @@ class LocalKeyring(KeyProvider):
         self._lock = threading.RLock()
         self._versions: dict[int, KekVersion] = {}
         self._active = 0
-        self._load(document if document is not None else self._read_file())
+        self._loaded_stamp: tuple[int, int, int] | None = None
+        if document is not None:
+            self._load(document)
+        else:
+            self._reload()
 
     # -- creating and loading ------------------------------------------------------------
 
@@ -151,12 +155,14 @@ class LocalKeyring(KeyProvider):
 
     def generate_data_key(self, *, context: KeyContext) -> tuple[bytes, bytes]:
         """Draw a random data key and wrap it under the active KEK."""
+        self._refresh()
         data_key = secrets.token_bytes(DATA_KEY_BYTES)
         return data_key, self._wrap(data_key, context)
 
     def unwrap(self, wrapped: bytes, *, context: KeyContext) -> bytes:
         """Unwrap with the KEK version the envelope names (see :class:`KeyProvider`)."""
         envelope = self.parse(wrapped)
+        self._refresh()
         kek = self._kek(_version_of(envelope)).active_material
         nonce, sealed = envelope.payload[:NONCE_BYTES], envelope.payload[NONCE_BYTES:]
         aad = _aad(envelope.kek_id, context)
@@ -171,13 +177,14 @@ class LocalKeyring(KeyProvider):
 
     def rewrap(self, wrapped: bytes, *, context: KeyContext) -> bytes:
         """Unwrap and wrap again under the active KEK version."""
-        return self._wrap(self.unwrap(wrapped, context=context), context)
+        data_key = self.unwrap(wrapped, context=context)
+        return self._wrap(data_key, context)
 
     def check(self) -> None:
         """Raise :class:`KeyUnavailable` unless the keyring is readable and has an active key."""
         if self._path is not None:
             with self._lock:
-                self._load(self._read_file())
+                self._reload()
         self._kek(self._active).active_material  # noqa: B018 - raises when retired
 
     # -- rotation ------------------------------------------------------------------------
@@ -213,10 +220,6 @@ class LocalKeyring(KeyProvider):
         return WrappedKey(provider=self.name, kek_id=kek_id, payload=nonce + sealed).encode()
 
     def _kek(self, version: int) -> KekVersion:
-        if version not in self._versions and self._path is not None:
-            # Another process (``portal keys rotate``) may have added it since we loaded.
-            with self._lock:
-                self._load(self._read_file())
         try:
             return self._versions[version]
         except KeyError:
@@ -227,7 +230,26 @@ class LocalKeyring(KeyProvider):
     def _reload_for_update(self) -> None:
         if self._path is None:
             raise StorageError("the keyring came from the environment and is read-only")
+        self._reload()
+
+    def _reload(self) -> None:
+        stamp = self._stamp()  # before reading: a change during the read triggers a reload
         self._load(self._read_file())
+        self._loaded_stamp = stamp
+
+    def _refresh(self) -> None:
+        """Reload when the file changed: ``portal keys rotate`` runs in another process."""
+        if self._path is not None and self._stamp() != self._loaded_stamp:
+            with self._lock:
+                self._reload()
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        assert self._path is not None
+        try:
+            info = self._path.stat()
+        except OSError:
+            return None
+        return (info.st_ino, info.st_mtime_ns, info.st_size)
 
     def _save(self) -> None:
         assert self._path is not None
@@ -239,6 +261,7 @@ class LocalKeyring(KeyProvider):
                 handle.flush()
                 os.fsync(handle.fileno())
             Path(temp).replace(self._path)
+            self._loaded_stamp = self._stamp()
         except BaseException:
             with contextlib.suppress(OSError):
                 Path(temp).unlink()
