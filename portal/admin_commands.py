@@ -26,14 +26,22 @@ def add_user(
     try:
         data = UserCreate(email=email, password=password, full_name=full_name, language=language)
         with session_scope(engine) as session:
-            user = accounts_service.create_user(session=session, settings=settings, data=data, role=Role(role))
+            user = accounts_service.create_user(
+                session=session, settings=settings, data=data, role=Role(role)
+            )
             secret = None
             if user.role in STAFF_ROLES:
                 secret = totp.new_secret()
-                accounts_service.enable_totp_with_secret(session=session, box=box, user=user, secret=secret)
+                accounts_service.enable_totp_with_secret(
+                    session=session, box=box, user=user, secret=secret
+                )
             audit_service.record(
-                session=session, ctx=CLI, action="account.create", entity_type="user",
-                entity_id=user.id, details={"role": role},
+                session=session,
+                ctx=CLI,
+                action="account.create",
+                entity_type="user",
+                entity_id=user.id,
+                details={"role": role},
             )
     except ValidationError as exc:
         print(f"portal: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
@@ -58,7 +66,9 @@ def verify_audit(settings: Settings) -> int:
     finally:
         engine.dispose()
     if report.ok:
-        print(f"audit trail intact: {report.checked} rows, head {report.head_seq} {report.head_hash}")
+        print(
+            f"audit trail intact: {report.checked} rows, head {report.head_seq} {report.head_hash}"
+        )
         return 0
     print(f"audit trail BROKEN at row {report.first_bad_seq}: {report.problem}")
     print(f"({report.checked} rows verified before it)")

@@ -28,7 +28,11 @@ from portal.errors import (
     TooManyRequests,
 )
 from portal.health.views import router as health_router
-from portal.middleware import BodySizeLimitMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
+from portal.middleware import (
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
 from portal.sealing import SecretBox
 from portal.settings import Settings
 from storage.errors import KeyUnavailable, StorageError, StorageUnavailable
@@ -71,6 +75,21 @@ def vault_checks(vault: Vault) -> Callable[[], dict[str, str]]:
     return check
 
 
+def _open_vault(settings: Settings) -> Vault:
+    """Build the vault; a missing keyring stops start-up with the fix in the message."""
+    try:
+        vault = build_vault(settings.storage)
+    except KeyUnavailable as exc:
+        raise RuntimeError(f"cannot start: {exc}") from exc
+    if settings.storage.create_bucket:
+        try:
+            vault.ensure_bucket()
+        except StorageError:
+            # Not fatal: /readyz reports storage as unreachable until it answers.
+            log.warning("object storage unreachable at start-up; bucket not ensured")
+    return vault
+
+
 def create_app(settings: Settings | None = None, *, vault: Vault | None = None) -> FastAPI:
     """Build the application. Nothing is connected until the lifespan starts."""
     settings = settings or Settings()
@@ -80,7 +99,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_db_engine(settings.database_url)
         app.state.engine = engine
-        app.state.vault = vault or build_vault(settings.storage)
+        app.state.vault = vault or _open_vault(settings)
         app.state.vault_checks = vault_checks(app.state.vault)
         try:
             yield
@@ -101,7 +120,9 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
     for router in (health_router, accounts_router, cases_router, audit_router):
         app.include_router(router)
     _install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=JSON_BODY_LIMIT, exempt_prefixes=STREAMING_PREFIXES)
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=JSON_BODY_LIMIT, exempt_prefixes=STREAMING_PREFIXES
+    )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.cookie_secure)
     app.add_middleware(RequestContextMiddleware)
     return app
@@ -110,7 +131,9 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PortalError)
     async def portal_error(_request: Request, exc: PortalError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+        headers = (
+            {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+        )
         if isinstance(exc, NotAuthenticated):
             headers = {"WWW-Authenticate": "Bearer"}
         return JSONResponse({"detail": exc.message}, status_code=_status_for(exc), headers=headers)
@@ -121,7 +144,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = exc.detail if isinstance(exc.detail, str) else "The request could not be completed."
+        detail = (
+            exc.detail if isinstance(exc.detail, str) else "The request could not be completed."
+        )
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
@@ -129,7 +154,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.error("unhandled error", exc_info=exc)
         request_id = getattr(request.state, "request_id", "")
         return JSONResponse(
-            {"detail": f"Something went wrong on our side. Reference: {request_id}."}, status_code=500
+            {"detail": f"Something went wrong on our side. Reference: {request_id}."},
+            status_code=500,
         )
 
 
@@ -137,7 +163,9 @@ def describe_validation_errors(errors: Any) -> str:
     """Pydantic's error list as one sentence a person can read; input values are never echoed."""
     parts = []
     for error in errors:
-        location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
+        location = [
+            str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")
+        ]
         field = ".".join(location) or "request"
         if error.get("type") == "json_invalid":
             return "The request body is not valid JSON."

@@ -25,7 +25,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from portal import runner
     from portal.observability import configure_logging
 
-    configure_logging(level=settings.log_level, json_lines=settings.log_json)
+    configure_logging(level=settings.log_level, log_format=settings.log_format)
     runner.serve(settings)
     return 0
 
@@ -43,8 +43,12 @@ def _users_add(args: argparse.Namespace, settings: Settings) -> int:
 
     password = _read_password(args.password_stdin)
     return admin_commands.add_user(
-        settings, role=args.role, email=args.email, full_name=args.name,
-        language=args.language, password=password,
+        settings,
+        role=args.role,
+        email=args.email,
+        full_name=args.name,
+        language=args.language,
+        password=password,
     )
 
 
@@ -77,19 +81,25 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--demo", action="store_true", help="create demo accounts")
     init.set_defaults(handler=_init)
 
-    users = commands.add_parser("users", help="manage accounts").add_subparsers(dest="users_command", required=True)
+    users = commands.add_parser("users", help="manage accounts").add_subparsers(
+        dest="users_command", required=True
+    )
     add = users.add_parser("add", help="create an account (staff are enrolled in TOTP)")
-    add.add_argument("--role", required=True, choices=["patient", "specialist", "coordinator", "admin"])
+    add.add_argument(
+        "--role", required=True, choices=["patient", "specialist", "coordinator", "admin"]
+    )
     add.add_argument("--email", required=True)
     add.add_argument("--name", required=True, help="full name")
     add.add_argument("--language", default="en", help="ISO 639-1 code, e.g. en, ru")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     add.set_defaults(handler=_users_add)
 
-    audit = commands.add_parser("audit", help="audit trail").add_subparsers(dest="audit_command", required=True)
-    audit.add_parser("verify", help="check the hash chain; non-zero exit names the first bad row").set_defaults(
-        handler=_audit_verify
+    audit = commands.add_parser("audit", help="audit trail").add_subparsers(
+        dest="audit_command", required=True
     )
+    audit.add_parser(
+        "verify", help="check the hash chain; non-zero exit names the first bad row"
+    ).set_defaults(handler=_audit_verify)
     return parser
 
 
@@ -98,7 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        print(f"portal: configuration error: {exc}", file=sys.stderr)
+        # Name the setting and the rule, never the value: it may be a secret.
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"])
+            print(f"portal: configuration error: {name}: {error['msg']}", file=sys.stderr)
         return 2
     handler: Handler = args.handler
     return handler(args, settings)

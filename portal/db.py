@@ -47,14 +47,22 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def create_db_engine(url: str, *, echo: bool = False) -> Engine:
-    """Build the engine for ``url``; SQLite gets WAL, foreign keys and serialised writers."""
+    """Build the engine for ``url``; SQLite gets WAL, foreign keys and serialised writers.
+
+    ``hide_parameters`` keeps bound values (names, e-mails) out of error messages and logs.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(
-            url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
+            url,
+            echo=echo,
+            hide_parameters=True,
+            connect_args={"check_same_thread": False, "timeout": 30},
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(
+        url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=20
+    )
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -33,7 +33,9 @@ class DemoCredential:
     totp_secret: str | None
 
 
-def ensure_demo_accounts(*, session: Session, settings: Settings, box: SecretBox) -> list[DemoCredential]:
+def ensure_demo_accounts(
+    *, session: Session, settings: Settings, box: SecretBox
+) -> list[DemoCredential]:
     """Create the demo accounts that do not exist yet; return credentials of the new ones only."""
     created: list[DemoCredential] = []
     for role, email, name, language in DEMO_ACCOUNTS:
@@ -41,16 +43,24 @@ def ensure_demo_accounts(*, session: Session, settings: Settings, box: SecretBox
             continue
         password = "demo-" + secrets.token_urlsafe(12)
         user = accounts_service.create_user(
-            session=session, settings=settings, role=role,
+            session=session,
+            settings=settings,
+            role=role,
             data=UserCreate(email=email, password=password, full_name=name, language=language),
         )
         secret = None
         if role in STAFF_ROLES:
             secret = totp.new_secret()
-            accounts_service.enable_totp_with_secret(session=session, box=box, user=user, secret=secret)
+            accounts_service.enable_totp_with_secret(
+                session=session, box=box, user=user, secret=secret
+            )
         audit_service.record(
-            session=session, ctx=SYSTEM, action="account.create", entity_type="user",
-            entity_id=user.id, details={"role": role.value, "demo": True},
+            session=session,
+            ctx=SYSTEM,
+            action="account.create",
+            entity_type="user",
+            entity_id=user.id,
+            details={"role": role.value, "demo": True},
         )
         created.append(DemoCredential(role, email, password, secret))
     session.commit()

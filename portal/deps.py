@@ -88,7 +88,10 @@ def _authenticate(
     if via_cookie and request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
         if not box.verify(CSRF_PURPOSE, str(auth_session.id), sent):
-            raise Forbidden("The form has expired or did not come from this site. Reload the page and try again.")
+            raise Forbidden(
+                "The form has expired or did not come from this site. "
+                "Reload the page and try again."
+            )
     return SignedInCaller(user, auth_session, ctx)
 
 

@@ -71,10 +71,11 @@ class PlainFormatter(logging.Formatter):
         return line
 
 
-def configure_logging(*, level: str = "INFO", json_lines: bool = True) -> None:
+def configure_logging(*, level: str = "INFO", log_format: str = "auto") -> None:
     """Route every logger (ours, uvicorn's, SQLAlchemy's) through one formatter on stderr."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if json_lines else PlainFormatter())
+    plain = log_format == "plain" or (log_format == "auto" and sys.stderr.isatty())
+    handler.setFormatter(PlainFormatter() if plain else JsonFormatter())
     root = logging.getLogger()
     for existing in list(root.handlers):
         if getattr(existing, "_portal_handler", False):
@@ -82,6 +83,7 @@ def configure_logging(*, level: str = "INFO", json_lines: bool = True) -> None:
     handler._portal_handler = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "botocore", "boto3", "urllib3", "s3transfer"):
+    # Never DEBUG for these: SQLAlchemy and botocore log parameter values and headers there.
+    for noisy in ("sqlalchemy", "botocore", "boto3", "urllib3", "s3transfer", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").disabled = True  # ours logs the route template instead

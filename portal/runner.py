@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from contextlib import ExitStack
 from urllib.parse import urlsplit
 
@@ -29,12 +28,14 @@ def init(settings: Settings, *, with_demo: bool) -> list[str]:
     """
     messages = []
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(settings.data_dir, 0o700)
+    settings.data_dir.chmod(0o700)
     engine = create_db_engine(settings.database_url)
     try:
         migrate.upgrade(engine)
         messages.append("database is at the newest schema")
-        if settings.storage.key_provider == "local" and LocalKeyring.ensure(settings.storage.keyring_path):
+        if settings.storage.key_provider == "local" and LocalKeyring.ensure(
+            settings.storage.keyring_path
+        ):
             messages.append(f"created local keyring {settings.storage.keyring_path} (mode 0600)")
         if with_demo:
             if settings.production:
@@ -86,7 +87,7 @@ def run(settings: Settings, *, with_demo: bool) -> None:
 
     Ctrl-C stops uvicorn first, then SeaweedFS; data under ``var/`` stays for the next run.
     """
-    configure_logging(level=settings.log_level, json_lines=settings.log_json)
+    configure_logging(level=settings.log_level, log_format=settings.log_format)
     for line in init(settings, with_demo=with_demo):
         print(line, flush=True)
     with ExitStack() as stack:
@@ -96,5 +97,8 @@ def run(settings: Settings, *, with_demo: bool) -> None:
             print(f"starting SeaweedFS on {settings.storage.endpoint_url} …", flush=True)
             stack.enter_context(embedded_s3_for(settings))
         build_vault(settings.storage).ensure_bucket()
-        print(f"portal ready at http://{settings.host}:{settings.port}", flush=True)
+        print(
+            f"serving the portal at http://{settings.host}:{settings.port} (Ctrl-C stops)",
+            flush=True,
+        )
         serve(settings)

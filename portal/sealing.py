@@ -32,7 +32,10 @@ class SecretBox:
 
     def _key(self, purpose: str) -> bytes:
         return HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=b"portal-secret-box-v1", info=purpose.encode()
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=b"portal-secret-box-v1",
+            info=purpose.encode(),
         ).derive(self._secret)
 
     def seal(self, purpose: str, plaintext: bytes) -> str:

@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     totp_issuer: str = "Second Opinion Portal"
 
     log_level: str = "INFO"
-    log_json: bool = True
+    log_format: Literal["json", "plain", "auto"] = "auto"
+    """``auto``: plain lines on a terminal, JSON lines otherwise (services, containers)."""
 
     storage: StorageSettings = Field(default_factory=StorageSettings)
 
@@ -61,7 +62,9 @@ class Settings(BaseSettings):
     @property
     def cookie_name(self) -> str:
         # The __Host- prefix makes browsers refuse the cookie unless Secure, Path=/ and host-only.
-        return f"__Host-{self.session_cookie_name}" if self.cookie_secure else self.session_cookie_name
+        return (
+            f"__Host-{self.session_cookie_name}" if self.cookie_secure else self.session_cookie_name
+        )
 
     def check_production_ready(self) -> None:
         """Refuse to run in production with development secrets or cookies that travel in clear."""
@@ -79,4 +82,6 @@ class Settings(BaseSettings):
         if self.storage.secret_access_key.get_secret_value() == DEV_SECRET_KEY:
             problems.append("PORTAL_STORAGE_SECRET_ACCESS_KEY is the development default")
         if problems:
-            raise InsecureProductionSettings("refusing to start in production: " + "; ".join(problems))
+            raise InsecureProductionSettings(
+                "refusing to start in production: " + "; ".join(problems)
+            )

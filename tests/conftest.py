@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+
 import pytest
 
 from storage.embedded import PORT_SPAN, EmbeddedS3, EmbeddedS3Error
-from tests.services import PostgresServer, free_port_block, postgres_server, unavailable
+from tests.services import IN_CI, PostgresServer, free_port_block, postgres_server, unavailable
 
 pytest_plugins = ["tests.fixtures.logs", "tests.fixtures.app"]
 
@@ -34,3 +35,12 @@ def postgres() -> Iterator[PostgresServer]:
     """A real PostgreSQL 15 server started by initdb/pg_ctl as user postgres."""
     with postgres_server() as server:
         yield server
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI nothing may skip: a skipped service-backed test would hide a missing service."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if IN_CI and skipped:
+        reporter.write_line(f"CI: {len(skipped)} test(s) skipped; every test must run in CI", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

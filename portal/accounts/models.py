@@ -111,7 +111,7 @@ class LoginRequest(SQLModel):
 
 class LoginResponse(SQLModel):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
     role: Role
     csrf_token: str
     expires_at: datetime
@@ -131,4 +131,3 @@ class OtpRequest(SQLModel):
 class TotpDisableRequest(SQLModel):
     password: str = Field(max_length=1024)
     otp: str = Field(max_length=12)
-

@@ -41,7 +41,9 @@ def check_policy(password: str, *, settings: Settings, email: str, full_name: st
     if lowered in _common_passwords() or lowered.rstrip("0123456789!.?") in _common_passwords():
         raise PasswordTooWeak("This password is too common; choose one that is not on leak lists.")
     if len(set(password)) < 4:
-        raise PasswordTooWeak("The password repeats too few characters; choose a less guessable one.")
+        raise PasswordTooWeak(
+            "The password repeats too few characters; choose a less guessable one."
+        )
     personal = {email.lower(), email.split("@")[0].lower(), full_name.lower().replace(" ", "")}
     if lowered.replace(" ", "") in personal:
         raise PasswordTooWeak("The password must not be your e-mail address or name.")
@@ -69,5 +71,7 @@ def _dummy_hash(time_cost: int, memory_kib: int, parallelism: int) -> str:
 
 def burn_verify_time(password: str, *, settings: Settings) -> None:
     """Spend the same time as a real verification, so unknown e-mails are not told apart."""
-    dummy = _dummy_hash(settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism)
+    dummy = _dummy_hash(
+        settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+    )
     verify_password(dummy, password, settings=settings)

@@ -30,7 +30,7 @@ from portal.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, T
 from portal.sealing import SecretBox
 from portal.settings import Settings
 
-TOKEN_PREFIX = "sop_"
+TOKEN_PREFIX = "sop_"  # noqa: S105 - marks our tokens for secret scanners
 _LAST_SEEN_GRANULARITY = timedelta(seconds=60)
 
 
@@ -82,8 +82,11 @@ def register_patient(
     """Self-registration: always a patient."""
     user = create_user(session=session, settings=settings, data=data, role=Role.patient)
     audit_service.record(
-        session=session, ctx=ctx.as_actor(user.id, user.role), action="account.register",
-        entity_type="user", entity_id=user.id,
+        session=session,
+        ctx=ctx.as_actor(user.id, user.role),
+        action="account.register",
+        entity_type="user",
+        entity_id=user.id,
     )
     session.commit()
     return user
@@ -94,18 +97,28 @@ def create_account_as_admin(
 ) -> User:
     user = create_user(session=session, settings=settings, data=data, role=role)
     audit_service.record(
-        session=session, ctx=ctx, action="account.create", entity_type="user",
-        entity_id=user.id, details={"role": role.value},
+        session=session,
+        ctx=ctx,
+        action="account.create",
+        entity_type="user",
+        entity_id=user.id,
+        details={"role": role.value},
     )
     session.commit()
     return user
 
 
-def list_users(*, session: Session, role: Role | None = None) -> Sequence[User]:
+def list_users(*, session: Session, ctx: AuditContext, role: Role | None = None) -> Sequence[User]:
+    """Accounts, oldest first; the listing is audited (it shows names and e-mail addresses)."""
     query = select(User).order_by(col(User.created_at))
     if role is not None:
         query = query.where(User.role == role)
-    return session.exec(query).all()
+    users = session.exec(query).all()
+    audit_service.record(
+        session=session, ctx=ctx, action="account.list", details={"count": len(users), "role": role}
+    )
+    session.commit()
+    return users
 
 
 @dataclass(frozen=True)
@@ -129,27 +142,41 @@ def _failures_in_window(*, session: Session, settings: Settings, email: str) -> 
     return int(count), max(1, math.ceil((oldest + window - utcnow()).total_seconds()))
 
 
-def _fail(*, session: Session, ctx: AuditContext, email: str, user: User | None, reason: str) -> None:
+def _fail(
+    *, session: Session, ctx: AuditContext, email: str, user: User | None, reason: str
+) -> None:
     session.add(LoginFailure(email=email))
     audit_service.record(
         session=session,
         ctx=ctx.as_actor(user.id, user.role) if user else ctx,
-        action="auth.login", outcome="failure", entity_type="user",
-        entity_id=user.id if user else None, details={"reason": reason},
+        action="auth.login",
+        outcome="failure",
+        entity_type="user",
+        entity_id=user.id if user else None,
+        details={"reason": reason},
     )
     session.commit()
 
 
 def sign_in(
-    *, session: Session, settings: Settings, box: SecretBox, ctx: AuditContext,
-    email: str, password: str, otp: str | None,
+    *,
+    session: Session,
+    settings: Settings,
+    box: SecretBox,
+    ctx: AuditContext,
+    email: str,
+    password: str,
+    otp: str | None,
 ) -> SignedIn:
     """Check password (and TOTP where enrolled), throttle, and open a server-side session."""
     email = normalize_email(email)
     failures, retry_after = _failures_in_window(session=session, settings=settings, email=email)
     if failures >= settings.login_max_failures:
         audit_service.record(
-            session=session, ctx=ctx, action="auth.login", outcome="throttled",
+            session=session,
+            ctx=ctx,
+            action="auth.login",
+            outcome="throttled",
             details={"retry_after": retry_after},
         )
         session.commit()
@@ -176,10 +203,15 @@ def sign_in(
         user.password_hash = passwords.hash_password(password, settings=settings)
     session.exec(delete(LoginFailure).where(col(LoginFailure.email) == email))
     enrollment_only = user.role in STAFF_ROLES and not user.totp_enabled
-    signed_in = _open_session(session=session, settings=settings, user=user, enrollment_only=enrollment_only)
+    signed_in = _open_session(
+        session=session, settings=settings, user=user, enrollment_only=enrollment_only
+    )
     audit_service.record(
-        session=session, ctx=ctx.as_actor(user.id, user.role), action="auth.login",
-        entity_type="session", entity_id=signed_in.auth_session.id,
+        session=session,
+        ctx=ctx.as_actor(user.id, user.role),
+        action="auth.login",
+        entity_type="session",
+        entity_id=signed_in.auth_session.id,
         details={"enrollment_only": enrollment_only} if enrollment_only else None,
     )
     session.commit()
@@ -198,7 +230,9 @@ def _consume_otp(*, session: Session, box: SecretBox, user: User, code: str) -> 
     return True
 
 
-def _open_session(*, session: Session, settings: Settings, user: User, enrollment_only: bool) -> SignedIn:
+def _open_session(
+    *, session: Session, settings: Settings, user: User, enrollment_only: bool
+) -> SignedIn:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = utcnow()
     auth_session = AuthSession(
@@ -214,7 +248,9 @@ def _open_session(*, session: Session, settings: Settings, user: User, enrollmen
     return SignedIn(user=user, auth_session=auth_session, token=token)
 
 
-def resolve_session(*, session: Session, settings: Settings, token: str) -> tuple[User, AuthSession]:
+def resolve_session(
+    *, session: Session, settings: Settings, token: str
+) -> tuple[User, AuthSession]:
     """The account behind a token, enforcing revocation, idle timeout and absolute lifetime."""
     auth_session = session.exec(
         select(AuthSession).where(AuthSession.token_hash == hash_token(token))
@@ -241,14 +277,22 @@ def sign_out(*, session: Session, ctx: AuditContext, auth_session_id: uuid.UUID)
         auth_session.revoked_at = utcnow()
         session.add(auth_session)
     audit_service.record(
-        session=session, ctx=ctx, action="auth.logout", entity_type="session", entity_id=auth_session_id
+        session=session,
+        ctx=ctx,
+        action="auth.logout",
+        entity_type="session",
+        entity_id=auth_session_id,
     )
     session.commit()
 
 
-def revoke_all_sessions(*, session: Session, user_id: uuid.UUID, except_id: uuid.UUID | None = None) -> None:
+def revoke_all_sessions(
+    *, session: Session, user_id: uuid.UUID, except_id: uuid.UUID | None = None
+) -> None:
     open_sessions = session.exec(
-        select(AuthSession).where(AuthSession.user_id == user_id).where(col(AuthSession.revoked_at).is_(None))
+        select(AuthSession)
+        .where(AuthSession.user_id == user_id)
+        .where(col(AuthSession.revoked_at).is_(None))
     ).all()
     for auth_session in open_sessions:
         if auth_session.id != except_id:
@@ -266,14 +310,26 @@ def begin_totp_enrollment(
     user.totp_secret_sealed = totp.seal_secret(box, secret)
     user.totp_last_step = None
     session.add(user)
-    audit_service.record(session=session, ctx=ctx, action="auth.totp_enroll_start", entity_type="user", entity_id=user.id)
+    audit_service.record(
+        session=session,
+        ctx=ctx,
+        action="auth.totp_enroll_start",
+        entity_type="user",
+        entity_id=user.id,
+    )
     session.commit()
     uri = totp.provisioning_uri(secret, email=user.email, issuer=settings.totp_issuer)
     return TotpEnrollment(secret=secret, otpauth_uri=uri, qr_svg=totp.qr_svg(uri))
 
 
 def confirm_totp_enrollment(
-    *, session: Session, box: SecretBox, ctx: AuditContext, user: User, auth_session: AuthSession, code: str
+    *,
+    session: Session,
+    box: SecretBox,
+    ctx: AuditContext,
+    user: User,
+    auth_session: AuthSession,
+    code: str,
 ) -> None:
     """Activate TOTP with a first valid code; lifts an enrolment-only session to a full one."""
     if user.totp_enabled:
@@ -287,27 +343,38 @@ def confirm_totp_enrollment(
     auth_session.enrollment_only = False
     session.add_all([user, auth_session])
     revoke_all_sessions(session=session, user_id=user.id, except_id=auth_session.id)
-    audit_service.record(session=session, ctx=ctx, action="auth.totp_enabled", entity_type="user", entity_id=user.id)
+    audit_service.record(
+        session=session, ctx=ctx, action="auth.totp_enabled", entity_type="user", entity_id=user.id
+    )
     session.commit()
 
 
 def disable_totp(
-    *, session: Session, settings: Settings, box: SecretBox, ctx: AuditContext, user: User, password: str, code: str
+    *,
+    session: Session,
+    settings: Settings,
+    box: SecretBox,
+    ctx: AuditContext,
+    user: User,
+    password: str,
+    code: str,
 ) -> None:
     """Patients may turn TOTP off again (with password and a current code); staff may not."""
     if user.role in STAFF_ROLES:
         raise Forbidden("Two-factor authentication is required for staff accounts.")
     if not user.totp_enabled:
         raise Conflict("Two-factor authentication is not turned on.")
-    if not passwords.verify_password(user.password_hash, password, settings=settings) or not _consume_otp(
-        session=session, box=box, user=user, code=code
-    ):
+    if not passwords.verify_password(
+        user.password_hash, password, settings=settings
+    ) or not _consume_otp(session=session, box=box, user=user, code=code):
         raise InvalidInput("The password or code is not correct.")
     user.totp_enabled = False
     user.totp_secret_sealed = None
     user.updated_at = utcnow()
     session.add(user)
-    audit_service.record(session=session, ctx=ctx, action="auth.totp_disabled", entity_type="user", entity_id=user.id)
+    audit_service.record(
+        session=session, ctx=ctx, action="auth.totp_disabled", entity_type="user", entity_id=user.id
+    )
     session.commit()
 
 

@@ -37,7 +37,9 @@ def qr_svg(uri: str) -> str:
     return str(segno.make(uri, error="m").svg_inline(scale=4))
 
 
-def accepted_step(secret: str, code: str, *, last_step: int | None, now: float | None = None) -> int | None:
+def accepted_step(
+    secret: str, code: str, *, last_step: int | None, now: float | None = None
+) -> int | None:
     """The time step ``code`` matches (±1 step of clock drift), or None.
 
     A step at or before ``last_step`` is refused, so an observed code cannot be replayed.

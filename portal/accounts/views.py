@@ -31,19 +31,30 @@ router = APIRouter(prefix="/api", tags=["accounts"])
 
 
 @router.post("/auth/register", status_code=status.HTTP_201_CREATED)
-def register(data: UserCreate, session: SessionDep, settings: SettingsDep, ctx: AnonymousCtx) -> UserPublic:
+def register(
+    data: UserCreate, session: SessionDep, settings: SettingsDep, ctx: AnonymousCtx
+) -> UserPublic:
     user = service.register_patient(session=session, settings=settings, ctx=ctx, data=data)
     return UserPublic.model_validate(user)
 
 
 @router.post("/auth/login")
 def login(
-    data: LoginRequest, response: Response, session: SessionDep, settings: SettingsDep, box: BoxDep,
+    data: LoginRequest,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    box: BoxDep,
     ctx: AnonymousCtx,
 ) -> LoginResponse:
     signed_in = service.sign_in(
-        session=session, settings=settings, box=box, ctx=ctx,
-        email=data.email, password=data.password, otp=data.otp,
+        session=session,
+        settings=settings,
+        box=box,
+        ctx=ctx,
+        email=data.email,
+        password=data.password,
+        otp=data.otp,
     )
     response.set_cookie(
         settings.cookie_name,
@@ -67,7 +78,9 @@ def login(
 def logout(caller: EnrollingCaller, session: SessionDep, settings: SettingsDep) -> Response:
     service.sign_out(session=session, ctx=caller.ctx, auth_session_id=caller.auth_session.id)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
-    response.delete_cookie(settings.cookie_name, path="/", secure=settings.cookie_secure, httponly=True)
+    response.delete_cookie(
+        settings.cookie_name, path="/", secure=settings.cookie_secure, httponly=True
+    )
     return response
 
 
@@ -83,32 +96,51 @@ def me(caller: EnrollingCaller) -> UserPublic:
 
 
 @router.post("/auth/totp/enroll")
-def totp_enroll(caller: EnrollingCaller, session: SessionDep, settings: SettingsDep, box: BoxDep) -> TotpEnrollment:
+def totp_enroll(
+    caller: EnrollingCaller, session: SessionDep, settings: SettingsDep, box: BoxDep
+) -> TotpEnrollment:
     return service.begin_totp_enrollment(
         session=session, settings=settings, box=box, ctx=caller.ctx, user=caller.user
     )
 
 
 @router.post("/auth/totp/confirm", status_code=status.HTTP_204_NO_CONTENT)
-def totp_confirm(data: OtpRequest, caller: EnrollingCaller, session: SessionDep, box: BoxDep) -> None:
+def totp_confirm(
+    data: OtpRequest, caller: EnrollingCaller, session: SessionDep, box: BoxDep
+) -> None:
     service.confirm_totp_enrollment(
-        session=session, box=box, ctx=caller.ctx, user=caller.user,
-        auth_session=caller.auth_session, code=data.otp,
+        session=session,
+        box=box,
+        ctx=caller.ctx,
+        user=caller.user,
+        auth_session=caller.auth_session,
+        code=data.otp,
     )
 
 
 @router.post("/auth/totp/disable", status_code=status.HTTP_204_NO_CONTENT)
 def totp_disable(
-    data: TotpDisableRequest, caller: Caller, session: SessionDep, settings: SettingsDep, box: BoxDep
+    data: TotpDisableRequest,
+    caller: Caller,
+    session: SessionDep,
+    settings: SettingsDep,
+    box: BoxDep,
 ) -> None:
     service.disable_totp(
-        session=session, settings=settings, box=box, ctx=caller.ctx, user=caller.user,
-        password=data.password, code=data.otp,
+        session=session,
+        settings=settings,
+        box=box,
+        ctx=caller.ctx,
+        user=caller.user,
+        password=data.password,
+        code=data.otp,
     )
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED)
-def create_account(data: StaffCreate, caller: Caller, session: SessionDep, settings: SettingsDep) -> UserPublic:
+def create_account(
+    data: StaffCreate, caller: Caller, session: SessionDep, settings: SettingsDep
+) -> UserPublic:
     """Admins create accounts of any role; staff then enrol TOTP at their first sign-in."""
     access.require(caller.principal, "users.manage")
     user = service.create_account_as_admin(
@@ -118,6 +150,10 @@ def create_account(data: StaffCreate, caller: Caller, session: SessionDep, setti
 
 
 @router.get("/users")
-def list_accounts(caller: Caller, session: SessionDep, role: Role | None = None) -> list[UserPublic]:
+def list_accounts(
+    caller: Caller, session: SessionDep, role: Role | None = None
+) -> list[UserPublic]:
     access.require(caller.principal, "users.manage")
-    return [UserPublic.model_validate(user) for user in service.list_users(session=session, role=role)]
+    return [
+        UserPublic.model_validate(user) for user in service.list_users(session=session, ctx=caller.ctx, role=role)
+    ]

@@ -109,7 +109,11 @@ def record(
 
 
 def list_events(
-    *, session: Session, case_id: uuid.UUID | None = None, limit: int = 500, before_seq: int | None = None
+    *,
+    session: Session,
+    case_id: uuid.UUID | None = None,
+    limit: int = 500,
+    before_seq: int | None = None,
 ) -> Sequence[AuditEvent]:
     """Newest first, optionally for one case, paged by ``before_seq``."""
     query = select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(limit)
@@ -151,7 +155,11 @@ def verify_chain(*, session: Session, batch: int = 1000) -> ChainReport:
             break
     if head.seq != last_seq or head.hash != prev_hash:
         return ChainReport(
-            False, checked, head.seq, head.hash, last_seq + 1,
+            False,
+            checked,
+            head.seq,
+            head.hash,
+            last_seq + 1,
             f"the chain ends at row {last_seq} but its head records row {head.seq}: "
             "rows were deleted from the end or the head was altered",
         )
@@ -162,7 +170,9 @@ def _check_row(event: AuditEvent, expected_seq: int, prev_hash: str) -> str | No
     if event.seq != expected_seq:
         return f"row {expected_seq} is missing (next row found is {event.seq})"
     if event.prev_hash != prev_hash:
-        return f"row {event.seq} does not link to row {event.seq - 1} (a row was inserted or removed)"
+        return (
+            f"row {event.seq} does not link to row {event.seq - 1} (a row was inserted or removed)"
+        )
     if compute_hash(event) != event.hash:
         return f"row {event.seq} was altered: its contents no longer match its hash"
     return None

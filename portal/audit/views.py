@@ -24,9 +24,14 @@ def list_audit_events(
     limit: int = Query(default=200, ge=1, le=1000),
 ) -> list[AuditEventPublic]:
     access.require(caller.principal, "audit.read")
-    events = service.list_events(session=session, case_id=case_id, limit=limit, before_seq=before_seq)
+    events = service.list_events(
+        session=session, case_id=case_id, limit=limit, before_seq=before_seq
+    )
     service.record(
-        session=session, ctx=caller.ctx, action="audit.read", case_id=case_id,
+        session=session,
+        ctx=caller.ctx,
+        action="audit.read",
+        case_id=case_id,
         details={"count": len(events)},
     )
     session.commit()

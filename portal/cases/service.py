@@ -50,10 +50,17 @@ def open_case(
     session.add(case)
     session.flush()
     session.add(
-        CaseEvent(case_id=case.id, actor_id=patient.id, actor_role=principal.role, to_status=case.status)
+        CaseEvent(
+            case_id=case.id, actor_id=patient.id, actor_role=principal.role, to_status=case.status
+        )
     )
     audit_service.record(
-        session=session, ctx=ctx, action="case.create", entity_type="case", entity_id=case.id, case_id=case.id
+        session=session,
+        ctx=ctx,
+        action="case.create",
+        entity_type="case",
+        entity_id=case.id,
+        case_id=case.id,
     )
     session.commit()
     return case
@@ -71,22 +78,34 @@ def list_cases(
 ) -> Sequence[Case]:
     """The cases this caller may see, newest first."""
     access.require(principal, "case.list")
-    query = select(Case).where(access.case_visibility(principal)).order_by(col(Case.created_at).desc())
+    query = (
+        select(Case).where(access.case_visibility(principal)).order_by(col(Case.created_at).desc())
+    )
     if status is not None:
         query = query.where(Case.status == status)
     cases = session.exec(query).all()
     audit_service.record(
-        session=session, ctx=ctx, action="case.list", details={"count": len(cases), "status": status}
+        session=session,
+        ctx=ctx,
+        action="case.list",
+        details={"count": len(cases), "status": status},
     )
     session.commit()
     return cases
 
 
-def read_case(*, session: Session, principal: Principal, ctx: AuditContext, case_id: uuid.UUID) -> Case:
+def read_case(
+    *, session: Session, principal: Principal, ctx: AuditContext, case_id: uuid.UUID
+) -> Case:
     """One case the caller may see; the read itself is audited."""
     case = access.visible_case(session=session, principal=principal, case_id=case_id)
     audit_service.record(
-        session=session, ctx=ctx, action="case.read", entity_type="case", entity_id=case.id, case_id=case.id
+        session=session,
+        ctx=ctx,
+        action="case.read",
+        entity_type="case",
+        entity_id=case.id,
+        case_id=case.id,
     )
     session.commit()
     return case
@@ -108,7 +127,9 @@ def summarize(*, session: Session, case: Case) -> CaseSummary:
 def describe(*, session: Session, case: Case) -> CasePublic:
     """The full public view of a case, with its timeline."""
     events = session.exec(
-        select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(col(CaseEvent.at), col(CaseEvent.id))
+        select(CaseEvent)
+        .where(CaseEvent.case_id == case.id)
+        .order_by(col(CaseEvent.at), col(CaseEvent.id))
     ).all()
     patient = _person(session, case.patient_id)
     assert patient is not None

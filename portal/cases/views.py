@@ -22,12 +22,18 @@ def open_case(data: CaseCreate, caller: Caller, session: SessionDep) -> CasePubl
 
 
 @router.get("")
-def list_cases(caller: Caller, session: SessionDep, status: CaseStatus | None = None) -> list[CaseSummary]:
-    cases = service.list_cases(session=session, principal=caller.principal, ctx=caller.ctx, status=status)
+def list_cases(
+    caller: Caller, session: SessionDep, status: CaseStatus | None = None
+) -> list[CaseSummary]:
+    cases = service.list_cases(
+        session=session, principal=caller.principal, ctx=caller.ctx, status=status
+    )
     return [service.summarize(session=session, case=case) for case in cases]
 
 
 @router.get("/{case_id}")
 def read_case(case_id: uuid.UUID, caller: Caller, session: SessionDep) -> CasePublic:
-    case = service.read_case(session=session, principal=caller.principal, ctx=caller.ctx, case_id=case_id)
+    case = service.read_case(
+        session=session, principal=caller.principal, ctx=caller.ctx, case_id=case_id
+    )
     return service.describe(session=session, case=case)

@@ -31,4 +31,7 @@ def readyz(request: Request) -> JSONResponse:
         checks["database"] = "unreachable"
     checks.update(request.app.state.vault_checks())
     ready = all(value == "ok" for value in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )

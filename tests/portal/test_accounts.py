@@ -22,14 +22,18 @@ def register(client: TestClient, **overrides: str):
     return client.post("/api/auth/register", json=body)
 
 
-def test_register_login_me_logout_then_token_is_refused(client: TestClient, sensitive: SensitiveValues):
+def test_register_login_me_logout_then_token_is_refused(
+    client: TestClient, sensitive: SensitiveValues
+):
     sensitive.add("Anna Petrova", "anna@example.org")
     created = register(client, language="ru")
     assert created.status_code == 201
     assert created.json()["role"] == "patient"
     assert "password" not in created.text and "hash" not in created.text
 
-    login = client.post("/api/auth/login", json={"email": "Anna@Example.org ", "password": PASSWORD})
+    login = client.post(
+        "/api/auth/login", json={"email": "Anna@Example.org ", "password": PASSWORD}
+    )
     assert login.status_code == 200
     body = login.json()
     sensitive.add(body["access_token"])
@@ -39,8 +43,12 @@ def test_register_login_me_logout_then_token_is_refused(client: TestClient, sens
     me = client.get("/api/me", headers=headers)
     assert me.status_code == 200
     assert me.json() == {
-        "id": created.json()["id"], "email": "anna@example.org", "full_name": "Anna Petrova",
-        "role": "patient", "language": "ru", "totp_enabled": False,
+        "id": created.json()["id"],
+        "email": "anna@example.org",
+        "full_name": "Anna Petrova",
+        "role": "patient",
+        "language": "ru",
+        "totp_enabled": False,
     }
     assert client.post("/api/auth/logout", headers=headers).status_code == 204
     refused = client.get("/api/me", headers=headers)
@@ -50,9 +58,9 @@ def test_register_login_me_logout_then_token_is_refused(client: TestClient, sens
 
 def test_tokens_are_stored_only_as_hashes(client: TestClient, db: Session):
     register(client)
-    token = client.post("/api/auth/login", json={"email": "anna@example.org", "password": PASSWORD}).json()[
-        "access_token"
-    ]
+    token = client.post(
+        "/api/auth/login", json={"email": "anna@example.org", "password": PASSWORD}
+    ).json()["access_token"]
     stored = db.exec(select(AuthSession)).one()
     assert stored.token_hash == hash_token(token)
     assert token not in stored.model_dump_json()
@@ -70,7 +78,9 @@ def test_tokens_are_stored_only_as_hashes(client: TestClient, db: Session):
         ("anna@example.org", "e-mail address or name"),
     ],
 )
-def test_weak_passwords_are_refused_with_the_reason(client: TestClient, db: Session, password: str, reason: str):
+def test_weak_passwords_are_refused_with_the_reason(
+    client: TestClient, db: Session, password: str, reason: str
+):
     response = register(client, password=password)
     assert response.status_code == 422
     assert reason in response.json()["detail"]
@@ -106,9 +116,13 @@ def test_oversized_body_is_refused_before_parsing(client: TestClient):
 def test_five_failures_throttle_the_account_with_retry_after(client: TestClient, db: Session):
     register(client)
     for _ in range(5):
-        wrong = client.post("/api/auth/login", json={"email": "anna@example.org", "password": "wrong password 1"})
+        wrong = client.post(
+            "/api/auth/login", json={"email": "anna@example.org", "password": "wrong password 1"}
+        )
         assert wrong.status_code == 401
-    throttled = client.post("/api/auth/login", json={"email": "anna@example.org", "password": PASSWORD})
+    throttled = client.post(
+        "/api/auth/login", json={"email": "anna@example.org", "password": PASSWORD}
+    )
     assert throttled.status_code == 429
     retry_after = int(throttled.headers["Retry-After"])
     assert 14 * 60 < retry_after <= 15 * 60
@@ -122,8 +136,12 @@ def test_five_failures_throttle_the_account_with_retry_after(client: TestClient,
 
 def test_unknown_email_fails_like_a_wrong_password(client: TestClient):
     register(client)
-    unknown = client.post("/api/auth/login", json={"email": "nobody@example.org", "password": PASSWORD})
-    wrong = client.post("/api/auth/login", json={"email": "anna@example.org", "password": "not the password"})
+    unknown = client.post(
+        "/api/auth/login", json={"email": "nobody@example.org", "password": PASSWORD}
+    )
+    wrong = client.post(
+        "/api/auth/login", json={"email": "anna@example.org", "password": "not the password"}
+    )
     assert unknown.status_code == wrong.status_code == 401
     assert unknown.json() == wrong.json()
 
@@ -133,24 +151,35 @@ def test_throttle_window_expires(client: TestClient, db: Session):
 
     register(client)
     for _ in range(5):
-        client.post("/api/auth/login", json={"email": "anna@example.org", "password": "wrong password 1"})
+        client.post(
+            "/api/auth/login", json={"email": "anna@example.org", "password": "wrong password 1"}
+        )
     for failure in db.exec(select(LoginFailure)).all():
         failure.at = utcnow() - timedelta(minutes=16)
         db.add(failure)
     db.commit()
-    assert client.post("/api/auth/login", json={"email": "anna@example.org", "password": PASSWORD}).status_code == 200
+    assert (
+        client.post(
+            "/api/auth/login", json={"email": "anna@example.org", "password": PASSWORD}
+        ).status_code
+        == 200
+    )
 
 
 def test_idle_timeout_and_absolute_lifetime(client: TestClient, accounts: Accounts, db: Session):
     idle = accounts.patient()
-    stored = db.exec(select(AuthSession).where(AuthSession.token_hash == hash_token(idle.token or ""))).one()
+    stored = db.exec(
+        select(AuthSession).where(AuthSession.token_hash == hash_token(idle.token or ""))
+    ).one()
     stored.last_seen_at = utcnow() - timedelta(minutes=31)
     db.add(stored)
     db.commit()
     assert client.get("/api/me", headers=idle.headers).status_code == 401
 
     old = accounts.sign_in(idle)
-    stored = db.exec(select(AuthSession).where(AuthSession.token_hash == hash_token(old.token or ""))).one()
+    stored = db.exec(
+        select(AuthSession).where(AuthSession.token_hash == hash_token(old.token or ""))
+    ).one()
     stored.expires_at = utcnow() - timedelta(seconds=1)
     db.add(stored)
     db.commit()
@@ -159,7 +188,9 @@ def test_idle_timeout_and_absolute_lifetime(client: TestClient, accounts: Accoun
 
 def test_active_use_extends_the_idle_window(client: TestClient, accounts: Accounts, db: Session):
     patient = accounts.patient()
-    stored = db.exec(select(AuthSession).where(AuthSession.token_hash == hash_token(patient.token or ""))).one()
+    stored = db.exec(
+        select(AuthSession).where(AuthSession.token_hash == hash_token(patient.token or ""))
+    ).one()
     stored.last_seen_at = utcnow() - timedelta(minutes=29)
     db.add(stored)
     db.commit()
@@ -178,7 +209,12 @@ def test_session_cookie_flags(client: TestClient):
 
 def test_admin_creates_staff_others_may_not(client: TestClient, accounts: Accounts):
     admin = accounts.staff(Role.admin)
-    body = {"email": "dr.ivanov@example.org", "password": PASSWORD, "full_name": "Dr Ivanov", "role": "specialist"}
+    body = {
+        "email": "dr.ivanov@example.org",
+        "password": PASSWORD,
+        "full_name": "Dr Ivanov",
+        "role": "specialist",
+    }
     for role in (Role.coordinator, Role.specialist):
         other = accounts.staff(role)
         assert client.post("/api/users", json=body, headers=other.headers).status_code == 403

@@ -39,7 +39,9 @@ def tamper(session: Session, statement: str) -> None:
     session.commit()
 
 
-def test_api_actions_land_in_the_chain_with_actor_and_address(client: TestClient, accounts: Accounts, db: Session):
+def test_api_actions_land_in_the_chain_with_actor_and_address(
+    client: TestClient, accounts: Accounts, db: Session
+):
     patient = accounts.patient()
     case = open_case(client, patient)
     client.get(f"/api/cases/{case['id']}", headers=patient.headers)
@@ -55,9 +57,21 @@ def test_api_actions_land_in_the_chain_with_actor_and_address(client: TestClient
 
 def test_audit_rows_carry_no_patient_data(client: TestClient, accounts: Accounts, db: Session):
     patient = accounts.patient(name="Olga Smirnova")
-    open_case(client, patient, subject="Hemangioma of Olga", clinical_question="Olga's question about T11?")
+    open_case(
+        client,
+        patient,
+        subject="Hemangioma of Olga",
+        clinical_question="Olga's question about T11?",
+    )
     dump = json.dumps([e.model_dump(mode="json") for e in db.exec(select(AuditEvent)).all()])
-    for secret in ("Olga", patient.email, patient.password, patient.token or "", "Hemangioma", "T11"):
+    for secret in (
+        "Olga",
+        patient.email,
+        patient.password,
+        patient.token or "",
+        "Hemangioma",
+        "T11",
+    ):
         assert secret not in dump
 
 
@@ -75,7 +89,10 @@ def test_api_lists_events_per_case_for_coordinators(client: TestClient, accounts
 
 def test_database_refuses_updates_and_deletes(db: Session):
     append(db, 2)
-    for statement in ("UPDATE audit_events SET action = 'x' WHERE seq = 1", "DELETE FROM audit_events WHERE seq = 1"):
+    for statement in (
+        "UPDATE audit_events SET action = 'x' WHERE seq = 1",
+        "DELETE FROM audit_events WHERE seq = 1",
+    ):
         with pytest.raises(sa.exc.DBAPIError, match="append-only"):
             db.connection().execute(sa.text(statement))
         db.rollback()
@@ -100,7 +117,11 @@ def test_verify_detects_a_deleted_last_row(db: Session):
     append(db, 5)
     tamper(db, "DELETE FROM audit_events WHERE seq = 5")
     report = audit_service.verify_chain(session=db)
-    assert not report.ok and report.first_bad_seq == 5 and "deleted from the end" in (report.problem or "")
+    assert (
+        not report.ok
+        and report.first_bad_seq == 5
+        and "deleted from the end" in (report.problem or "")
+    )
 
 
 def test_verify_detects_an_inserted_row(db: Session):
@@ -111,8 +132,9 @@ def test_verify_detects_an_inserted_row(db: Session):
     forged = db.exec(select(AuditEvent).where(AuditEvent.seq == 4)).one()
     tamper(
         db,
-        "INSERT INTO audit_events (seq, at, action, outcome, details, prev_hash, hash) "
-        f"VALUES (3, '2026-01-01 00:00:00', 'case.read', 'success', '{{}}', '{forged.prev_hash}', '{forged.hash}')",
+        "INSERT INTO audit_events (seq, at, action, outcome, details, prev_hash, hash) "  # noqa: S608
+        "VALUES (3, '2026-01-01 00:00:00', 'case.read', 'success', '{}', "
+        f"'{forged.prev_hash}', '{forged.hash}')",
     )
     report = audit_service.verify_chain(session=db)
     assert not report.ok and report.first_bad_seq == 3
@@ -122,7 +144,9 @@ def _writer(url: str, n: int) -> None:
     engine = create_db_engine(url)
     for i in range(n):
         with Session(engine) as session:
-            audit_service.record(session=session, ctx=CTX, action="test.concurrent", details={"i": i})
+            audit_service.record(
+                session=session, ctx=CTX, action="test.concurrent", details={"i": i}
+            )
             session.commit()
     engine.dispose()
 

@@ -15,43 +15,76 @@ from portal.accounts.models import Role
 from portal.cases.models import Case
 from tests.fixtures.app import Account, Accounts, open_case
 
-ROLES = ["owner", "other_patient", "assigned_specialist", "other_specialist", "coordinator", "admin"]
+ROLES = [
+    "owner",
+    "other_patient",
+    "assigned_specialist",
+    "other_specialist",
+    "coordinator",
+    "admin",
+]
 
 # (method, path template) -> expected status per caller; "case" is the owner's case id.
 CASE_BODY = {
-    "subject": "Second case", "body_region": "head",
+    "subject": "Second case",
+    "body_region": "head",
     "clinical_question": "Is the lesion on my MRI benign?",
 }
 MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/api/me"): dict.fromkeys(ROLES, 200),
     ("GET", "/api/auth/csrf"): dict.fromkeys(ROLES, 200),
     ("POST", "/api/cases"): {
-        "owner": 201, "other_patient": 201, "assigned_specialist": 403,
-        "other_specialist": 403, "coordinator": 403, "admin": 403,
+        "owner": 201,
+        "other_patient": 201,
+        "assigned_specialist": 403,
+        "other_specialist": 403,
+        "coordinator": 403,
+        "admin": 403,
     },
     ("GET", "/api/cases"): dict.fromkeys(ROLES, 200),
     ("GET", "/api/cases/{case_id}"): {
-        "owner": 200, "other_patient": 404, "assigned_specialist": 200,
-        "other_specialist": 404, "coordinator": 200, "admin": 200,
+        "owner": 200,
+        "other_patient": 404,
+        "assigned_specialist": 200,
+        "other_specialist": 404,
+        "coordinator": 200,
+        "admin": 200,
     },
     ("GET", "/api/audit"): {
-        "owner": 403, "other_patient": 403, "assigned_specialist": 403,
-        "other_specialist": 403, "coordinator": 200, "admin": 200,
+        "owner": 403,
+        "other_patient": 403,
+        "assigned_specialist": 403,
+        "other_specialist": 403,
+        "coordinator": 200,
+        "admin": 200,
     },
     ("GET", "/api/users"): {
-        "owner": 403, "other_patient": 403, "assigned_specialist": 403,
-        "other_specialist": 403, "coordinator": 403, "admin": 200,
+        "owner": 403,
+        "other_patient": 403,
+        "assigned_specialist": 403,
+        "other_specialist": 403,
+        "coordinator": 403,
+        "admin": 200,
     },
     ("POST", "/api/users"): {
-        "owner": 403, "other_patient": 403, "assigned_specialist": 403,
-        "other_specialist": 403, "coordinator": 403, "admin": 201,
+        "owner": 403,
+        "other_patient": 403,
+        "assigned_specialist": 403,
+        "other_specialist": 403,
+        "coordinator": 403,
+        "admin": 201,
     },
 }
 # Reached without an account, or acting on the caller's own session: probed in their own tests.
 PUBLIC_OR_SELF = {
-    ("POST", "/api/auth/register"), ("POST", "/api/auth/login"), ("POST", "/api/auth/logout"),
-    ("POST", "/api/auth/totp/enroll"), ("POST", "/api/auth/totp/confirm"),
-    ("POST", "/api/auth/totp/disable"), ("GET", "/healthz"), ("GET", "/readyz"),
+    ("POST", "/api/auth/register"),
+    ("POST", "/api/auth/login"),
+    ("POST", "/api/auth/logout"),
+    ("POST", "/api/auth/totp/enroll"),
+    ("POST", "/api/auth/totp/confirm"),
+    ("POST", "/api/auth/totp/disable"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
 }
 
 
@@ -88,14 +121,22 @@ def cast(client: TestClient, accounts: Accounts, db: Session) -> dict[str, Any]:
     return {"people": people, "case_id": case["id"]}
 
 
-def _call(client: TestClient, method: str, path: str, headers: dict[str, str] | None, n: int) -> int:
+def _call(
+    client: TestClient, method: str, path: str, headers: dict[str, str] | None, n: int
+) -> int:
     body: dict[str, Any] | None = None
     if path == "/api/cases":
         body = CASE_BODY
     if path == "/api/users":
-        body = {"email": f"new{n}@example.org", "password": "a long enough passphrase 7",
-                "full_name": "New Person", "role": "coordinator"}
-    return client.request(method, path, json=body if method == "POST" else None, headers=headers).status_code
+        body = {
+            "email": f"new{n}@example.org",
+            "password": "a long enough passphrase 7",
+            "full_name": "New Person",
+            "role": "coordinator",
+        }
+    return client.request(
+        method, path, json=body if method == "POST" else None, headers=headers
+    ).status_code
 
 
 def test_matrix(client: TestClient, cast: dict[str, Any]):
@@ -106,7 +147,9 @@ def test_matrix(client: TestClient, cast: dict[str, Any]):
         if anonymous != 401:
             failures.append(f"anonymous {method} {template}: {anonymous}")
         for role in ROLES:
-            got = _call(client, method, path, cast["people"][role].headers, n * 10 + ROLES.index(role))
+            got = _call(
+                client, method, path, cast["people"][role].headers, n * 10 + ROLES.index(role)
+            )
             if got != expected[role]:
                 failures.append(f"{role} {method} {template}: expected {expected[role]}, got {got}")
     assert not failures, "\n".join(failures)
@@ -123,15 +166,21 @@ def test_unknown_case_and_hidden_case_answer_identically(client: TestClient, cas
 def test_case_lists_show_only_what_each_role_may_see(client: TestClient, cast: dict[str, Any]):
     people = cast["people"]
     expected = {
-        "owner": [cast["case_id"]], "other_patient": [], "assigned_specialist": [cast["case_id"]],
-        "other_specialist": [], "coordinator": [cast["case_id"]], "admin": [cast["case_id"]],
+        "owner": [cast["case_id"]],
+        "other_patient": [],
+        "assigned_specialist": [cast["case_id"]],
+        "other_specialist": [],
+        "coordinator": [cast["case_id"]],
+        "admin": [cast["case_id"]],
     }
     for role, ids in expected.items():
         listed = client.get("/api/cases", headers=people[role].headers).json()
         assert [case["id"] for case in listed] == ids, role
 
 
-def test_malformed_ids_are_rejected_without_a_server_error(client: TestClient, cast: dict[str, Any]):
+def test_malformed_ids_are_rejected_without_a_server_error(
+    client: TestClient, cast: dict[str, Any]
+):
     owner = cast["people"]["owner"]
     for bad in ("not-a-uuid", "1 OR 1=1", "%27%3B--"):
         response = client.get(f"/api/cases/{bad}", headers=owner.headers)

@@ -27,7 +27,9 @@ def test_cookie_write_without_token_is_refused(client: TestClient, accounts: Acc
 
 def test_cookie_write_with_token_succeeds(client: TestClient, accounts: Accounts):
     csrf = cookie_login(client, accounts)
-    assert client.post("/api/cases", json=CASE_BODY, headers={"X-CSRF-Token": csrf}).status_code == 201
+    assert (
+        client.post("/api/cases", json=CASE_BODY, headers={"X-CSRF-Token": csrf}).status_code == 201
+    )
     assert client.get("/api/auth/csrf").json() == {"csrf_token": csrf}
 
 
@@ -35,7 +37,10 @@ def test_token_of_one_session_does_not_work_for_another(client: TestClient, acco
     first = cookie_login(client, accounts)
     client.cookies.clear()
     cookie_login(client, accounts)
-    assert client.post("/api/cases", json=CASE_BODY, headers={"X-CSRF-Token": first}).status_code == 403
+    assert (
+        client.post("/api/cases", json=CASE_BODY, headers={"X-CSRF-Token": first}).status_code
+        == 403
+    )
 
 
 def test_logout_by_cookie_needs_the_token_too(client: TestClient, accounts: Accounts):

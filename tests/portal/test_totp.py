@@ -24,9 +24,13 @@ def test_staff_need_a_code_and_wrong_or_replayed_codes_fail(client: TestClient, 
     assert "already used" in replay.json()["detail"]
 
 
-def test_unenrolled_staff_may_only_enrol_then_gain_full_access(client: TestClient, accounts: Accounts):
+def test_unenrolled_staff_may_only_enrol_then_gain_full_access(
+    client: TestClient, accounts: Accounts
+):
     coordinator = accounts.staff(Role.coordinator, enrolled=False)
-    login = client.post("/api/auth/login", json={"email": coordinator.email, "password": coordinator.password})
+    login = client.post(
+        "/api/auth/login", json={"email": coordinator.email, "password": coordinator.password}
+    )
     assert login.status_code == 200 and login.json()["totp_enrollment_required"] is True
     headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
     blocked = client.get("/api/cases", headers=headers)
@@ -39,11 +43,16 @@ def test_unenrolled_staff_may_only_enrol_then_gain_full_access(client: TestClien
     bad = client.post("/api/auth/totp/confirm", json={"otp": "123456"}, headers=headers)
     assert bad.status_code == 422
     code = pyotp.TOTP(enrolment["secret"]).now()
-    assert client.post("/api/auth/totp/confirm", json={"otp": code}, headers=headers).status_code == 204
+    assert (
+        client.post("/api/auth/totp/confirm", json={"otp": code}, headers=headers).status_code
+        == 204
+    )
     assert client.get("/api/cases", headers=headers).status_code == 200
     assert client.get("/api/me", headers=headers).json()["totp_enabled"] is True
     # From now on the password alone is not enough.
-    again = client.post("/api/auth/login", json={"email": coordinator.email, "password": coordinator.password})
+    again = client.post(
+        "/api/auth/login", json={"email": coordinator.email, "password": coordinator.password}
+    )
     assert again.status_code == 401
 
 
@@ -53,23 +62,37 @@ def test_patients_may_opt_in_and_out(client: TestClient, accounts: Accounts):
     totp = pyotp.TOTP(enrolment["secret"])
     step = int(__import__("time").time() // 30)
     assert (
-        client.post("/api/auth/totp/confirm", json={"otp": totp.at(step * 30)}, headers=patient.headers).status_code
+        client.post(
+            "/api/auth/totp/confirm", json={"otp": totp.at(step * 30)}, headers=patient.headers
+        ).status_code
         == 204
     )
-    assert client.post("/api/auth/login", json={"email": patient.email, "password": patient.password}).status_code == 401
+    assert (
+        client.post(
+            "/api/auth/login", json={"email": patient.email, "password": patient.password}
+        ).status_code
+        == 401
+    )
     disable = client.post(
         "/api/auth/totp/disable",
         json={"password": patient.password, "otp": totp.at((step + 1) * 30)},
         headers=patient.headers,
     )
     assert disable.status_code == 204
-    assert client.post("/api/auth/login", json={"email": patient.email, "password": patient.password}).status_code == 200
+    assert (
+        client.post(
+            "/api/auth/login", json={"email": patient.email, "password": patient.password}
+        ).status_code
+        == 200
+    )
 
 
 def test_staff_cannot_turn_totp_off(client: TestClient, accounts: Accounts):
     admin = accounts.staff(Role.admin)
     response = client.post(
-        "/api/auth/totp/disable", json={"password": admin.password, "otp": admin.next_otp()}, headers=admin.headers
+        "/api/auth/totp/disable",
+        json={"password": admin.password, "otp": admin.next_otp()},
+        headers=admin.headers,
     )
     assert response.status_code == 403
 
@@ -78,6 +101,8 @@ def test_enrolment_only_session_cannot_open_cases(client: TestClient, accounts: 
     patient = accounts.patient()
     open_case(client, patient)
     specialist = accounts.staff(Role.specialist, enrolled=False)
-    login = client.post("/api/auth/login", json={"email": specialist.email, "password": specialist.password})
+    login = client.post(
+        "/api/auth/login", json={"email": specialist.email, "password": specialist.password}
+    )
     headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
     assert client.get("/api/audit", headers=headers).status_code == 403
