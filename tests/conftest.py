@@ -42,5 +42,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter.stats.get("skipped", []) if reporter is not None else []
     if IN_CI and skipped:
-        reporter.write_line(f"CI: {len(skipped)} test(s) skipped; every test must run in CI", red=True)
+        reporter.write_line(
+            f"CI: {len(skipped)} test(s) skipped; every test must run in CI", red=True
+        )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -89,15 +89,36 @@ def postgres_server() -> Iterator[PostgresServer]:
     base_dir.chmod(0o700)
 
     def as_postgres(*argv: str) -> None:
-        prefix: list[str] = [] if os.getuid() == postgres_user.pw_uid else ["runuser", "-u", "postgres", "--"]
+        prefix: list[str] = (
+            [] if os.getuid() == postgres_user.pw_uid else ["runuser", "-u", "postgres", "--"]
+        )
         done = subprocess.run([*prefix, *argv], capture_output=True, cwd=base_dir, check=False)
         if done.returncode != 0:
-            raise RuntimeError(f"{Path(argv[0]).name} failed: {done.stderr.decode(errors='replace')}")
+            raise RuntimeError(
+                f"{Path(argv[0]).name} failed: {done.stderr.decode(errors='replace')}"
+            )
 
     port = free_port_block()
-    as_postgres(initdb, "-D", str(data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-    options = f"-h 127.0.0.1 -p {port} -k {base_dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    as_postgres(pg_ctl, "-D", str(data_dir), "-l", str(base_dir / "server.log"), "-o", options, "-w", "-t", "60", "start")
+    as_postgres(
+        initdb, "-D", str(data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"
+    )
+    options = (
+        f"-h 127.0.0.1 -p {port} -k {base_dir} -c fsync=off -c synchronous_commit=off "
+        "-c full_page_writes=off -c max_connections=200"
+    )
+    as_postgres(
+        pg_ctl,
+        "-D",
+        str(data_dir),
+        "-l",
+        str(base_dir / "server.log"),
+        "-o",
+        options,
+        "-w",
+        "-t",
+        "60",
+        "start",
+    )
     try:
         yield PostgresServer(host="127.0.0.1", port=port, user="postgres", socket_dir=base_dir)
     finally:

@@ -55,7 +55,10 @@ def test_services_images_and_volumes(compose: dict[str, Any]):
         mounts = [m.split(":")[0] for m in services[name]["volumes"]]
         assert mounts and set(mounts) <= declared, name
     assert services["portal"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert services["portal"]["depends_on"]["createbuckets"]["condition"] == "service_completed_successfully"
+    assert (
+        services["portal"]["depends_on"]["createbuckets"]["condition"]
+        == "service_completed_successfully"
+    )
 
 
 def test_every_portal_variable_is_a_real_setting(compose: dict[str, Any]):

@@ -195,6 +195,17 @@ def sign_in(
         raise InvalidCredentials()
     if user.totp_enabled:
         if not otp:
+            # Audited, but not a throttled failure: the password was right.
+            audit_service.record(
+                session=session,
+                ctx=ctx.as_actor(user.id, user.role),
+                action="auth.login",
+                outcome="failure",
+                entity_type="user",
+                entity_id=user.id,
+                details={"reason": "otp_required"},
+            )
+            session.commit()
             raise OtpRequired()
         if not _consume_otp(session=session, box=box, user=user, code=otp):
             _fail(session=session, ctx=ctx, email=email, user=user, reason="bad_otp")

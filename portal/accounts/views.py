@@ -155,5 +155,6 @@ def list_accounts(
 ) -> list[UserPublic]:
     access.require(caller.principal, "users.manage")
     return [
-        UserPublic.model_validate(user) for user in service.list_users(session=session, ctx=caller.ctx, role=role)
+        UserPublic.model_validate(user)
+        for user in service.list_users(session=session, ctx=caller.ctx, role=role)
     ]

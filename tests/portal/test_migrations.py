@@ -15,7 +15,9 @@ def test_models_and_migrations_agree(database_url: str):
     try:
         assert migrate.is_current(engine)
         with engine.connect() as connection:
-            differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+            differences = compare_metadata(
+                MigrationContext.configure(connection), SQLModel.metadata
+            )
     finally:
         engine.dispose()
     assert differences == [], "write a migration for: " + repr(differences)

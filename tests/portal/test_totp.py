@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import pyotp
 from fastapi.testclient import TestClient
+from sqlmodel import Session, select
 
 from portal.accounts.models import Role
+from portal.audit.models import AuditEvent
 from tests.fixtures.app import Accounts, open_case
 
 
-def test_staff_need_a_code_and_wrong_or_replayed_codes_fail(client: TestClient, accounts: Accounts):
+def test_staff_need_a_code_and_wrong_or_replayed_codes_fail(
+    client: TestClient, accounts: Accounts, db: Session
+):
     specialist = accounts.staff(Role.specialist)
     body = {"email": specialist.email, "password": specialist.password}
     missing = client.post("/api/auth/login", json=body)
@@ -22,6 +26,16 @@ def test_staff_need_a_code_and_wrong_or_replayed_codes_fail(client: TestClient, 
     replay = client.post("/api/auth/login", json={**body, "otp": code})
     assert replay.status_code == 401
     assert "already used" in replay.json()["detail"]
+    outcomes = [
+        (e.outcome, e.details)
+        for e in db.exec(select(AuditEvent).where(AuditEvent.actor_id == specialist.user_id)).all()
+    ]
+    assert outcomes[-4:] == [
+        ("failure", '{"reason":"otp_required"}'),
+        ("failure", '{"reason":"bad_otp"}'),
+        ("success", "{}"),
+        ("failure", '{"reason":"bad_otp"}'),
+    ]
 
 
 def test_unenrolled_staff_may_only_enrol_then_gain_full_access(
