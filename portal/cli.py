@@ -67,6 +67,38 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     return admin_commands.verify_audit(settings)
 
 
+def _keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from portal import storage_commands
+
+    return storage_commands.rotate_keys(settings)
+
+
+def _keys_retire(args: argparse.Namespace, settings: Settings) -> int:
+    from portal import storage_commands
+
+    return storage_commands.retire_kek(settings, args.version)
+
+
+def _storage_scrub(args: argparse.Namespace, settings: Settings) -> int:
+    from portal import storage_commands
+
+    return storage_commands.scrub(settings)
+
+
+def _cases_erase(args: argparse.Namespace, settings: Settings) -> int:
+    from portal import storage_commands
+
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("portal: erasing is irreversible; pass --yes to confirm", file=sys.stderr)
+            return 2
+        answer = input(f"Erase case {args.case_id} and destroy its key for good? Type 'erase': ")
+        if answer.strip() != "erase":
+            print("nothing erased")
+            return 1
+    return storage_commands.erase_case(settings, args.case_id)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portal", description="Second-opinion portal")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +132,31 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_parser(
         "verify", help="check the hash chain; non-zero exit names the first bad row"
     ).set_defaults(handler=_audit_verify)
+
+    keys = commands.add_parser("keys", help="key-encryption keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    keys.add_parser(
+        "rotate", help="new KEK version; re-wrap every case key (objects untouched)"
+    ).set_defaults(handler=_keys_rotate)
+    retire = keys.add_parser("retire", help="destroy an old local KEK version no key uses")
+    retire.add_argument("version", type=int)
+    retire.set_defaults(handler=_keys_retire)
+
+    storage = commands.add_parser("storage", help="object storage").add_subparsers(
+        dest="storage_command", required=True
+    )
+    storage.add_parser(
+        "scrub", help="read back every object; report missing, corrupt and orphaned ones"
+    ).set_defaults(handler=_storage_scrub)
+
+    cases = commands.add_parser("cases", help="cases").add_subparsers(
+        dest="cases_command", required=True
+    )
+    erase = cases.add_parser("erase", help="crypto-shred a case: key, objects and rows")
+    erase.add_argument("case_id")
+    erase.add_argument("--yes", action="store_true", help="confirm without a prompt")
+    erase.set_defaults(handler=_cases_erase)
     return parser
 
 

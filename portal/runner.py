@@ -52,7 +52,7 @@ def init(settings: Settings, *, with_demo: bool) -> list[str]:
     return messages
 
 
-def _is_loopback(url: str | None) -> bool:
+def is_loopback(url: str | None) -> bool:
     host = urlsplit(url or "").hostname
     return host in {"127.0.0.1", "localhost", "::1"}
 
@@ -92,7 +92,7 @@ def run(settings: Settings, *, with_demo: bool) -> None:
         print(line, flush=True)
     with ExitStack() as stack:
         if settings.storage.embedded:
-            if not _is_loopback(settings.storage.endpoint_url):
+            if not is_loopback(settings.storage.endpoint_url):
                 raise SystemExit("embedded SeaweedFS only serves a loopback endpoint")
             print(f"starting SeaweedFS on {settings.storage.endpoint_url} …", flush=True)
             stack.enter_context(embedded_s3_for(settings))

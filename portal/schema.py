@@ -3,5 +3,16 @@
 from portal.accounts.models import AuthSession, LoginFailure, User
 from portal.audit.models import AuditEvent, AuditHead
 from portal.cases.models import Case, CaseEvent
+from portal.objects.models import CaseKey, StoredObject
 
-__all__ = ["AuditEvent", "AuditHead", "AuthSession", "Case", "CaseEvent", "LoginFailure", "User"]
+__all__ = [
+    "AuditEvent",
+    "AuditHead",
+    "AuthSession",
+    "Case",
+    "CaseEvent",
+    "CaseKey",
+    "LoginFailure",
+    "StoredObject",
+    "User",
+]

@@ -1,0 +1,73 @@
+"""Erasing a case: crypto-shred its data key, delete its objects and its rows.
+
+The audit trail keeps what happened (it holds no patient data); nothing else of the case stays.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlmodel import Session, SQLModel, delete
+
+from portal.audit import service as audit_service
+from portal.audit.service import AuditContext
+from portal.cases.models import Case, CaseEvent
+from portal.errors import NotFound
+from portal.objects.models import CaseKey, StoredObject
+from storage.vault import Vault
+
+# Every table that references cases.id, deleted before the case row itself.
+# tests/portal/test_erasure.py fails when a new table is missing here.
+CASE_DEPENDENTS: list[type[SQLModel]] = [StoredObject, CaseEvent]
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    reference: str
+    key_destroyed: bool
+    objects_deleted: int
+
+
+def erase_case(
+    *, session: Session, vault: Vault, ctx: AuditContext, case_id: uuid.UUID
+) -> ErasureReport:
+    """Destroy the key first (committed on its own), then objects, then rows.
+
+    Once the key row is gone the ciphertext is unreadable everywhere — in the bucket, in
+    backups, in copies — so a failure in the later steps leaves nothing recoverable behind.
+    """
+    case = session.get(Case, case_id)
+    if case is None:
+        raise NotFound("Case not found.")
+    reference = case.reference
+    key = session.get(CaseKey, case_id)
+    if key is not None:
+        session.delete(key)
+    audit_service.record(
+        session=session,
+        ctx=ctx,
+        action="case.key_destroyed",
+        entity_type="case",
+        entity_id=case_id,
+        case_id=case_id,
+    )
+    session.commit()
+
+    deleted = vault.erase_case(str(case_id))
+    for model in CASE_DEPENDENTS:
+        session.exec(delete(model).where(model.case_id == case_id))  # type: ignore[attr-defined]
+    session.delete(case)
+    audit_service.record(
+        session=session,
+        ctx=ctx,
+        action="case.erase",
+        entity_type="case",
+        entity_id=case_id,
+        case_id=case_id,
+        details={"reference": reference, "objects_deleted": deleted},
+    )
+    session.commit()
+    return ErasureReport(
+        reference=reference, key_destroyed=key is not None, objects_deleted=deleted
+    )

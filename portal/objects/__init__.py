@@ -1,0 +1,1 @@
+"""Stored objects: the database side of encrypted object storage (keys, object rows)."""
