@@ -7,13 +7,15 @@ orphaned parts are left behind.
 
 from __future__ import annotations
 
+import io
 import logging
+import queue
 import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, TypeVar, cast
 
 import boto3
 from botocore.config import Config
@@ -23,6 +25,7 @@ from storage.errors import ObjectNotFound, StorageUnavailable
 from storage.settings import StorageSettings
 
 if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 
 READ_CHUNK = 1024 * 1024
 _DELETE_BATCH = 1000
+T = TypeVar("T")
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 
 
@@ -116,19 +120,26 @@ class S3ObjectStore:
     def put_stream(self, key: str, chunks: Iterable[bytes]) -> int:
         """Store the concatenated ``chunks`` under ``key``; returns the bytes stored.
 
-        Up to one part is sent with ``PutObject``; anything larger is a multipart upload,
-        aborted (no parts left behind) if the source or S3 fails midway.
+        Less than one part is sent with ``PutObject``; anything larger is a multipart upload,
+        aborted (no parts left behind) if the source or S3 fails midway. Memory stays at
+        ``max_concurrency`` part buffers, reused from part to part: while one is being
+        filled the others are in flight (filling is ~20x faster than sending).
         """
-        parts = _parts(chunks, self.part_size)
-        first = next(parts, b"")
-        if len(first) < self.part_size:
+        pool = _BufferPool(self.part_size, self.max_concurrency)
+        parts = _fill_parts(chunks, pool)
+        first, length = next(parts)
+        if length < self.part_size:
             with self._errors("store the object"):
-                self.client.put_object(Bucket=self.bucket, Key=key, Body=first)
-            return len(first)
+                self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=bytes(memoryview(first)[:length])
+                )
+            return length
         with self._errors("start a multipart upload"):
             upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
         try:
-            completed, size = self._upload_parts(key, upload_id, first, parts)
+            completed, size = self._upload_parts(
+                key, upload_id, pool, _prepend((first, length), parts)
+            )
             with self._errors("complete the multipart upload"):
                 self.client.complete_multipart_upload(
                     Bucket=self.bucket,
@@ -142,20 +153,22 @@ class S3ObjectStore:
         return size
 
     def _upload_parts(
-        self, key: str, upload_id: str, first: bytes, rest: Iterator[bytes]
+        self, key: str, upload_id: str, pool: _BufferPool, parts: Iterator[tuple[bytearray, int]]
     ) -> tuple[list[CompletedPartTypeDef], int]:
-        slots = threading.BoundedSemaphore(self.max_concurrency)
         futures: list[Future[CompletedPartTypeDef]] = []
         size = 0
-        with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="s3-part") as pool:
+        with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="s3-part") as workers:
             try:
-                for number, body in enumerate(_prepend(first, rest), start=1):
-                    slots.acquire()
+                for number, (buffer, length) in enumerate(parts, start=1):
                     _raise_first_failure(futures)
-                    future = pool.submit(self._upload_part, key, upload_id, number, body)
-                    future.add_done_callback(lambda _: slots.release())
+                    if length == 0:  # the source ended exactly on a part boundary
+                        pool.give_back(buffer)
+                        break
+                    future = workers.submit(
+                        self._upload_part, key, upload_id, number, buffer, length, pool
+                    )
                     futures.append(future)
-                    size += len(body)
+                    size += length
                 return [future.result() for future in futures], size
             except BaseException:
                 for future in futures:
@@ -163,12 +176,26 @@ class S3ObjectStore:
                 raise
 
     def _upload_part(
-        self, key: str, upload_id: str, number: int, body: bytes
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        buffer: bytearray,
+        length: int,
+        pool: _BufferPool,
     ) -> CompletedPartTypeDef:
-        with self._errors(f"upload part {number}"):
-            answer = self.client.upload_part(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
-            )
+        body = _PartReader(memoryview(buffer)[:length])
+        try:
+            with self._errors(f"upload part {number}"):
+                answer = self.client.upload_part(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=cast(BinaryIO, body),  # a file object botocore can seek and re-read
+                )
+        finally:
+            pool.give_back(buffer)
         return {"PartNumber": number, "ETag": answer["ETag"]}
 
     def _abort(self, key: str, upload_id: str) -> None:
@@ -266,21 +293,82 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "Unknown"))
 
 
-def _parts(chunks: Iterable[bytes], part_size: int) -> Iterator[bytes]:
-    """Group chunks into parts of at least ``part_size`` bytes (the last may be smaller)."""
-    pending: list[bytes] = []
-    pending_size = 0
+class _BufferPool:
+    """At most ``count`` reusable part buffers; taking one blocks until one is given back."""
+
+    def __init__(self, size: int, count: int) -> None:
+        self._size = size
+        self._free: queue.LifoQueue[bytearray] = queue.LifoQueue()
+        self._unmade = count
+        self._lock = threading.Lock()
+
+    def take(self) -> bytearray:
+        with self._lock:
+            if self._free.empty() and self._unmade > 0:
+                self._unmade -= 1
+                return bytearray(self._size)
+        return self._free.get()
+
+    def give_back(self, buffer: bytearray) -> None:
+        self._free.put(buffer)
+
+
+class _PartReader(io.RawIOBase):
+    """A seekable read-only file over a part buffer, so botocore sends it without a copy."""
+
+    def __init__(self, view: memoryview) -> None:
+        super().__init__()
+        self._view = view
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._view)}
+        self._position = max(0, min(len(self._view), base[whence] + offset))
+        return self._position
+
+    def read(self, size: int | None = -1) -> bytes:
+        # A view, not a copy: botocore hashes and sends what it reads and keeps nothing.
+        end = len(self._view) if size is None or size < 0 else self._position + size
+        data = self._view[self._position : end]
+        self._position += len(data)
+        return cast(bytes, data)
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        target = memoryview(buffer).cast("B")
+        data = self._view[self._position : self._position + len(target)]
+        target[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+
+def _fill_parts(chunks: Iterable[bytes], pool: _BufferPool) -> Iterator[tuple[bytearray, int]]:
+    """Copy chunks into pooled part buffers; yields ``(buffer, used)``, the last maybe short."""
+    buffer, used = pool.take(), 0
     for chunk in chunks:
-        pending.append(chunk)
-        pending_size += len(chunk)
-        if pending_size >= part_size:
-            yield b"".join(pending)
-            pending, pending_size = [], 0
-    if pending:
-        yield b"".join(pending)
+        view = memoryview(chunk)
+        while view:
+            count = min(len(buffer) - used, len(view))
+            buffer[used : used + count] = view[:count]
+            used, view = used + count, view[count:]
+            if used == len(buffer):
+                yield buffer, used
+                buffer, used = pool.take(), 0
+    yield buffer, used
 
 
-def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+def _prepend(first: T, rest: Iterator[T]) -> Iterator[T]:
     yield first
     yield from rest
 

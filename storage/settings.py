@@ -37,8 +37,8 @@ class StorageSettings(BaseSettings):
     """Plaintext bytes per encrypted segment (see docs/encryption.md)."""
     part_size: int = Field(default=8 * MIB, ge=5 * MIB)
     """S3 multipart part size; objects larger than one part upload in parts."""
-    upload_concurrency: int = Field(default=4, ge=1, le=32)
-    """Parts of one multipart upload sent in parallel (bounds memory: about this many parts)."""
+    upload_concurrency: int = Field(default=3, ge=1, le=32)
+    """Part buffers of one multipart upload (sent in parallel); memory is this x part_size."""
     key_cache_size: int = Field(default=1024, ge=0)
     """Unwrapped data keys kept in memory (0 disables the cache)."""
     key_cache_ttl: float = Field(default=300.0, ge=0)
