@@ -336,11 +336,15 @@ class _PartReader(io.RawIOBase):
         return self._position
 
     def read(self, size: int | None = -1) -> bytes:
-        # A view, not a copy: botocore hashes and sends what it reads and keeps nothing.
-        end = len(self._view) if size is None or size < 0 else self._position + size
-        data = self._view[self._position : end]
-        self._position += len(data)
-        return cast(bytes, data)
+        if size is None or size < 0:
+            data = bytes(self._view[self._position :])
+            self._position = len(self._view)
+            return data
+        # Sized reads (botocore's signing hash, http.client's send loop) get a view, not a
+        # copy: they consume it at once, and copies cost ~3 MB of RSS per upload thread.
+        view = self._view[self._position : self._position + size]
+        self._position += len(view)
+        return cast(bytes, view)
 
     def readinto(self, buffer: WriteableBuffer) -> int:
         target = memoryview(buffer).cast("B")
