@@ -90,7 +90,10 @@ def measure_rss(settings: StorageSettings, size: int) -> None:
         "--concurrency", str(settings.upload_concurrency),
     ]  # fmt: skip
     put = _child(["put", *common])
-    get = _child(["get", *common, "--wrapped", put["wrapped"], "--object-key", put["object_key"]])
+    get = _child(
+        ["get", *common, "--wrapped", put["wrapped"], "--object-key", put["object_key"],
+         "--sha256", put["sha256"]]
+    )  # fmt: skip
     print(f"peak RSS with a {size // MIB} MiB object from a generator (fresh processes, VmHWM)")
     print(f"  after imports and setup     : {put['baseline_mb']:6.1f} MB")
     print(
@@ -142,7 +145,8 @@ def child(argv: list[str]) -> None:
     """One measured operation in this fresh process; prints a JSON line."""
     parser = argparse.ArgumentParser()
     parser.add_argument("op", choices=["put", "get"])
-    for flag in ("endpoint", "access-key", "secret-key", "keyring", "wrapped", "object-key"):
+    flags = ("endpoint", "access-key", "secret-key", "keyring", "wrapped", "object-key", "sha256")
+    for flag in flags:
         parser.add_argument(f"--{flag}", default="")
     parser.add_argument("--size", type=int, default=0)
     parser.add_argument("--concurrency", type=int, default=4)
@@ -160,9 +164,13 @@ def child(argv: list[str]) -> None:
         wrapped = vault.new_case_key(CASE)
         stored = vault.put(case_id=CASE, wrapped_key=wrapped, source=plaintext(args.size))
         result |= {"wrapped": wrapped.hex(), "object_key": stored.object_key}
+        result |= {"sha256": stored.sha256}
     else:
         for _ in vault.open(
-            case_id=CASE, wrapped_key=bytes.fromhex(args.wrapped), object_key=args.object_key
+            case_id=CASE,
+            wrapped_key=bytes.fromhex(args.wrapped),
+            object_key=args.object_key,
+            sha256=args.sha256,
         ):
             pass
     result |= {"seconds": time.perf_counter() - start, "peak_mb": _peak_mb()}
