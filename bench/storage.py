@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from boto3.s3.transfer import TransferConfig
 
@@ -47,7 +48,8 @@ def timed(action: Callable[[], object]) -> float:
 
 
 def compare_puts(vault: Vault, settings: StorageSettings, source: Path, rounds: int) -> None:
-    """Best-of-``rounds`` MB/s of vault.put and boto3 upload_fileobj of the same file."""
+    """Best-of-``rounds`` MB/s of vault.put and boto3 upload_fileobj of the same file,
+    alternating, after one untimed warm-up of each."""
     client, bucket, size = vault.store.client, settings.bucket, source.stat().st_size
     transfer = TransferConfig(
         multipart_threshold=settings.part_size,
@@ -64,6 +66,9 @@ def compare_puts(vault: Vault, settings: StorageSettings, source: Path, rounds: 
         with source.open("rb") as handle:
             vault.put(case_id=CASE, wrapped_key=wrapped, source=handle)
 
+    raw_put()  # warm-up, untimed: a fresh SeaweedFS allocates its volumes on the first writes
+    vault_put()
+    vault.erase_case(CASE)
     raw_times, vault_times = [], []
     for _ in range(rounds):
         raw_times.append(timed(raw_put))
@@ -106,12 +111,12 @@ def measure_rss(settings: StorageSettings, size: int) -> None:
     )
 
 
-def _child(args: list[str]) -> dict[str, str | float]:
+def _child(args: list[str]) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-m", "bench.storage", "--child", *args],
         capture_output=True, check=True, text=True,
     )  # fmt: skip
-    result: dict[str, str | float] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 

@@ -25,7 +25,9 @@ PATIENT_NAME = b"CompressedSamples^CT1"  # the patient in pydicom's CT_small.dcm
 @pytest.fixture(scope="session")
 def ct_small() -> bytes:
     """pydicom's CT_small.dcm: a real CT instance with 'DICM' magic and a patient name."""
-    data = Path(get_testdata_file("CT_small.dcm")).read_bytes()
+    path = get_testdata_file("CT_small.dcm")
+    assert isinstance(path, str), "pydicom's test data is not installed"
+    data = Path(path).read_bytes()
     assert data[128:132] == b"DICM" and PATIENT_NAME in data
     return data
 

@@ -74,3 +74,32 @@ def test_unreachable_kms_is_key_unavailable() -> None:
     )
     with pytest.raises(KeyUnavailable, match="unreachable"):
         KmsKeyProvider(client, key_id="alias/k").check()
+
+
+def test_vault_with_kms_keys(kms, kms_key_id: str, unit_settings) -> None:
+    from storage.vault import build_vault
+
+    settings = unit_settings.model_copy(update={"key_provider": "kms", "kms_key_id": kms_key_id})
+    vault = build_vault(settings, kms_client=kms)
+    vault.ensure_bucket()
+    vault.check()
+    wrapped = vault.new_case_key("case-1")
+    stored = vault.put(case_id="case-1", wrapped_key=wrapped, source=b"MR study" * 5000)
+    vault.cache.clear()
+    assert (
+        vault.get(
+            case_id="case-1",
+            wrapped_key=wrapped,
+            object_key=stored.object_key,
+            sha256=stored.sha256,
+        )
+        == b"MR study" * 5000
+    )
+    rewrapped = vault.rewrap(wrapped, case_id="case-1")
+    vault.cache.clear()
+    assert (
+        vault.read_range(
+            case_id="case-1", wrapped_key=rewrapped, object_key=stored.object_key, start=8, end=16
+        )
+        == b"MR study"
+    )
