@@ -1,0 +1,1 @@
+"""Study intake: uploads, validation by content, DICOM indexing."""

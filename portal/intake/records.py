@@ -1,0 +1,147 @@
+"""Check documents and photos of paper records: PDF, JPEG and PNG, from their head and tail."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import BinaryIO
+
+from PIL import Image, UnidentifiedImageError
+from PIL.Image import DecompressionBombError
+
+from portal.intake.errors import Rejected
+from portal.intake.sniff import FileKind
+
+MAX_PIXELS = 200_000_000  # 200 megapixels; a phone photo is 12 to 50
+MAX_PAGES_TO_COUNT = 10_000
+_PDF_TRAILER_SLACK = b" \t\r\n\x00\x0c"
+_JPEG_EOI = b"\xff\xd9"
+_PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+_IMAGE_FORMATS = {FileKind.jpeg: "JPEG", FileKind.png: "PNG"}
+
+
+def inspect_pdf(head: bytes, *, tail: bytes, total_size: int) -> None:
+    """Check that a PDF starts with its header and ends with its end-of-file marker.
+
+    Parameters
+    ----------
+    head : bytes
+        The first bytes of the file.
+    tail : bytes
+        The last bytes of the file (64, or fewer when the file is that small).
+    total_size : int
+        The size of the whole file in bytes.
+
+    Raises
+    ------
+    Rejected
+        ``malformed_pdf`` when the ``%PDF-`` header is missing, or when ``%%EOF`` is not at the
+        end (only whitespace and NUL bytes may follow it): the file is cut short or is not a
+        PDF.
+    """
+    if not head.startswith(b"%PDF-"):
+        raise Rejected("malformed_pdf", "This file is not a valid PDF document.")
+    if total_size < len(b"%PDF-%%EOF") or not tail.rstrip(_PDF_TRAILER_SLACK).endswith(b"%%EOF"):
+        raise Rejected(
+            "malformed_pdf",
+            "This PDF is incomplete or damaged: it does not end properly. Please upload it again.",
+        )
+
+
+def pdf_page_count(fp: BinaryIO) -> int | None:
+    """Count the pages of a PDF, cheaply, or give up.
+
+    Parameters
+    ----------
+    fp : BinaryIO
+        A seekable reader positioned anywhere; pypdf reads the cross-reference table from the
+        end and the page tree, not the page contents.
+
+    Returns
+    -------
+    int or None
+        The number of pages, or ``None`` when the PDF cannot be read, is encrypted, or claims
+        more pages than is plausible. Never raises.
+    """
+    from pypdf import PdfReader  # imported late: only PDFs need it
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reader = PdfReader(fp, strict=False)
+            if reader.is_encrypted:
+                return None
+            pages = len(reader.pages)
+    except Exception:  # pypdf raises many types on damaged files; a count is only a nicety
+        return None
+    return pages if 0 < pages <= MAX_PAGES_TO_COUNT else None
+
+
+def inspect_image(head: bytes, *, kind: FileKind, tail: bytes, total_size: int) -> tuple[int, int]:
+    """Read a JPEG or PNG photo's dimensions from its header and check that it is complete.
+
+    Parameters
+    ----------
+    head : bytes
+        The first bytes of the file; Pillow reads only the header from them.
+    kind : FileKind
+        ``FileKind.jpeg`` or ``FileKind.png``, as found by :func:`portal.intake.sniff.sniff`.
+    tail : bytes
+        The last bytes of the file (64, or fewer when the file is that small).
+    total_size : int
+        The size of the whole file in bytes.
+
+    Returns
+    -------
+    tuple of int
+        ``(width, height)`` in pixels.
+
+    Raises
+    ------
+    Rejected
+        ``malformed_image`` when the header cannot be read, the format does not match
+        ``kind``, the image is larger than 200 megapixels, or the file does not end with its
+        end marker (JPEG ``FFD9`` within the last 64 bytes, PNG ``IEND`` as the last chunk).
+    """
+    if kind not in _IMAGE_FORMATS:
+        raise ValueError(f"not an image kind: {kind}")
+    width, height = _dimensions(head, _IMAGE_FORMATS[kind])
+    if width <= 0 or height <= 0 or width * height > MAX_PIXELS:
+        raise _too_many_pixels()
+    if kind is FileKind.png and not tail.endswith(_PNG_IEND):
+        raise Rejected(
+            "malformed_image",
+            "This PNG image is incomplete or damaged: it does not end properly. Please upload "
+            "it again.",
+        )
+    # Trailing bytes after the end marker are tolerated within the last 64 bytes (padding);
+    # a photo with a video appended (a "motion photo") does not end with the marker at all.
+    if kind is FileKind.jpeg and (total_size < 4 or _JPEG_EOI not in tail):
+        raise Rejected(
+            "malformed_image",
+            "This photo is incomplete, or has extra data after the picture as motion photos "
+            "do. Please send it again as a regular photo or a screenshot.",
+        )
+    return width, height
+
+
+def _dimensions(head: bytes, image_format: str) -> tuple[int, int]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns of possible decompression bombs
+            with Image.open(io.BytesIO(head), formats=[image_format]) as image:
+                width, height = image.size
+    except DecompressionBombError as exc:  # Pillow's own, slightly lower, pixel limit
+        raise _too_many_pixels() from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise Rejected(
+            "malformed_image", "This photo is damaged and its picture cannot be read."
+        ) from exc
+    return int(width), int(height)
+
+
+def _too_many_pixels() -> Rejected:
+    return Rejected(
+        "malformed_image",
+        "This image is too large to accept (over 200 megapixels). Please send a smaller photo.",
+    )
