@@ -62,9 +62,24 @@ def test_the_whole_dicom_file_head_is_recognised():
         (b"PDF-1.4", "unsupported_type"),
     ],
     ids=[
-        "empty", "pe-dicom-polyglot", "windows-exe", "elf", "mach-o", "script", "empty-zip",
-        "split-zip", "gzip", "rar", "heic", "gif", "tiff", "text", "html", "zeros",
-        "pdf-not-at-start", "pdf-without-percent",
+        "empty",
+        "pe-dicom-polyglot",
+        "windows-exe",
+        "elf",
+        "mach-o",
+        "script",
+        "empty-zip",
+        "split-zip",
+        "gzip",
+        "rar",
+        "heic",
+        "gif",
+        "tiff",
+        "text",
+        "html",
+        "zeros",
+        "pdf-not-at-start",
+        "pdf-without-percent",
     ],
 )
 def test_everything_else_is_refused_with_a_code(head, code):
@@ -75,7 +90,8 @@ def test_everything_else_is_refused_with_a_code(head, code):
 
 
 @pytest.mark.parametrize(
-    "name", ["ExplVR_LitEndNoMeta.dcm", "ExplVR_BigEndNoMeta.dcm", "rtstruct.dcm", "OT-PAL-8-face.dcm"]
+    "name",
+    ["ExplVR_LitEndNoMeta.dcm", "ExplVR_BigEndNoMeta.dcm", "rtstruct.dcm", "OT-PAL-8-face.dcm"],
 )
 def test_dicom_without_preamble_is_refused_with_advice(name):
     """pydicom reads these only with force=True: a raw data set with no 'DICM' header."""
@@ -96,5 +112,7 @@ def test_unsupported_reason_lists_what_is_accepted():
 def test_rejected_carries_code_and_reason():
     error = Rejected("truncated", "This file is incomplete.")
     assert (error.code, error.reason, str(error)) == (
-        "truncated", "This file is incomplete.", "This file is incomplete.",
+        "truncated",
+        "This file is incomplete.",
+        "This file is incomplete.",
     )
