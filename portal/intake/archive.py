@@ -445,32 +445,30 @@ def _with_dicomdir(entries: list[ArchiveEntry], rejected: list[RejectedEntry]) -
     Every DICOMDIR counts (a ZIP may hold several CDs), each relative to its own folder.
     """
     indexes = [entry for entry in entries if entry.name.rpartition("/")[2].upper() == "DICOMDIR"]
-    files = [entry for entry in entries if entry not in indexes]
+    files = [entry for entry in entries if entry.name not in {index.name for index in indexes}]
     references: dict[str, str] = {}  # match key -> path as the DICOMDIR spells it
+    readable = 0
     for index in indexes:
         try:
             paths = _dicomdir_references(index)
         except Rejected as refused:
             rejected.append(RejectedEntry(index.name, refused))
             continue
+        readable += 1
         folder = index.name.rpartition("/")[0]
         for path in paths:
             full = f"{folder}/{path}" if folder else path
             references.setdefault(_match_key(full), full)
     present = {_match_key(entry.name) for entry in files}
     present |= {_match_key(refused.name) for refused in rejected}  # there, but refused
+    referenced = [entry for entry in files if _match_key(entry.name) in references]
     return ArchivePlan(
-        entries=[entry for entry in files if _match_key(entry.name) in references]
-        + [entry for entry in files if _match_key(entry.name) not in references],
+        entries=referenced + [e for e in files if _match_key(e.name) not in references],
         rejected=rejected,
-        dicomdir_present=len(indexes) > len([r for r in rejected if r.name in _names(indexes)]),
+        dicomdir_present=readable > 0,
         referenced=len(references),
         missing=[path for key, path in references.items() if key not in present],
     )
-
-
-def _names(entries: list[ArchiveEntry]) -> set[str]:
-    return {entry.name for entry in entries}
 
 
 def _match_key(path: str) -> str:
