@@ -30,6 +30,10 @@ _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 _STORED, _DEFLATED = zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED
 _ZIP_MAGIC = b"PK\x03\x04"
 
+# What an archive may be read from: an open file, a BytesIO, or a raw reader such as the
+# storage layer's decrypting reader.
+SeekableFile = BinaryIO | io.RawIOBase | io.BufferedIOBase
+
 
 @dataclass(frozen=True)
 class ArchiveLimits:
@@ -65,7 +69,7 @@ class _Budget:
 class _Source:
     """Where an entry's bytes are: the archive (or inner archive) file and its ZIP record."""
 
-    fp: BinaryIO
+    fp: SeekableFile
     info: zipfile.ZipInfo
     budget: _Budget | None
 
@@ -110,12 +114,12 @@ class ArchivePlan:
     missing: list[str]
 
 
-def plan_zip(fp: BinaryIO, limits: ArchiveLimits) -> ArchivePlan:
+def plan_zip(fp: SeekableFile, limits: ArchiveLimits) -> ArchivePlan:
     """Decide which entries of a ZIP archive to import.
 
     Parameters
     ----------
-    fp : BinaryIO
+    fp : BinaryIO or io.RawIOBase
         The archive, seekable. It is read in place and must stay open while entries are read.
     limits : ArchiveLimits
         Entry count, sizes and compression ratio allowed.
@@ -152,7 +156,7 @@ def _malformed() -> Rejected:
     return Rejected("malformed_archive", "This ZIP archive is damaged and cannot be opened.")
 
 
-def _check_directory(fp: BinaryIO, archive_size: int, limits: ArchiveLimits) -> None:
+def _check_directory(fp: SeekableFile, archive_size: int, limits: ArchiveLimits) -> None:
     """Count entries from the end record before ``zipfile`` loads the whole directory."""
     start = max(0, archive_size - (22 + 0xFFFF))
     fp.seek(start)
@@ -173,7 +177,7 @@ def _check_directory(fp: BinaryIO, archive_size: int, limits: ArchiveLimits) -> 
         raise _limits(f"This archive has more than {limits.max_entries:,} files.")
 
 
-def _open_zip(fp: BinaryIO) -> zipfile.ZipFile:
+def _open_zip(fp: SeekableFile) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(fp)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
@@ -196,7 +200,7 @@ class _Planner:
         self.names: set[str] = set()
 
     def add_archive(
-        self, archive: zipfile.ZipFile, fp: BinaryIO, *, prefix: str, depth: int
+        self, archive: zipfile.ZipFile, fp: SeekableFile, *, prefix: str, depth: int
     ) -> None:
         infos = archive.infolist()
         self.count += len(infos)
@@ -222,7 +226,7 @@ class _Planner:
                 self.rejected.append(RejectedEntry(prefix + (name or info.filename), refused))
 
     def _add_entry(
-        self, info: zipfile.ZipInfo, fp: BinaryIO, name: str | None, *, prefix: str, depth: int
+        self, info: zipfile.ZipInfo, fp: SeekableFile, name: str | None, *, prefix: str, depth: int
     ) -> None:
         if name is None:
             raise Rejected("unsafe_path", "This file's path in the archive is unsafe.")

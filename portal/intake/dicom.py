@@ -35,7 +35,6 @@ _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN
 _ITEM = b"\xfe\xff\x00\xe0"
 _SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 _TRAILING_PADDING = b"\xfc\xff\xfc\xffOB\x00\x00"
-_ROBUST = (Exception,)  # pydicom signals bad input with many exception types
 _PARSING = threading.Lock()
 
 _MALFORMED = "This DICOM file is damaged and cannot be read."
@@ -119,6 +118,11 @@ def quiet_pydicom() -> Iterator[None]:
 
     ``warnings.catch_warnings`` swaps process-wide state, so callers are serialised: two
     overlapping blocks would restore each other's filters and leave warnings swallowed.
+
+    Yields
+    ------
+    None
+        While the block runs, pydicom warns and logs nothing.
     """
     pydicom_log = logging.getLogger("pydicom")
     with _PARSING, warnings.catch_warnings():
@@ -160,7 +164,7 @@ def _parse(head: bytes, total_size: int) -> _Parsed:
     buffer = _EdgeAwareBuffer(head)
     try:
         dataset = dcmread(buffer, stop_before_pixels=True)
-    except _ROBUST as exc:
+    except Exception as exc:  # pydicom signals bad input with many exception types
         if buffer.ran_out or buffer.tell() >= len(head):
             raise _cut(whole_file) from exc
         raise Rejected("malformed_dicom", _MALFORMED) from exc
@@ -279,7 +283,7 @@ def _header(ds: Dataset) -> DicomHeader:
         )
     except Rejected:
         raise
-    except _ROBUST as exc:  # a value pydicom cannot convert, e.g. a broken sequence
+    except Exception as exc:  # a value pydicom cannot convert, e.g. a broken sequence
         raise Rejected("malformed_dicom", _MALFORMED) from exc
 
 

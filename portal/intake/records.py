@@ -48,12 +48,12 @@ def inspect_pdf(head: bytes, *, tail: bytes, total_size: int) -> None:
         )
 
 
-def pdf_page_count(fp: BinaryIO) -> int | None:
+def pdf_page_count(fp: BinaryIO | io.RawIOBase) -> int | None:
     """Count the pages of a PDF, cheaply, or give up.
 
     Parameters
     ----------
-    fp : BinaryIO
+    fp : BinaryIO or io.RawIOBase
         A seekable reader positioned anywhere; pypdf reads the cross-reference table from the
         end and the page tree, not the page contents.
 
@@ -65,15 +65,25 @@ def pdf_page_count(fp: BinaryIO) -> int | None:
     """
     from pypdf import PdfReader  # imported late: only PDFs need it
 
+    # A raw reader (the storage layer's) gets a buffer: pypdf makes many small reads.
+    buffered: io.BufferedReader[io.RawIOBase] | None = None
+    stream: BinaryIO
+    if isinstance(fp, io.RawIOBase):
+        buffered = stream = io.BufferedReader(fp)
+    else:
+        stream = fp
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            reader = PdfReader(fp, strict=False)
+            reader = PdfReader(stream, strict=False)
             if reader.is_encrypted:
                 return None
             pages = len(reader.pages)
     except Exception:  # pypdf raises many types on damaged files; a count is only a nicety
         return None
+    finally:
+        if buffered is not None:
+            buffered.detach()  # leave closing the caller's reader to the caller
     return pages if 0 < pages <= MAX_PAGES_TO_COUNT else None
 
 

@@ -171,3 +171,33 @@ def test_a_large_but_plausible_photo_header_is_accepted():
 def test_inspect_image_is_only_for_images():
     with pytest.raises(ValueError):
         inspect_image(b"%PDF-", kind=FileKind.pdf, tail=b"", total_size=5)
+
+
+class _RawReader(io.RawIOBase):
+    """A raw, unbuffered reader like the storage layer's decrypting one."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        chunk = self._data.read(min(len(buffer), 1000))  # short reads, as raw readers may do
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._data.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._data.tell()
+
+
+def test_page_count_reads_through_a_raw_reader_and_leaves_it_open():
+    raw = _RawReader(_pdf(4))
+    assert pdf_page_count(raw) == 4
+    assert not raw.closed
