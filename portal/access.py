@@ -70,7 +70,7 @@ def may_see_case(principal: Principal, case: Case) -> bool:
 
 
 def is_case_owner(principal: Principal, case: Case) -> bool:
-    return principal.role is Role.patient and case.patient_id == principal.user_id
+    return principal.role == Role.patient and case.patient_id == principal.user_id
 
 
 def visible_case(*, session: Session, principal: Principal, case_id: uuid.UUID) -> Case:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,20 +15,27 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from portal.accounts.views import router as accounts_router
 from portal.audit.views import router as audit_router
+from portal.cases.views import consent_router
 from portal.cases.views import router as cases_router
 from portal.db import create_db_engine
 from portal.errors import (
+    ChecksumMismatch,
     Conflict,
     Forbidden,
+    Gone,
     InvalidInput,
     NotAuthenticated,
     NotFound,
     PayloadTooLarge,
     PortalError,
+    PreconditionFailed,
     ServiceUnavailable,
     TooManyRequests,
+    UnsupportedMediaType,
 )
 from portal.health.views import router as health_router
+from portal.intake.tus_views import router as tus_router
+from portal.intake.views import router as intake_router
 from portal.middleware import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
@@ -41,7 +49,7 @@ from storage.vault import Vault, build_vault
 log = logging.getLogger(__name__)
 
 JSON_BODY_LIMIT = 1024 * 1024
-STREAMING_PREFIXES = ("/api/uploads",)
+STREAMING_PATHS = re.compile(r"^/api/uploads(/|$)|^/api/cases/[^/]+/files$")
 
 _STATUS: list[tuple[type[PortalError], int]] = [
     (InvalidInput, 422),
@@ -49,6 +57,10 @@ _STATUS: list[tuple[type[PortalError], int]] = [
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (Gone, 410),
+    (PreconditionFailed, 412),
+    (UnsupportedMediaType, 415),
+    (ChecksumMismatch, 460),
     (PayloadTooLarge, 413),
     (TooManyRequests, 429),
     (ServiceUnavailable, 503),
@@ -117,12 +129,19 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
     app.state.settings = settings
     app.state.box = SecretBox(settings.secret_key.get_secret_value())
 
-    for router in (health_router, accounts_router, cases_router, audit_router):
+    routers = (
+        health_router,
+        accounts_router,
+        cases_router,
+        consent_router,
+        intake_router,
+        tus_router,
+        audit_router,
+    )
+    for router in routers:
         app.include_router(router)
     _install_error_handlers(app)
-    app.add_middleware(
-        BodySizeLimitMiddleware, max_bytes=JSON_BODY_LIMIT, exempt_prefixes=STREAMING_PREFIXES
-    )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=JSON_BODY_LIMIT, exempt=STREAMING_PATHS)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.cookie_secure)
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -99,6 +99,12 @@ def _cases_erase(args: argparse.Namespace, settings: Settings) -> int:
     return storage_commands.erase_case(settings, args.case_id)
 
 
+def _sweep(args: argparse.Namespace, settings: Settings) -> int:
+    from portal import storage_commands
+
+    return storage_commands.sweep(settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portal", description="Second-opinion portal")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -157,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("case_id")
     erase.add_argument("--yes", action="store_true", help="confirm without a prompt")
     erase.set_defaults(handler=_cases_erase)
+
+    commands.add_parser(
+        "sweep", help="periodic housekeeping: expired resumable uploads"
+    ).set_defaults(handler=_sweep)
     return parser
 
 

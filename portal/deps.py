@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 
 from portal.access import Principal
-from portal.accounts.models import AuthSession, User
+from portal.accounts.models import AuthSession, Role, User
 from portal.accounts.service import resolve_session
 from portal.audit.service import AuditContext
 from portal.errors import Forbidden, NotAuthenticated
@@ -62,7 +62,9 @@ class SignedInCaller:
     def __init__(self, user: User, auth_session: AuthSession, ctx: AuditContext) -> None:
         self.user = user
         self.auth_session = auth_session
-        self.principal = Principal(user_id=user.id, role=user.role, session_id=auth_session.id)
+        self.principal = Principal(
+            user_id=user.id, role=Role(user.role), session_id=auth_session.id
+        )
         self.ctx = ctx.as_actor(user.id, user.role)
 
 

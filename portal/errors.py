@@ -48,3 +48,21 @@ class TooManyRequests(PortalError):
 
 class ServiceUnavailable(PortalError):
     default_message = "The service is temporarily unavailable."
+
+
+class Gone(PortalError):
+    default_message = "This no longer exists."
+
+
+class UnsupportedMediaType(PortalError):
+    default_message = "The request body has the wrong content type."
+
+
+class PreconditionFailed(PortalError):
+    default_message = "A precondition of the request does not hold."
+
+
+class ChecksumMismatch(PortalError):
+    """tus checksum extension: the received bytes do not match the client's checksum (460)."""
+
+    default_message = "The received data does not match its checksum; send it again."

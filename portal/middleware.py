@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import MutableMapping
 from typing import Any
@@ -121,10 +122,10 @@ class BodySizeLimitMiddleware:
     client that lies about (or omits) the length is still cut off.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, exempt_prefixes: tuple[str, ...]) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, exempt: re.Pattern[str]) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.exempt_prefixes = exempt_prefixes
+        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._exempt(scope):
@@ -158,8 +159,7 @@ class BodySizeLimitMiddleware:
                 await self._reject(send)
 
     def _exempt(self, scope: MutableMapping[str, Any]) -> bool:
-        path: str = scope.get("path", "")
-        return any(path.startswith(prefix) for prefix in self.exempt_prefixes)
+        return self.exempt.search(scope.get("path", "")) is not None
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps(

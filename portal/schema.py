@@ -2,17 +2,34 @@
 
 from portal.accounts.models import AuthSession, LoginFailure, User
 from portal.audit.models import AuditEvent, AuditHead
-from portal.cases.models import Case, CaseEvent
+from portal.cases.models import Case, CaseConsent, CaseEvent
+from portal.intake.models import (
+    ArchiveReport,
+    CaseFile,
+    DicomInstance,
+    DicomSeries,
+    DicomStudy,
+    TusChunk,
+    TusUpload,
+)
 from portal.objects.models import CaseKey, StoredObject
 
 __all__ = [
+    "ArchiveReport",
     "AuditEvent",
     "AuditHead",
     "AuthSession",
     "Case",
+    "CaseConsent",
     "CaseEvent",
+    "CaseFile",
     "CaseKey",
+    "DicomInstance",
+    "DicomSeries",
+    "DicomStudy",
     "LoginFailure",
     "StoredObject",
+    "TusChunk",
+    "TusUpload",
     "User",
 ]

@@ -43,6 +43,18 @@ class Settings(BaseSettings):
     argon2_parallelism: int = 4
     totp_issuer: str = "Second Opinion Portal"
 
+    max_file_bytes: int = 4 * 1024**3
+    """Largest single file (a whole study in one DICOM or ZIP is rarely bigger)."""
+    case_quota_bytes: int = 20 * 1024**3
+    """All accepted files of one case together."""
+    intake_head_bytes: int = 4 * 1024 * 1024
+    """Bytes kept in memory from the start of each upload for validation (DICOM headers)."""
+    archive_max_entries: int = 20_000
+    archive_max_total_bytes: int = 8 * 1024**3
+    archive_max_ratio: float = 200.0
+    tus_max_bytes: int = 8 * 1024**3
+    tus_expiry_hours: int = 24
+
     log_level: str = "INFO"
     log_format: Literal["json", "plain", "auto"] = "auto"
     """``auto``: plain lines on a terminal, JSON lines otherwise (services, containers)."""

@@ -98,3 +98,13 @@ def erase_case(settings: Settings, case_id: str) -> int:
         f"{report.objects_deleted} object(s) deleted"
     )
     return 0
+
+
+def sweep(settings: Settings) -> int:
+    """Housekeeping safe to run from cron: remove expired, unfinished resumable uploads."""
+    from portal.intake import tus
+
+    with opened(settings) as (engine, vault), session_scope(engine) as session:
+        expired = tus.expire_uploads(session=session, vault=vault)
+    print(f"removed {expired} expired upload(s)")
+    return 0

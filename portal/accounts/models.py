@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import EmailStr, field_validator
-from sqlalchemy import Column, String
+from sqlalchemy import Column
 from sqlmodel import Field, SQLModel
 
-from portal.db import UTCDateTime, new_id, utcnow
+from portal.db import StrEnumColumn, UTCDateTime, new_id, utcnow
 
 
 class Role(StrEnum):
@@ -30,6 +30,8 @@ class UserBase(SQLModel):
     email: str = Field(max_length=254, sa_column_kwargs={"unique": True}, index=True)
     full_name: str = Field(min_length=1, max_length=200)
     language: str = Field(default="en", max_length=2)
+    date_of_birth: date | None = None
+    """Optional; compared with the birth date in uploaded studies (identity check)."""
 
 
 class User(UserBase, table=True):
@@ -38,7 +40,7 @@ class User(UserBase, table=True):
     __tablename__ = "users"
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
-    role: Role = Field(sa_column=Column(String(16), nullable=False, index=True))
+    role: Role = Field(sa_column=Column(StrEnumColumn(Role, 16), nullable=False, index=True))
     password_hash: str = Field(max_length=255)
     totp_secret_sealed: str | None = Field(default=None, max_length=255)
     totp_enabled: bool = False
@@ -54,6 +56,14 @@ class UserCreate(SQLModel):
     password: str = Field(max_length=1024)
     full_name: str = Field(min_length=1, max_length=200)
     language: str = Field(default="en", regex=LANGUAGE_PATTERN)
+    date_of_birth: date | None = None
+
+    @field_validator("date_of_birth")
+    @classmethod
+    def _plausible_birth_date(cls, value: date | None) -> date | None:
+        if value is not None and not date(1900, 1, 1) <= value <= date.today():
+            raise ValueError("must be a date between 1900 and today")
+        return value
 
     @field_validator("full_name")
     @classmethod
@@ -74,6 +84,7 @@ class UserPublic(SQLModel):
     full_name: str
     role: Role
     language: str
+    date_of_birth: date | None = None
     totp_enabled: bool
 
 

@@ -68,6 +68,7 @@ def create_user(*, session: Session, settings: Settings, data: UserCreate, role:
         email=email,
         full_name=data.full_name,
         language=data.language,
+        date_of_birth=data.date_of_birth,
         role=role,
         password_hash=passwords.hash_password(data.password, settings=settings),
     )

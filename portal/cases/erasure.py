@@ -8,18 +8,35 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlmodel import Session, SQLModel, delete
+from sqlmodel import Session, SQLModel, col, delete, select
 
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
-from portal.cases.models import Case, CaseEvent
+from portal.cases.models import Case, CaseConsent, CaseEvent
 from portal.errors import NotFound
+from portal.intake.models import (
+    ArchiveReport,
+    CaseFile,
+    DicomInstance,
+    DicomSeries,
+    DicomStudy,
+    TusChunk,
+    TusUpload,
+)
 from portal.objects.models import CaseKey, StoredObject
 from storage.vault import Vault
 
-# Every table that references cases.id, deleted before the case row itself.
-# tests/portal/test_erasure.py fails when a new table is missing here.
-CASE_DEPENDENTS: list[type[SQLModel]] = [StoredObject, CaseEvent]
+# Every table that references cases.id, deleted (in this order) before the case row itself.
+# tests/portal/test_objects.py fails when a new table is missing here.
+CASE_DEPENDENTS: list[type[SQLModel]] = [
+    CaseFile,
+    StoredObject,
+    DicomStudy,
+    ArchiveReport,
+    CaseConsent,
+    TusUpload,
+    CaseEvent,
+]
 
 
 @dataclass(frozen=True)
@@ -55,6 +72,7 @@ def erase_case(
     session.commit()
 
     deleted = vault.erase_case(str(case_id))
+    _delete_index(session, case_id)
     for model in CASE_DEPENDENTS:
         session.exec(delete(model).where(model.case_id == case_id))  # type: ignore[attr-defined]
     session.delete(case)
@@ -71,3 +89,13 @@ def erase_case(
     return ErasureReport(
         reference=reference, key_destroyed=key is not None, objects_deleted=deleted
     )
+
+
+def _delete_index(session: Session, case_id: uuid.UUID) -> None:
+    """Instances and series hang off studies, not the case: remove them first."""
+    studies = select(DicomStudy.id).where(DicomStudy.case_id == case_id)
+    series = select(DicomSeries.id).where(col(DicomSeries.study_id).in_(studies))
+    session.exec(delete(DicomInstance).where(col(DicomInstance.series_id).in_(series)))
+    session.exec(delete(DicomSeries).where(col(DicomSeries.study_id).in_(studies)))
+    uploads = select(TusUpload.id).where(TusUpload.case_id == case_id)
+    session.exec(delete(TusChunk).where(col(TusChunk.upload_id).in_(uploads)))

@@ -7,11 +7,11 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import field_validator
-from sqlalchemy import Column, String, Text
+from sqlalchemy import Column, Text
 from sqlmodel import Field, SQLModel
 
 from portal.accounts.models import LANGUAGE_PATTERN
-from portal.db import UTCDateTime, new_id, utcnow
+from portal.db import StrEnumColumn, UTCDateTime, new_id, utcnow
 
 
 class CaseStatus(StrEnum):
@@ -50,12 +50,12 @@ class BodyRegion(StrEnum):
 
 class CaseBase(SQLModel):
     subject: str = Field(min_length=3, max_length=200)
-    body_region: BodyRegion = Field(sa_column=Column(String(16), nullable=False))
+    body_region: BodyRegion = Field(sa_column=Column(StrEnumColumn(BodyRegion, 16), nullable=False))
     clinical_question: str = Field(min_length=10, max_length=8000, sa_type=Text)
     history: str | None = Field(default=None, max_length=20000, sa_type=Text)
     language: str = Field(default="en", max_length=2)
     priority: Priority = Field(
-        default=Priority.standard, sa_column=Column(String(16), nullable=False)
+        default=Priority.standard, sa_column=Column(StrEnumColumn(Priority, 16), nullable=False)
     )
 
 
@@ -67,7 +67,8 @@ class Case(CaseBase, table=True):
     """Short code people can read out on the phone (``SO-7KQ2MX``); carries no patient data."""
     patient_id: uuid.UUID = Field(foreign_key="users.id", index=True)
     status: CaseStatus = Field(
-        default=CaseStatus.draft, sa_column=Column(String(24), nullable=False, index=True)
+        default=CaseStatus.draft,
+        sa_column=Column(StrEnumColumn(CaseStatus, 24), nullable=False, index=True),
     )
     assigned_specialist_id: uuid.UUID | None = Field(
         default=None, foreign_key="users.id", index=True
@@ -140,3 +141,31 @@ class CasePublic(CaseSummary):
     history: str | None
     patient: PersonRef
     timeline: list[CaseEventPublic]
+
+
+class CaseConsent(SQLModel, table=True):
+    """A patient's acceptance of one version of the consent text for one case."""
+
+    __tablename__ = "case_consents"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: uuid.UUID = Field(foreign_key="cases.id", index=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id")
+    version: str = Field(max_length=32)
+    accepted_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    client_ip: str | None = Field(default=None, max_length=64)
+
+
+class ConsentRequest(SQLModel):
+    accepted: bool
+    version: str = Field(max_length=32)
+
+
+class ConsentPublic(SQLModel):
+    version: str
+    accepted_at: datetime
+
+
+class ConsentText(SQLModel):
+    version: str
+    text: str

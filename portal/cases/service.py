@@ -13,16 +13,20 @@ from portal.access import Principal
 from portal.accounts.models import User
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
+from portal.cases import consent
 from portal.cases.models import (
     Case,
+    CaseConsent,
     CaseCreate,
     CaseEvent,
     CaseEventPublic,
     CasePublic,
     CaseStatus,
     CaseSummary,
+    ConsentRequest,
     PersonRef,
 )
+from portal.errors import Conflict, InvalidInput
 
 _REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read out on the phone
 
@@ -141,3 +145,70 @@ def describe(*, session: Session, case: Case) -> CasePublic:
             "timeline": [CaseEventPublic.model_validate(event) for event in events],
         },
     )
+
+
+def record_consent(
+    *,
+    session: Session,
+    principal: Principal,
+    ctx: AuditContext,
+    case_id: uuid.UUID,
+    data: ConsentRequest,
+) -> CaseConsent:
+    """The owner accepts the current consent text for this case."""
+    case = access.owned_case(session=session, principal=principal, case_id=case_id)
+    if not data.accepted:
+        raise InvalidInput("Consent is given by accepting the text; to withdraw, cancel the case.")
+    if data.version != consent.CURRENT_VERSION:
+        raise Conflict(
+            f"The consent text has changed. Read version {consent.CURRENT_VERSION} "
+            "and accept that one."
+        )
+    if case.status in {CaseStatus.cancelled, CaseStatus.closed}:
+        raise Conflict("This case is no longer open.")
+    record = CaseConsent(
+        case_id=case.id, user_id=principal.user_id, version=data.version, client_ip=ctx.client_ip
+    )
+    session.add(record)
+    session.flush()
+    audit_service.record(
+        session=session,
+        ctx=ctx,
+        action="case.consent",
+        entity_type="case",
+        entity_id=case.id,
+        case_id=case.id,
+        details={"version": data.version},
+    )
+    session.commit()
+    return record
+
+
+def current_consent(*, session: Session, case_id: uuid.UUID) -> CaseConsent | None:
+    return session.exec(
+        select(CaseConsent)
+        .where(CaseConsent.case_id == case_id)
+        .where(CaseConsent.version == consent.CURRENT_VERSION)
+        .order_by(col(CaseConsent.accepted_at).desc())
+    ).first()
+
+
+def submit_case(
+    *, session: Session, principal: Principal, ctx: AuditContext, case_id: uuid.UUID
+) -> Case:
+    """Hand the case over for review: needs the current consent and at least one file."""
+    from portal.intake.models import CaseFile
+    from reviewers import workflow
+
+    case = access.owned_case(session=session, principal=principal, case_id=case_id)
+    if case.status != CaseStatus.draft:
+        raise Conflict(f"This case was already submitted (it is {case.status.replace('_', ' ')}).")
+    if current_consent(session=session, case_id=case.id) is None:
+        raise Conflict("Accept the consent text before submitting the case.")
+    if session.exec(select(CaseFile.id).where(CaseFile.case_id == case.id)).first() is None:
+        raise Conflict("Upload at least one image or record before submitting the case.")
+    workflow.transition(
+        session=session, case=case, to=CaseStatus.submitted, principal=principal, ctx=ctx
+    )
+    session.commit()
+    return case

@@ -6,8 +6,16 @@ import uuid
 
 from fastapi import APIRouter, status
 
-from portal.cases import service
-from portal.cases.models import CaseCreate, CasePublic, CaseStatus, CaseSummary
+from portal.cases import consent, service
+from portal.cases.models import (
+    CaseCreate,
+    CasePublic,
+    CaseStatus,
+    CaseSummary,
+    ConsentPublic,
+    ConsentRequest,
+    ConsentText,
+)
 from portal.deps import Caller, SessionDep
 
 router = APIRouter(prefix="/api/cases", tags=["cases"])
@@ -37,3 +45,32 @@ def read_case(case_id: uuid.UUID, caller: Caller, session: SessionDep) -> CasePu
         session=session, principal=caller.principal, ctx=caller.ctx, case_id=case_id
     )
     return service.describe(session=session, case=case)
+
+
+@router.post("/{case_id}/consent", status_code=status.HTTP_201_CREATED)
+def give_consent(
+    case_id: uuid.UUID, data: ConsentRequest, caller: Caller, session: SessionDep
+) -> ConsentPublic:
+    record = service.record_consent(
+        session=session, principal=caller.principal, ctx=caller.ctx, case_id=case_id, data=data
+    )
+    return ConsentPublic(version=record.version, accepted_at=record.accepted_at)
+
+
+@router.post("/{case_id}/submit")
+def submit(case_id: uuid.UUID, caller: Caller, session: SessionDep) -> CasePublic:
+    case = service.submit_case(
+        session=session, principal=caller.principal, ctx=caller.ctx, case_id=case_id
+    )
+    return service.describe(session=session, case=case)
+
+
+consent_router = APIRouter(prefix="/api/consent", tags=["cases"])
+
+
+@consent_router.get("")
+def consent_text(caller: Caller) -> ConsentText:
+    """The consent text a patient accepts before submitting, with its version."""
+    return ConsentText(
+        version=consent.CURRENT_VERSION, text=consent.CONSENT_TEXTS[consent.CURRENT_VERSION]
+    )

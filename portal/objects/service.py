@@ -15,6 +15,7 @@ from storage.keyprovider import WrappedKey
 from storage.keyring import LocalKeyring
 from storage.scrub import ExpectedObject, ScrubReport, scrub
 from storage.vault import Source, Vault
+from storage.vault import StoredObject as StoredBytes
 
 
 def case_key(*, session: Session, vault: Vault, case_id: uuid.UUID) -> bytes:
@@ -64,6 +65,11 @@ def store(
     wrapped = case_key(session=session, vault=vault, case_id=case_id)
     stored = vault.put(case_id=str(case_id), wrapped_key=wrapped, source=source)
     staging.object_keys.append(stored.object_key)
+    return record(session=session, case_id=case_id, stored=stored)
+
+
+def record(*, session: Session, case_id: uuid.UUID, stored: StoredBytes) -> StoredObject:
+    """Add the row that vouches for an object the vault just stored (the caller commits)."""
     row = StoredObject(
         case_id=case_id,
         object_key=stored.object_key,

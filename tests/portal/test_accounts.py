@@ -49,6 +49,7 @@ def test_register_login_me_logout_then_token_is_refused(
         "role": "patient",
         "language": "ru",
         "totp_enabled": False,
+        "date_of_birth": None,
     }
     assert client.post("/api/auth/logout", headers=headers).status_code == 204
     refused = client.get("/api/me", headers=headers)

@@ -12,8 +12,10 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from portal.accounts.models import Role
+from portal.cases.consent import CURRENT_VERSION
 from portal.cases.models import Case
 from tests.fixtures.app import Account, Accounts, open_case
+from tests.portal import samples
 
 ROLES = [
     "owner",
@@ -29,6 +31,14 @@ CASE_BODY = {
     "subject": "Second case",
     "body_region": "head",
     "clinical_question": "Is the lesion on my MRI benign?",
+}
+SEES_CASE = {
+    "owner": 200,
+    "other_patient": 404,
+    "assigned_specialist": 200,
+    "other_specialist": 404,
+    "coordinator": 200,
+    "admin": 200,
 }
 MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/api/me"): dict.fromkeys(ROLES, 200),
@@ -50,6 +60,34 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
         "coordinator": 200,
         "admin": 200,
     },
+    ("POST", "/api/cases/{case_id}/submit"): {
+        "owner": 409,
+        "other_patient": 404,
+        "assigned_specialist": 403,
+        "other_specialist": 404,
+        "coordinator": 403,
+        "admin": 403,
+    },
+    ("POST", "/api/cases/{case_id}/consent"): {
+        "owner": 201,
+        "other_patient": 404,
+        "assigned_specialist": 403,
+        "other_specialist": 404,
+        "coordinator": 403,
+        "admin": 403,
+    },
+    ("GET", "/api/consent"): dict.fromkeys(ROLES, 200),
+    ("POST", "/api/cases/{case_id}/files"): {
+        "owner": 200,
+        "other_patient": 404,
+        "assigned_specialist": 403,
+        "other_specialist": 404,
+        "coordinator": 403,
+        "admin": 403,
+    },
+    ("GET", "/api/cases/{case_id}/files"): SEES_CASE,
+    ("GET", "/api/cases/{case_id}/files/{file_id}/content"): SEES_CASE,
+    ("GET", "/api/cases/{case_id}/studies"): SEES_CASE,
     ("GET", "/api/audit"): {
         "owner": 403,
         "other_patient": 403,
@@ -77,6 +115,13 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
 }
 # Reached without an account, or acting on the caller's own session: probed in their own tests.
 PUBLIC_OR_SELF = {
+    # Resumable uploads belong to their creator alone: probed in test_tus.py.
+    ("OPTIONS", "/api/uploads"),
+    ("POST", "/api/uploads"),
+    ("HEAD", "/api/uploads/{upload_id}"),
+    ("PATCH", "/api/uploads/{upload_id}"),
+    ("DELETE", "/api/uploads/{upload_id}"),
+    ("GET", "/api/uploads/{upload_id}"),
     ("POST", "/api/auth/register"),
     ("POST", "/api/auth/login"),
     ("POST", "/api/auth/logout"),
@@ -113,20 +158,31 @@ def cast(client: TestClient, accounts: Accounts, db: Session) -> dict[str, Any]:
         "admin": accounts.staff(Role.admin),
     }
     case = open_case(client, people["owner"])
+    uploaded = client.post(
+        f"/api/cases/{case['id']}/files",
+        files=[("files", ("ct.dcm", samples.dicom(), "application/dicom"))],
+        headers=people["owner"].headers,
+    )
+    file_id = uploaded.json()["accepted"][0]["id"]
     stored = db.get(Case, uuid.UUID(case["id"]))
     assert stored is not None
     stored.assigned_specialist_id = people["assigned_specialist"].user_id
     db.add(stored)
     db.commit()
-    return {"people": people, "case_id": case["id"]}
+    return {"people": people, "case_id": case["id"], "file_id": file_id}
 
 
 def _call(
     client: TestClient, method: str, path: str, headers: dict[str, str] | None, n: int
 ) -> int:
+    if path.endswith("/files") and method == "POST":
+        files = [("files", ("x.png", samples.png(), "image/png"))]
+        return client.post(path, files=files, headers=headers).status_code
     body: dict[str, Any] | None = None
     if path == "/api/cases":
         body = CASE_BODY
+    if path.endswith("/consent"):
+        body = {"accepted": True, "version": CURRENT_VERSION}
     if path == "/api/users":
         body = {
             "email": f"new{n}@example.org",
@@ -142,7 +198,7 @@ def _call(
 def test_matrix(client: TestClient, cast: dict[str, Any]):
     failures = []
     for n, ((method, template), expected) in enumerate(MATRIX.items()):
-        path = template.format(case_id=cast["case_id"])
+        path = template.format(case_id=cast["case_id"], file_id=cast["file_id"])
         anonymous = _call(client, method, path, None, n)
         if anonymous != 401:
             failures.append(f"anonymous {method} {template}: {anonymous}")

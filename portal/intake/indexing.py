@@ -1,0 +1,134 @@
+"""The DICOM index of a case: patient / study / series / instance, and what it says back."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel, col, select
+
+from portal.intake.dicom import DicomHeader
+from portal.intake.models import CaseFile, DicomInstance, DicomSeries, DicomStudy
+
+Row = TypeVar("Row", bound=SQLModel)
+
+
+def file_with_instance(
+    *, session: Session, case_id: uuid.UUID, sop_instance_uid: str
+) -> CaseFile | None:
+    """The case's file holding this SOP Instance UID, if one was accepted already."""
+    return session.exec(
+        select(CaseFile)
+        .where(CaseFile.case_id == case_id)
+        .where(CaseFile.sop_instance_uid == sop_instance_uid)
+    ).first()
+
+
+def _get_or_create(
+    session: Session, find: Callable[[], Row | None], make: Callable[[], Row]
+) -> Row:
+    """Find a row or insert it; a concurrent insert of the same row is found, not duplicated."""
+    found = find()
+    if found is not None:
+        return found
+    try:
+        with session.begin_nested():
+            row = make()
+            session.add(row)
+        return row
+    except IntegrityError:
+        found = find()
+        assert found is not None
+        return found
+
+
+def index_instance(
+    *, session: Session, case_id: uuid.UUID, file_id: uuid.UUID, header: DicomHeader
+) -> DicomInstance:
+    """Add one instance under its study and series, creating those on first sight."""
+    study = _get_or_create(
+        session,
+        lambda: session.exec(
+            select(DicomStudy)
+            .where(DicomStudy.case_id == case_id)
+            .where(DicomStudy.study_instance_uid == header.study_instance_uid)
+        ).first(),
+        lambda: DicomStudy(
+            case_id=case_id,
+            study_instance_uid=header.study_instance_uid,
+            study_date=header.study_date,
+            description=_clip(header.study_description),
+            accession_number=_clip(header.accession_number, 64),
+            patient_name=_clip(header.patient_name),
+            patient_id=_clip(header.patient_id, 64),
+            patient_birth_date=_clip(header.patient_birth_date, 16),
+            patient_sex=_clip(header.patient_sex, 16),
+        ),
+    )
+    series = _get_or_create(
+        session,
+        lambda: session.exec(
+            select(DicomSeries)
+            .where(DicomSeries.study_id == study.id)
+            .where(DicomSeries.series_instance_uid == header.series_instance_uid)
+        ).first(),
+        lambda: DicomSeries(
+            study_id=study.id,
+            series_instance_uid=header.series_instance_uid,
+            modality=_clip(header.modality, 16),
+            body_part_examined=_clip(header.body_part_examined, 64),
+            description=_clip(header.series_description),
+            series_number=header.series_number,
+        ),
+    )
+    if header.modality and header.modality not in study.modalities.split(","):
+        study.modalities = ",".join(
+            sorted(filter(None, [*study.modalities.split(","), header.modality]))
+        )
+        session.add(study)
+    instance = DicomInstance(
+        series_id=series.id,
+        file_id=file_id,
+        sop_class_uid=header.sop_class_uid,
+        sop_instance_uid=header.sop_instance_uid,
+        instance_number=header.instance_number,
+        transfer_syntax_uid=header.transfer_syntax_uid,
+        rows=header.rows,
+        columns=header.columns,
+        number_of_frames=header.number_of_frames,
+    )
+    session.add(instance)
+    session.flush()
+    return instance
+
+
+def _clip(value: str | None, limit: int = 255) -> str | None:
+    return value[:limit] if value else None
+
+
+def series_counts(*, session: Session, study_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Number of instances per series of the given studies."""
+    rows = session.exec(
+        select(DicomSeries.id, func.count(col(DicomInstance.id)))
+        .join(DicomInstance, col(DicomInstance.series_id) == col(DicomSeries.id))
+        .where(col(DicomSeries.study_id).in_(study_ids))
+        .group_by(col(DicomSeries.id))
+    ).all()
+    return {series_id: int(count) for series_id, count in rows}
+
+
+def name_tokens(name: str) -> set[str]:
+    """Comparable tokens of a person's name, from 'Olga Ivanova' or DICOM 'IVANOVA^OLGA'."""
+    folded = unicodedata.normalize("NFKD", name.casefold())
+    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    return {token for token in re.split(r"[\s^,=.\-]+", folded) if len(token) > 1}
+
+
+def names_match(account_name: str, dicom_name: str) -> bool:
+    """Same person if they share a surname-or-given-name token (order and case ignored)."""
+    return bool(name_tokens(account_name) & name_tokens(dicom_name))

@@ -1,0 +1,170 @@
+"""Case files and the DICOM index (patient / study / series / instance) of a case."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from portal.db import UTCDateTime, new_id, utcnow
+
+
+class CaseFile(SQLModel, table=True):
+    """An accepted file of a case. Rejected files leave no row (and no object)."""
+
+    __tablename__ = "case_files"
+    __table_args__ = (UniqueConstraint("case_id", "sop_instance_uid"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    case_id: uuid.UUID = Field(foreign_key="cases.id", index=True)
+    stored_object_id: uuid.UUID = Field(foreign_key="stored_objects.id")
+    filename: str = Field(max_length=255)
+    """The name the patient's computer gave it (display only; never a storage key)."""
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    size: int = Field(sa_type=BigInteger)
+    sha256: str = Field(max_length=64)
+    source: str = Field(max_length=16)
+    """``upload`` (multipart), ``tus`` (resumable) or ``archive`` (a ZIP entry)."""
+    uploaded_by: uuid.UUID = Field(foreign_key="users.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    sop_instance_uid: str | None = Field(default=None, max_length=64)
+    page_count: int | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+class DicomStudy(SQLModel, table=True):
+    __tablename__ = "dicom_studies"
+    __table_args__ = (UniqueConstraint("case_id", "study_instance_uid"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    case_id: uuid.UUID = Field(foreign_key="cases.id", index=True)
+    study_instance_uid: str = Field(max_length=64)
+    study_date: str | None = Field(default=None, max_length=16)
+    description: str | None = Field(default=None, max_length=255)
+    accession_number: str | None = Field(default=None, max_length=64)
+    patient_name: str | None = Field(default=None, max_length=255)
+    patient_id: str | None = Field(default=None, max_length=64)
+    patient_birth_date: str | None = Field(default=None, max_length=16)
+    patient_sex: str | None = Field(default=None, max_length=16)
+    modalities: str = Field(default="", max_length=255)
+    """Comma-separated modalities of its series, kept in step as series arrive."""
+
+
+class DicomSeries(SQLModel, table=True):
+    __tablename__ = "dicom_series"
+    __table_args__ = (UniqueConstraint("study_id", "series_instance_uid"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    study_id: uuid.UUID = Field(foreign_key="dicom_studies.id", index=True)
+    series_instance_uid: str = Field(max_length=64)
+    modality: str | None = Field(default=None, max_length=16)
+    body_part_examined: str | None = Field(default=None, max_length=64)
+    description: str | None = Field(default=None, max_length=255)
+    series_number: int | None = None
+
+
+class DicomInstance(SQLModel, table=True):
+    __tablename__ = "dicom_instances"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    series_id: uuid.UUID = Field(foreign_key="dicom_series.id", index=True)
+    file_id: uuid.UUID = Field(foreign_key="case_files.id", unique=True)
+    sop_class_uid: str = Field(max_length=64)
+    sop_instance_uid: str = Field(max_length=64)
+    instance_number: int | None = None
+    transfer_syntax_uid: str = Field(max_length=64)
+    rows: int | None = None
+    columns: int | None = None
+    number_of_frames: int = 1
+
+
+class ArchiveReport(SQLModel, table=True):
+    """What a ZIP (a hospital CD) contained and whether its DICOMDIR was complete."""
+
+    __tablename__ = "archive_reports"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    case_id: uuid.UUID = Field(foreign_key="cases.id", index=True)
+    archive_name: str = Field(max_length=255)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    dicomdir_present: bool
+    referenced: int
+    accepted: int
+    rejected: int
+    missing: str = Field(default="[]", sa_type=Text)
+    """JSON list of paths the DICOMDIR references that the archive lacks."""
+
+
+# Responses ---------------------------------------------------------------------------------
+
+
+class AcceptedFile(SQLModel):
+    id: uuid.UUID
+    filename: str
+    kind: str
+    duplicate: bool = False
+
+
+class RejectedFile(SQLModel):
+    filename: str
+    reason: str
+
+
+class ArchiveCompleteness(SQLModel):
+    archive: str
+    dicomdir_present: bool
+    referenced: int
+    missing: list[str]
+
+
+class UploadResult(SQLModel):
+    accepted: list[AcceptedFile] = []
+    rejected: list[RejectedFile] = []
+    archives: list[ArchiveCompleteness] = []
+
+
+class CaseFilePublic(SQLModel):
+    id: uuid.UUID
+    filename: str
+    kind: str
+    size: int
+    sha256: str
+    status: str = "accepted"
+    source: str
+    created_at: datetime
+    page_count: int | None
+    width: int | None
+    height: int | None
+
+
+class TusUpload(SQLModel, table=True):
+    """A resumable upload (tus 1.0.0) in progress; its bytes wait encrypted in storage."""
+
+    __tablename__ = "tus_uploads"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    case_id: uuid.UUID = Field(foreign_key="cases.id", index=True)
+    owner_id: uuid.UUID = Field(foreign_key="users.id")
+    filename: str = Field(max_length=255)
+    length: int = Field(sa_type=BigInteger)
+    offset: int = Field(default=0, sa_type=BigInteger)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    result: str | None = Field(default=None, sa_type=Text)
+    """The ingest outcome (JSON of ``UploadResult``) once the last byte arrived."""
+
+
+class TusChunk(SQLModel, table=True):
+    """One received stretch of a resumable upload, stored as its own encrypted object."""
+
+    __tablename__ = "tus_chunks"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    upload_id: uuid.UUID = Field(foreign_key="tus_uploads.id", index=True)
+    stored_object_id: uuid.UUID = Field(foreign_key="stored_objects.id", unique=True)
+    offset: int = Field(sa_type=BigInteger)
+    length: int = Field(sa_type=BigInteger)

@@ -1,0 +1,115 @@
+"""Stream ``multipart/form-data`` parts into synchronous consumers without buffering them.
+
+The request body is read in the event loop; each part's bytes are handed to the blocking
+ingest (boto3, pydicom) running in a worker thread, which pulls them as it consumes them —
+so a 2 GB part is never held in memory or spooled to disk in plaintext.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from email.message import Message
+
+from anyio import from_thread
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from portal.errors import InvalidInput
+
+
+@dataclass
+class PartHeaders:
+    field: str | None
+    filename: str | None
+
+
+class MultipartStream:
+    """Incremental parser fed from an ASGI body iterator; consumed from a worker thread."""
+
+    def __init__(self, content_type: str, body: AsyncIterator[bytes]) -> None:
+        media_type, options = parse_options_header(content_type)
+        boundary = options.get(b"boundary")
+        if media_type != b"multipart/form-data" or not boundary:
+            raise InvalidInput("Send the files as multipart/form-data in a field named 'files'.")
+        self._body = body
+        self._events: deque[tuple[str, bytes]] = deque()
+        self._header_field = b""
+        self._header_value = b""
+        self._finished = False
+        self._parser = MultipartParser(
+            boundary,
+            callbacks={
+                "on_part_begin": lambda: self._events.append(("begin", b"")),
+                "on_part_data": lambda data, start, end: self._events.append(
+                    ("data", bytes(data[start:end]))
+                ),
+                "on_part_end": lambda: self._events.append(("end", b"")),
+                "on_header_field": self._on_header_field,
+                "on_header_value": self._on_header_value,
+                "on_header_end": self._on_header_end,
+            },
+        )
+
+    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _on_header_end(self) -> None:
+        self._events.append(("header", self._header_field.lower() + b"\x00" + self._header_value))
+        self._header_field = self._header_value = b""
+
+    async def _next_batch(self) -> list[tuple[str, bytes]]:
+        """Every event available after the next body chunk; empty at the end of the body."""
+        while not self._events and not self._finished:
+            try:
+                chunk = await self._body.__anext__()
+            except StopAsyncIteration:
+                self._parser.finalize()
+                self._finished = True
+                break
+            try:
+                self._parser.write(chunk)
+            except Exception as exc:  # python-multipart raises its own error types
+                raise InvalidInput("The upload is not well-formed multipart/form-data.") from exc
+        batch = list(self._events)
+        self._events.clear()
+        return batch
+
+    # -- worker-thread side ----------------------------------------------------------------
+
+    def parts(self) -> Iterator[tuple[PartHeaders, Iterator[bytes]]]:
+        """Each part's headers and a chunk iterator; drain one before asking for the next."""
+        pending: deque[tuple[str, bytes]] = deque()
+
+        def next_event() -> tuple[str, bytes] | None:
+            if not pending:
+                pending.extend(from_thread.run(self._next_batch))
+            return pending.popleft() if pending else None
+
+        while (event := next_event()) is not None:
+            if event[0] != "begin":
+                continue
+            headers: dict[str, str] = {}
+            while (event := next_event()) is not None and event[0] == "header":
+                name, _, value = event[1].partition(b"\x00")
+                headers[name.decode("latin-1")] = value.decode("utf-8", errors="replace")
+            first = event
+
+            def chunks(first: tuple[str, bytes] | None = first) -> Iterator[bytes]:
+                event = first
+                while event is not None and event[0] == "data":
+                    yield event[1]
+                    event = next_event()
+
+            yield _part_headers(headers), chunks()
+
+
+def _part_headers(headers: dict[str, str]) -> PartHeaders:
+    message = Message()
+    message["content-disposition"] = headers.get("content-disposition", "")
+    params = dict(message.get_params(header="content-disposition") or [])
+    filename = message.get_filename()
+    return PartHeaders(field=params.get("name"), filename=filename)

@@ -1,0 +1,278 @@
+"""One ingest path for every way a file arrives: multipart, tus, or an entry of a ZIP.
+
+Stream → encrypt → store, validating by content on the way (see ``capture``); then either the
+rows that vouch for the object are committed, or the object is deleted. A rejected file leaves
+no object and no row behind.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from portal.audit import service as audit_service
+from portal.audit.service import AuditContext
+from portal.cases.models import Case
+from portal.intake import indexing
+from portal.intake.archive import ArchiveLimits, plan_zip
+from portal.intake.capture import Capture, chunked
+from portal.intake.dicom import inspect_dicom
+from portal.intake.errors import Rejected
+from portal.intake.models import (
+    AcceptedFile,
+    ArchiveCompleteness,
+    ArchiveReport,
+    CaseFile,
+    RejectedFile,
+    UploadResult,
+)
+from portal.intake.records import inspect_image, inspect_pdf, pdf_page_count
+from portal.intake.sniff import FileKind
+from portal.objects import service as objects_service
+from portal.settings import Settings
+from storage.reader import VaultFile
+from storage.vault import StoredObject, Vault
+
+PAGE_COUNT_LIMIT = 64 * 1024 * 1024  # count PDF pages only where it is cheap
+
+
+def display_name(raw: str | None, *, keep_folders: bool = False) -> str:
+    """A file name fit to show: no folders (unless asked), no control characters, ≤ 255."""
+    name = unicodedata.normalize("NFC", raw or "").replace("\\", "/")
+    if not keep_folders:
+        name = name.rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
+    if len(name) > 255:
+        stem, dot, ext = name.rpartition(".")
+        name = (stem[: 250 - len(ext)] + dot + ext) if dot and len(ext) <= 10 else name[:255]
+    return name or "unnamed"
+
+
+@dataclass
+class Ingest:
+    """Ingests the files of one upload request into one case."""
+
+    session: Session
+    vault: Vault
+    settings: Settings
+    ctx: AuditContext
+    case: Case
+    uploader_id: uuid.UUID
+    result: UploadResult = field(default_factory=UploadResult)
+
+    def add(self, *, filename: str, chunks: Iterable[bytes], source: str) -> None:
+        """Ingest one uploaded file (a ZIP expands into its entries)."""
+        self._one(filename=display_name(filename), chunks=chunks, source=source, in_archive=False)
+
+    # -- one file ------------------------------------------------------------------------
+
+    def _one(
+        self, *, filename: str, chunks: Iterable[bytes], source: str, in_archive: bool
+    ) -> None:
+        source_iter = iter(chunks)
+        wrapped = self._case_key()
+        capture = Capture(
+            source_iter,
+            head_limit=self.settings.intake_head_bytes,
+            max_bytes=self.settings.max_file_bytes,
+            quota_left=self._quota_left(),
+        )
+        try:
+            stored = self.vault.put(case_id=str(self.case.id), wrapped_key=wrapped, source=capture)
+        except Rejected as rejected:
+            for _ in source_iter:  # drain: the next multipart part starts after this one
+                pass
+            self._reject(filename, rejected, source)
+            return
+        try:
+            if capture.kind is FileKind.zip:
+                if in_archive:
+                    raise Rejected(
+                        "nested_archive",
+                        "Archives nested more than one level deep are not accepted.",
+                    )
+                self._archive(filename, stored, wrapped)
+                return
+            self._accept(filename, stored, capture, source)
+        except Rejected as rejected:
+            self.vault.delete(stored.object_key)
+            self._reject(filename, rejected, source)
+        except BaseException:
+            self.vault.delete(stored.object_key)
+            raise
+
+    def _accept(self, filename: str, stored: StoredObject, capture: Capture, source: str) -> None:
+        head, kind = bytes(capture.head), capture.kind
+        assert kind is not None
+        header = None
+        page_count = width = height = None
+        if kind is FileKind.dicom:
+            header = inspect_dicom(head, tail=capture.tail, total_size=capture.total)
+            existing = indexing.file_with_instance(
+                session=self.session, case_id=self.case.id, sop_instance_uid=header.sop_instance_uid
+            )
+            if existing is not None:
+                self.vault.delete(stored.object_key)
+                self.result.accepted.append(
+                    AcceptedFile(id=existing.id, filename=filename, kind=kind.value, duplicate=True)
+                )
+                return
+        elif kind is FileKind.pdf:
+            inspect_pdf(head, tail=capture.tail, total_size=capture.total)
+            page_count = self._page_count(stored)
+        else:
+            width, height = inspect_image(
+                head, kind=kind, tail=capture.tail, total_size=capture.total
+            )
+        row = objects_service.record(session=self.session, case_id=self.case.id, stored=stored)
+        case_file = CaseFile(
+            case_id=self.case.id,
+            stored_object_id=row.id,
+            filename=filename,
+            kind=kind.value,
+            size=stored.size,
+            sha256=stored.sha256,
+            source=source,
+            uploaded_by=self.uploader_id,
+            sop_instance_uid=header.sop_instance_uid if header else None,
+            page_count=page_count,
+            width=width,
+            height=height,
+        )
+        self.session.add(case_file)
+        self.session.flush()
+        if header is not None:
+            indexing.index_instance(
+                session=self.session, case_id=self.case.id, file_id=case_file.id, header=header
+            )
+        audit_service.record(
+            session=self.session,
+            ctx=self.ctx,
+            action="file.upload",
+            entity_type="file",
+            entity_id=case_file.id,
+            case_id=self.case.id,
+            details={"kind": kind.value, "size": stored.size, "source": source},
+        )
+        self.session.commit()
+        self.result.accepted.append(
+            AcceptedFile(id=case_file.id, filename=filename, kind=kind.value)
+        )
+
+    def _page_count(self, stored: StoredObject) -> int | None:
+        if stored.size > PAGE_COUNT_LIMIT:
+            return None
+        with VaultFile(
+            self.vault,
+            case_id=str(self.case.id),
+            wrapped_key=self._case_key(),
+            object_key=stored.object_key,
+        ) as reader:
+            return pdf_page_count(reader)
+
+    def _reject(self, filename: str, rejected: Rejected, source: str) -> None:
+        self.session.rollback()
+        audit_service.record(
+            session=self.session,
+            ctx=self.ctx,
+            action="file.reject",
+            outcome="rejected",
+            case_id=self.case.id,
+            details={"code": rejected.code, "source": source},
+        )
+        self.session.commit()
+        self.result.rejected.append(RejectedFile(filename=filename, reason=rejected.reason))
+
+    # -- archives ------------------------------------------------------------------------
+
+    def _archive(self, name: str, stored: StoredObject, wrapped: bytes) -> None:
+        """Ingest every entry of a stored ZIP, then delete the ZIP itself."""
+        try:
+            with VaultFile(
+                self.vault,
+                case_id=str(self.case.id),
+                wrapped_key=wrapped,
+                object_key=stored.object_key,
+            ) as reader:
+                plan = plan_zip(reader, self._limits())
+                for entry_rejection in plan.rejected:
+                    self._reject(f"{name}/{entry_rejection.name}", entry_rejection.error, "archive")
+                accepted_before = len(self.result.accepted)
+                rejected_before = len(self.result.rejected)
+                for entry in plan.entries:
+                    entry_name = display_name(f"{name}/{entry.name}", keep_folders=True)
+                    with entry.open() as stream:
+                        self._one(
+                            filename=entry_name,
+                            chunks=chunked(stream),
+                            source="archive",
+                            in_archive=True,
+                        )
+        finally:
+            self.vault.delete(stored.object_key)
+        report = ArchiveReport(
+            case_id=self.case.id,
+            archive_name=name,
+            dicomdir_present=plan.dicomdir_present,
+            referenced=plan.referenced,
+            accepted=len(self.result.accepted) - accepted_before,
+            rejected=len(self.result.rejected) - rejected_before + len(plan.rejected),
+            missing=json.dumps(plan.missing),
+        )
+        self.session.add(report)
+        audit_service.record(
+            session=self.session,
+            ctx=self.ctx,
+            action="archive.import",
+            entity_type="archive",
+            entity_id=report.id,
+            case_id=self.case.id,
+            details={
+                "dicomdir": plan.dicomdir_present,
+                "referenced": plan.referenced,
+                "missing": len(plan.missing),
+                "accepted": report.accepted,
+                "rejected": report.rejected,
+            },
+        )
+        self.session.commit()
+        self.result.archives.append(
+            ArchiveCompleteness(
+                archive=name,
+                dicomdir_present=plan.dicomdir_present,
+                referenced=plan.referenced,
+                missing=plan.missing,
+            )
+        )
+
+    def _limits(self) -> ArchiveLimits:
+        return ArchiveLimits(
+            max_entries=self.settings.archive_max_entries,
+            max_total_uncompressed=self.settings.archive_max_total_bytes,
+            max_entry_size=self.settings.max_file_bytes,
+            max_ratio=self.settings.archive_max_ratio,
+        )
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    def _case_key(self) -> bytes:
+        wrapped = objects_service.case_key(
+            session=self.session, vault=self.vault, case_id=self.case.id
+        )
+        self.session.commit()  # never hold a transaction open while bytes stream
+        return wrapped
+
+    def _quota_left(self) -> int:
+        used = self.session.exec(
+            select(func.coalesce(func.sum(CaseFile.size), 0)).where(
+                CaseFile.case_id == self.case.id
+            )
+        ).one()
+        self.session.commit()
+        return max(0, self.settings.case_quota_bytes - int(used))

@@ -1,0 +1,80 @@
+"""Response shapes of the study index."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+
+from sqlmodel import SQLModel
+
+from portal.intake.models import ArchiveCompleteness, ArchiveReport, DicomSeries, DicomStudy
+
+
+class SeriesPublic(SQLModel):
+    id: uuid.UUID
+    series_instance_uid: str
+    modality: str | None
+    body_part_examined: str | None
+    description: str | None
+    series_number: int | None
+    instances: int
+    frames: int
+
+    @classmethod
+    def from_row(cls, row: DicomSeries, instances: int, frames: int) -> SeriesPublic:
+        return cls.model_validate(row, update={"instances": instances, "frames": frames})
+
+
+class StudyPublic(SQLModel):
+    id: uuid.UUID
+    study_instance_uid: str
+    study_date: str | None
+    description: str | None
+    accession_number: str | None
+    modalities: list[str]
+    patient_name: str | None
+    patient_id: str | None
+    patient_birth_date: str | None
+    patient_sex: str | None
+    series: list[SeriesPublic]
+
+    @classmethod
+    def from_row(cls, row: DicomStudy, series: list[SeriesPublic]) -> StudyPublic:
+        return cls.model_validate(
+            row,
+            update={"modalities": [m for m in row.modalities.split(",") if m], "series": series},
+        )
+
+
+class IdentityCheck(SQLModel):
+    mismatch: bool
+    account_name: str
+    account_birth_date: str | None
+    dicom_names: list[str]
+    dicom_birth_dates: list[str]
+
+
+class StudiesPublic(SQLModel):
+    studies: list[StudyPublic]
+    archives: list[ArchiveCompleteness]
+    identity: IdentityCheck | None = None
+    """Coordinators and specialists only: do the images belong to this account's patient?"""
+
+    @classmethod
+    def build(
+        cls,
+        studies: list[StudyPublic],
+        reports: Sequence[ArchiveReport],
+        identity: IdentityCheck | None,
+    ) -> StudiesPublic:
+        archives = [
+            ArchiveCompleteness(
+                archive=r.archive_name,
+                dicomdir_present=r.dicomdir_present,
+                referenced=r.referenced,
+                missing=json.loads(r.missing),
+            )
+            for r in reports
+        ]
+        return cls(studies=studies, archives=archives, identity=identity)

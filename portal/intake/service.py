@@ -1,0 +1,156 @@
+"""Uploading into a case, listing and reading its files, and its study index."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+
+from sqlmodel import Session, col, select
+
+from portal import access
+from portal.access import Principal
+from portal.accounts.models import STAFF_ROLES, User
+from portal.audit import service as audit_service
+from portal.audit.service import AuditContext
+from portal.cases.models import Case, CaseStatus
+from portal.errors import Conflict, NotFound
+from portal.intake import indexing
+from portal.intake.models import (
+    ArchiveReport,
+    CaseFile,
+    DicomInstance,
+    DicomSeries,
+    DicomStudy,
+)
+from portal.intake.schemas import IdentityCheck, SeriesPublic, StudiesPublic, StudyPublic
+from portal.objects import service as objects_service
+from portal.objects.models import StoredObject
+from storage.vault import Vault
+
+UPLOAD_STATUSES = frozenset({CaseStatus.draft, CaseStatus.info_requested})
+
+
+def case_for_upload(*, session: Session, principal: Principal, case_id: uuid.UUID) -> Case:
+    """The owner's case, if it accepts files now (while a draft, or when asked for more)."""
+    case = access.owned_case(session=session, principal=principal, case_id=case_id)
+    if case.status not in UPLOAD_STATUSES:
+        raise Conflict(
+            "Files can be added while the case is a draft or when the specialist asks for more."
+        )
+    session.commit()
+    return case
+
+
+def list_files(
+    *, session: Session, principal: Principal, ctx: AuditContext, case_id: uuid.UUID
+) -> Sequence[CaseFile]:
+    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    files = session.exec(
+        select(CaseFile)
+        .where(CaseFile.case_id == case.id)
+        .order_by(col(CaseFile.created_at), col(CaseFile.filename))
+    ).all()
+    audit_service.record(
+        session=session, ctx=ctx, action="file.list", case_id=case.id, details={"count": len(files)}
+    )
+    session.commit()
+    return files
+
+
+def open_file(
+    *,
+    session: Session,
+    vault: Vault,
+    principal: Principal,
+    ctx: AuditContext,
+    case_id: uuid.UUID,
+    file_id: uuid.UUID,
+) -> tuple[CaseFile, Iterator[bytes]]:
+    """The original bytes of a file (verified against their SHA-256 as they stream); audited."""
+    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    case_file = session.exec(
+        select(CaseFile).where(CaseFile.id == file_id).where(CaseFile.case_id == case.id)
+    ).first()
+    if case_file is None:
+        raise NotFound("File not found.")
+    stored = session.get(StoredObject, case_file.stored_object_id)
+    assert stored is not None
+    chunks = objects_service.open_object(session=session, vault=vault, row=stored)
+    audit_service.record(
+        session=session,
+        ctx=ctx,
+        action="file.download",
+        entity_type="file",
+        entity_id=case_file.id,
+        case_id=case.id,
+    )
+    session.commit()  # the stream below runs outside any transaction
+    return case_file, chunks
+
+
+def studies(
+    *, session: Session, principal: Principal, ctx: AuditContext, case_id: uuid.UUID
+) -> StudiesPublic:
+    """Studies → series → instance counts, with the identity check for staff."""
+    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    study_rows = session.exec(
+        select(DicomStudy).where(DicomStudy.case_id == case.id).order_by(col(DicomStudy.study_date))
+    ).all()
+    series_rows = session.exec(
+        select(DicomSeries)
+        .where(col(DicomSeries.study_id).in_([s.id for s in study_rows]))
+        .order_by(col(DicomSeries.series_number))
+    ).all()
+    counts = indexing.series_counts(session=session, study_ids=[s.id for s in study_rows])
+    frames = _frames_per_series(session, [s.id for s in series_rows])
+    public = [
+        StudyPublic.from_row(
+            study,
+            [
+                SeriesPublic.from_row(series, counts.get(series.id, 0), frames.get(series.id, 0))
+                for series in series_rows
+                if series.study_id == study.id
+            ],
+        )
+        for study in study_rows
+    ]
+    reports = session.exec(select(ArchiveReport).where(ArchiveReport.case_id == case.id)).all()
+    patient = session.get(User, case.patient_id)
+    assert patient is not None
+    identity = identity_check(patient, study_rows) if principal.role in STAFF_ROLES else None
+    audit_service.record(
+        session=session,
+        ctx=ctx,
+        action="study.list",
+        case_id=case.id,
+        details={"studies": len(public)},
+    )
+    session.commit()
+    return StudiesPublic.build(public, reports, identity)
+
+
+def _frames_per_series(session: Session, series_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    totals: dict[uuid.UUID, int] = {}
+    for series_id, frames in session.exec(
+        select(DicomInstance.series_id, DicomInstance.number_of_frames).where(
+            col(DicomInstance.series_id).in_(series_ids)
+        )
+    ).all():
+        totals[series_id] = totals.get(series_id, 0) + frames
+    return totals
+
+
+def identity_check(patient: User, study_rows: Sequence[DicomStudy]) -> IdentityCheck:
+    """Whether the studies' patient name and birth date agree with the account."""
+    names = sorted({s.patient_name for s in study_rows if s.patient_name})
+    births = sorted({s.patient_birth_date for s in study_rows if s.patient_birth_date})
+    account_birth = patient.date_of_birth.strftime("%Y%m%d") if patient.date_of_birth else None
+    name_ok = all(indexing.names_match(patient.full_name, name) for name in names)
+    birth_ok = account_birth is None or all(birth == account_birth for birth in births)
+    return IdentityCheck(
+        mismatch=not (name_ok and birth_ok),
+        account_name=patient.full_name,
+        account_birth_date=account_birth,
+        dicom_names=names,
+        dicom_birth_dates=births,
+    )

@@ -1,0 +1,30 @@
+"""Pull an ASGI request body from a worker thread, chunk by chunk, as the consumer reads."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+from anyio import from_thread
+from starlette.requests import ClientDisconnect
+
+
+class BodyReader:
+    """Iterates the body in the worker thread; a dropped connection simply ends it early."""
+
+    def __init__(self, body: AsyncIterator[bytes]) -> None:
+        self._body = body
+        self.disconnected = False
+
+    async def _next(self) -> bytes | None:
+        try:
+            return await self._body.__anext__()
+        except StopAsyncIteration:
+            return None
+        except ClientDisconnect:
+            self.disconnected = True
+            return None
+
+    def __iter__(self) -> Iterator[bytes]:
+        while (chunk := from_thread.run(self._next)) is not None:
+            if chunk:
+                yield chunk

@@ -1,0 +1,309 @@
+"""Resumable uploads, tus 1.0.0: creation, creation-with-upload, checksum, expiration, termination.
+
+Each PATCH body becomes one encrypted object (a chunk); the upload's offset moves only when a
+chunk is stored and recorded. When the last byte arrives the chunks are read back in order
+through the same ingest as every other upload, then deleted. State lives in the database and
+object storage, so an upload resumes after a dropped connection or a server restart.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlmodel import Session, col, select
+
+from portal import access
+from portal.access import Principal
+from portal.audit import service as audit_service
+from portal.audit.service import AuditContext
+from portal.db import utcnow
+from portal.errors import ChecksumMismatch, Conflict, Gone, InvalidInput, NotFound, PayloadTooLarge
+from portal.intake import service as intake_service
+from portal.intake.models import TusChunk, TusUpload, UploadResult
+from portal.intake.pipeline import Ingest, display_name
+from portal.objects import service as objects_service
+from portal.objects.models import StoredObject
+from portal.settings import Settings
+from storage.vault import Vault
+
+TUS_VERSION = "1.0.0"
+EXTENSIONS = "creation,creation-with-upload,checksum,expiration,termination"
+CHECKSUMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
+
+
+def parse_metadata(header: str | None) -> dict[str, str]:
+    """``Upload-Metadata``: comma-separated ``key base64(value)`` pairs."""
+    metadata: dict[str, str] = {}
+    for pair in filter(None, (part.strip() for part in (header or "").split(","))):
+        key, _, encoded = pair.partition(" ")
+        try:
+            metadata[key] = (
+                base64.b64decode(encoded, validate=True).decode("utf-8") if encoded else ""
+            )
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise InvalidInput(
+                f"Upload-Metadata value for '{key}' is not valid base64 UTF-8."
+            ) from exc
+    return metadata
+
+
+@dataclass(frozen=True)
+class Checksum:
+    algorithm: str
+    digest: bytes
+
+    @classmethod
+    def parse(cls, header: str | None) -> Checksum | None:
+        if not header:
+            return None
+        algorithm, _, encoded = header.strip().partition(" ")
+        if algorithm not in CHECKSUMS:
+            raise InvalidInput(
+                f"Checksum algorithm '{algorithm}' is not supported (use sha1 or sha256)."
+            )
+        try:
+            return cls(algorithm, base64.b64decode(encoded, validate=True))
+        except binascii.Error as exc:
+            raise InvalidInput("Upload-Checksum is not valid base64.") from exc
+
+
+def create_upload(
+    *,
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    ctx: AuditContext,
+    length: int,
+    metadata: dict[str, str],
+) -> TusUpload:
+    """Open a resumable upload into the caller's own case (which must accept files)."""
+    if length < 0:
+        raise InvalidInput("Upload-Length must be zero or more.")
+    if length > settings.tus_max_bytes:
+        raise PayloadTooLarge(
+            f"The upload is larger than the {settings.tus_max_bytes // 1024**3} GB allowed."
+        )
+    try:
+        case_id = uuid.UUID(metadata.get("case_id", ""))
+    except ValueError as exc:
+        raise InvalidInput(
+            "Upload-Metadata must carry the case_id of the case to upload into."
+        ) from exc
+    case = intake_service.case_for_upload(session=session, principal=principal, case_id=case_id)
+    upload = TusUpload(
+        case_id=case.id,
+        owner_id=principal.user_id,
+        filename=display_name(metadata.get("filename")),
+        length=length,
+        expires_at=utcnow() + timedelta(hours=settings.tus_expiry_hours),
+    )
+    session.add(upload)
+    audit_service.record(
+        session=session,
+        ctx=ctx,
+        action="upload.create",
+        entity_type="upload",
+        entity_id=upload.id,
+        case_id=case.id,
+        details={"length": length},
+    )
+    session.commit()
+    return upload
+
+
+def owned_upload(*, session: Session, principal: Principal, upload_id: uuid.UUID) -> TusUpload:
+    """The caller's own upload; anyone else's is reported as not existing."""
+    upload = session.get(TusUpload, upload_id)
+    if upload is None or upload.owner_id != principal.user_id:
+        raise NotFound("Upload not found.")
+    access.owned_case(session=session, principal=principal, case_id=upload.case_id)
+    if upload.completed_at is None and upload.expires_at <= utcnow():
+        raise Gone("This upload expired; start it again.")
+    return upload
+
+
+@dataclass
+class _ChunkHasher:
+    """Counts and hashes a PATCH body on its way into storage, refusing bytes past the end."""
+
+    chunks: Iterable[bytes]
+    remaining: int
+    checksum: Checksum | None
+    received: int = 0
+
+    def __post_init__(self) -> None:
+        self._hash = CHECKSUMS[self.checksum.algorithm]() if self.checksum else None
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.chunks:
+            self.received += len(chunk)
+            if self.received > self.remaining:
+                raise PayloadTooLarge("The data goes past the declared Upload-Length.")
+            if self._hash is not None:
+                self._hash.update(chunk)
+            yield chunk
+
+    def matches(self) -> bool:
+        return self._hash is None or (
+            self.checksum is not None and self._hash.digest() == self.checksum.digest
+        )
+
+
+def append(
+    *,
+    session: Session,
+    vault: Vault,
+    settings: Settings,
+    principal: Principal,
+    ctx: AuditContext,
+    upload: TusUpload,
+    offset: int,
+    body: Iterable[bytes],
+    checksum: Checksum | None,
+    disconnected: Callable[[], bool],
+) -> TusUpload:
+    """Store a PATCH body as the next chunk; ingest the whole file when it is complete."""
+    if offset != upload.offset:
+        raise Conflict(
+            f"Upload-Offset {offset} does not match the server's offset {upload.offset}."
+        )
+    if upload.completed_at is not None:
+        raise Conflict("This upload is already complete.")
+    wrapped = objects_service.case_key(session=session, vault=vault, case_id=upload.case_id)
+    upload_id, case_id, remaining = upload.id, upload.case_id, upload.length - upload.offset
+    session.commit()  # no transaction stays open while the body streams in
+    hasher = _ChunkHasher(body, remaining, checksum)
+    stored = vault.put(case_id=str(case_id), wrapped_key=wrapped, source=hasher)
+    keep = stored.size > 0 and hasher.matches() and not (checksum and disconnected())
+    with objects_service.staged(vault) as staging:
+        staging.object_keys.append(stored.object_key)
+        if not keep:
+            staging.discard()
+            if not hasher.matches() and not disconnected():
+                raise ChecksumMismatch()
+            return upload
+        locked = session.exec(
+            select(TusUpload).where(TusUpload.id == upload_id).with_for_update()
+        ).one()
+        if locked.offset != offset:
+            raise Conflict("Another request appended to this upload at the same time.")
+        row = objects_service.record(session=session, case_id=case_id, stored=stored)
+        session.add(
+            TusChunk(
+                upload_id=upload_id, stored_object_id=row.id, offset=offset, length=stored.size
+            )
+        )
+        locked.offset = offset + stored.size
+        locked.expires_at = utcnow() + timedelta(hours=settings.tus_expiry_hours)
+        session.add(locked)
+        session.commit()
+    if locked.offset == locked.length:
+        complete(
+            session=session,
+            vault=vault,
+            settings=settings,
+            principal=principal,
+            ctx=ctx,
+            upload=locked,
+        )
+    return locked
+
+
+def complete(
+    *,
+    session: Session,
+    vault: Vault,
+    settings: Settings,
+    principal: Principal,
+    ctx: AuditContext,
+    upload: TusUpload,
+) -> UploadResult:
+    """Run the assembled bytes through the common ingest, then drop the chunks."""
+    case = intake_service.case_for_upload(
+        session=session, principal=principal, case_id=upload.case_id
+    )
+    chunks = _chunks(session, upload.id)
+    ingest = Ingest(
+        session=session,
+        vault=vault,
+        settings=settings,
+        ctx=ctx,
+        case=case,
+        uploader_id=principal.user_id,
+    )
+    ingest.add(filename=upload.filename, chunks=_read_back(session, vault, chunks), source="tus")
+    _drop_chunks(session, vault, chunks)
+    upload = session.get(TusUpload, upload.id) or upload
+    upload.completed_at = utcnow()
+    upload.result = ingest.result.model_dump_json()
+    session.add(upload)
+    session.commit()
+    return ingest.result
+
+
+def _chunks(session: Session, upload_id: uuid.UUID) -> list[tuple[TusChunk, StoredObject]]:
+    rows = session.exec(
+        select(TusChunk, StoredObject)
+        .join(StoredObject, col(StoredObject.id) == col(TusChunk.stored_object_id))
+        .where(TusChunk.upload_id == upload_id)
+        .order_by(col(TusChunk.offset))
+    ).all()
+    session.commit()
+    return [(chunk, stored) for chunk, stored in rows]
+
+
+def _read_back(
+    session: Session, vault: Vault, chunks: list[tuple[TusChunk, StoredObject]]
+) -> Iterator[bytes]:
+    for _chunk, stored in chunks:
+        yield from objects_service.open_object(session=session, vault=vault, row=stored)
+
+
+def _drop_chunks(
+    session: Session, vault: Vault, chunks: list[tuple[TusChunk, StoredObject]]
+) -> None:
+    for chunk, stored in chunks:
+        vault.delete(stored.object_key)
+        session.delete(session.get(TusChunk, chunk.id))
+        session.delete(session.get(StoredObject, stored.id))
+    session.commit()
+
+
+def terminate(*, session: Session, vault: Vault, ctx: AuditContext, upload: TusUpload) -> None:
+    """Termination extension: forget the upload and its staged bytes."""
+    _drop_chunks(session, vault, _chunks(session, upload.id))
+    audit_service.record(
+        session=session,
+        ctx=ctx,
+        action="upload.terminate",
+        entity_type="upload",
+        entity_id=upload.id,
+        case_id=upload.case_id,
+    )
+    session.delete(session.get(TusUpload, upload.id))
+    session.commit()
+
+
+def expire_uploads(*, session: Session, vault: Vault) -> int:
+    """Delete incomplete uploads past their expiry, with their staged chunks."""
+    expired = session.exec(
+        select(TusUpload)
+        .where(col(TusUpload.completed_at).is_(None))
+        .where(col(TusUpload.expires_at) <= utcnow())
+    ).all()
+    for upload in expired:
+        terminate(
+            session=session, vault=vault, ctx=AuditContext(actor_role="system"), upload=upload
+        )
+    return len(expired)
+
+
+def result_of(upload: TusUpload) -> UploadResult | None:
+    return UploadResult.model_validate(json.loads(upload.result)) if upload.result else None

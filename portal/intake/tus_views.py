@@ -1,0 +1,158 @@
+"""tus 1.0.0 endpoints at ``/api/uploads`` (https://tus.io/protocols/resumable-upload)."""
+
+from __future__ import annotations
+
+import uuid
+from email.utils import format_datetime
+
+import anyio
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from portal.deps import Caller, SessionDep, SettingsDep
+from portal.errors import InvalidInput, PreconditionFailed, UnsupportedMediaType
+from portal.intake import tus
+from portal.intake.models import TusUpload, UploadResult
+from portal.intake.streams import BodyReader
+from portal.intake.views import vault_of
+from portal.settings import Settings
+
+router = APIRouter(prefix="/api/uploads", tags=["uploads"])
+OFFSET_STREAM = "application/offset+octet-stream"
+
+
+def _check_version(request: Request) -> None:
+    if request.headers.get("tus-resumable") != tus.TUS_VERSION:
+        raise PreconditionFailed(f"Send Tus-Resumable: {tus.TUS_VERSION}.")
+
+
+def _headers(upload: TusUpload | None = None, **extra: str) -> dict[str, str]:
+    headers = {"Tus-Resumable": tus.TUS_VERSION, "Cache-Control": "no-store", **extra}
+    if upload is not None:
+        headers["Upload-Offset"] = str(upload.offset)
+        headers["Upload-Length"] = str(upload.length)
+        headers["Upload-Expires"] = format_datetime(upload.expires_at, usegmt=True)
+    return headers
+
+
+def _int_header(request: Request, name: str) -> int:
+    value = request.headers.get(name, "")
+    if not value.isdigit():
+        raise InvalidInput(f"{name} must be a non-negative whole number.")
+    return int(value)
+
+
+@router.options("")
+def capabilities(settings: SettingsDep) -> Response:
+    return Response(
+        status_code=204,
+        headers={
+            "Tus-Resumable": tus.TUS_VERSION,
+            "Tus-Version": tus.TUS_VERSION,
+            "Tus-Extension": tus.EXTENSIONS,
+            "Tus-Max-Size": str(settings.tus_max_bytes),
+            "Tus-Checksum-Algorithm": ",".join(tus.CHECKSUMS),
+        },
+    )
+
+
+@router.post("", status_code=201)
+async def create(
+    request: Request, caller: Caller, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """Creation (and creation-with-upload when the request carries a body)."""
+    _check_version(request)
+    if request.headers.get("upload-defer-length"):
+        raise InvalidInput("Upload-Length must be given; deferred lengths are not supported.")
+    length = _int_header(request, "upload-length")
+    metadata = tus.parse_metadata(request.headers.get("upload-metadata"))
+    upload = await run_in_threadpool(
+        tus.create_upload,
+        session=session,
+        settings=settings,
+        principal=caller.principal,
+        ctx=caller.ctx,
+        length=length,
+        metadata=metadata,
+    )
+    if request.headers.get("content-type") == OFFSET_STREAM or length == 0:
+        upload = await _append(request, caller, session, settings, upload, offset=0)
+    location = str(request.url_for("upload_status", upload_id=str(upload.id)).path)
+    return Response(status_code=201, headers=_headers(upload, Location=location))
+
+
+@router.head("/{upload_id}")
+def head(upload_id: uuid.UUID, request: Request, caller: Caller, session: SessionDep) -> Response:
+    _check_version(request)
+    upload = tus.owned_upload(session=session, principal=caller.principal, upload_id=upload_id)
+    return Response(status_code=200, headers=_headers(upload))
+
+
+@router.patch("/{upload_id}")
+async def patch(
+    upload_id: uuid.UUID,
+    request: Request,
+    caller: Caller,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
+    _check_version(request)
+    if request.headers.get("content-type") != OFFSET_STREAM:
+        raise UnsupportedMediaType(f"PATCH bodies must be {OFFSET_STREAM}.")
+    offset = _int_header(request, "upload-offset")
+    upload = await run_in_threadpool(
+        tus.owned_upload, session=session, principal=caller.principal, upload_id=upload_id
+    )
+    upload = await _append(request, caller, session, settings, upload, offset=offset)
+    return Response(status_code=204, headers=_headers(upload))
+
+
+async def _append(
+    request: Request,
+    caller: Caller,
+    session: SessionDep,
+    settings: Settings,
+    upload: TusUpload,
+    *,
+    offset: int,
+) -> TusUpload:
+    checksum = tus.Checksum.parse(request.headers.get("upload-checksum"))
+    body = BodyReader(request.stream().__aiter__())
+    return await anyio.to_thread.run_sync(
+        lambda: tus.append(
+            session=session,
+            vault=vault_of(request),
+            settings=settings,
+            principal=caller.principal,
+            ctx=caller.ctx,
+            upload=upload,
+            offset=offset,
+            body=body,
+            checksum=checksum,
+            disconnected=lambda: body.disconnected,
+        )
+    )
+
+
+@router.delete("/{upload_id}", status_code=204)
+def terminate(
+    upload_id: uuid.UUID, request: Request, caller: Caller, session: SessionDep
+) -> Response:
+    _check_version(request)
+    upload = tus.owned_upload(session=session, principal=caller.principal, upload_id=upload_id)
+    tus.terminate(session=session, vault=vault_of(request), ctx=caller.ctx, upload=upload)
+    return Response(status_code=204, headers=_headers())
+
+
+@router.get("/{upload_id}", name="upload_status")
+def upload_status(upload_id: uuid.UUID, caller: Caller, session: SessionDep) -> dict[str, object]:
+    """Not part of tus: how far the upload is, and once complete, what was accepted."""
+    upload = tus.owned_upload(session=session, principal=caller.principal, upload_id=upload_id)
+    result: UploadResult | None = tus.result_of(upload)
+    return {
+        "id": str(upload.id),
+        "offset": upload.offset,
+        "length": upload.length,
+        "complete": upload.completed_at is not None,
+        "result": result.model_dump(mode="json") if result else None,
+    }

@@ -1,0 +1,109 @@
+"""JSON API: upload files into a case, list them, download them, read the study index."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import quote
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from portal.deps import Caller, SessionDep, SettingsDep
+from portal.errors import InvalidInput
+from portal.intake import service
+from portal.intake.models import CaseFilePublic, UploadResult
+from portal.intake.multipart import MultipartStream
+from portal.intake.pipeline import Ingest
+from portal.intake.schemas import StudiesPublic
+from storage.vault import Vault
+
+router = APIRouter(prefix="/api/cases", tags=["intake"])
+
+MEDIA_TYPES = {
+    "dicom": "application/dicom",
+    "pdf": "application/pdf",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+}
+
+
+def vault_of(request: Request) -> Vault:
+    vault: Vault = request.app.state.vault
+    return vault
+
+
+@router.post("/{case_id}/files")
+async def upload_files(
+    case_id: uuid.UUID, request: Request, caller: Caller, session: SessionDep, settings: SettingsDep
+) -> UploadResult:
+    """Multipart upload, field ``files``, one or many; each accepted or rejected with a reason."""
+    case = await run_in_threadpool(
+        service.case_for_upload, session=session, principal=caller.principal, case_id=case_id
+    )
+    stream = MultipartStream(request.headers.get("content-type", ""), request.stream().__aiter__())
+    ingest = Ingest(
+        session=session,
+        vault=vault_of(request),
+        settings=settings,
+        ctx=caller.ctx,
+        case=case,
+        uploader_id=caller.user.id,
+    )
+
+    def run() -> int:
+        files = 0
+        for headers, chunks in stream.parts():
+            if headers.field != "files" or headers.filename is None:
+                for _ in chunks:
+                    pass
+                continue
+            files += 1
+            ingest.add(filename=headers.filename, chunks=chunks, source="upload")
+        return files
+
+    if await anyio.to_thread.run_sync(run) == 0:
+        raise InvalidInput("Choose at least one file to upload (form field 'files').")
+    return ingest.result
+
+
+@router.get("/{case_id}/files")
+def list_files(case_id: uuid.UUID, caller: Caller, session: SessionDep) -> list[CaseFilePublic]:
+    files = service.list_files(
+        session=session, principal=caller.principal, ctx=caller.ctx, case_id=case_id
+    )
+    return [CaseFilePublic.model_validate(f) for f in files]
+
+
+@router.get("/{case_id}/files/{file_id}/content")
+def file_content(
+    case_id: uuid.UUID, file_id: uuid.UUID, request: Request, caller: Caller, session: SessionDep
+) -> StreamingResponse:
+    """The original bytes, exactly as uploaded (same SHA-256)."""
+    case_file, chunks = service.open_file(
+        session=session,
+        vault=vault_of(request),
+        principal=caller.principal,
+        ctx=caller.ctx,
+        case_id=case_id,
+        file_id=file_id,
+    )
+    disposition = f"attachment; filename*=UTF-8''{quote(case_file.filename, safe='')}"
+    return StreamingResponse(
+        chunks,
+        media_type=MEDIA_TYPES.get(case_file.kind, "application/octet-stream"),
+        headers={
+            "Content-Disposition": disposition,
+            "Content-Length": str(case_file.size),
+            "X-Content-SHA256": case_file.sha256,
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/{case_id}/studies")
+def list_studies(case_id: uuid.UUID, caller: Caller, session: SessionDep) -> StudiesPublic:
+    return service.studies(
+        session=session, principal=caller.principal, ctx=caller.ctx, case_id=case_id
+    )
