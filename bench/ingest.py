@@ -198,12 +198,11 @@ def big_dicom_stream(total: int) -> tuple[bytes, Iterator[bytes], int]:
     ds.Modality, ds.Rows, ds.Columns, ds.NumberOfFrames = "CT", rows, cols, frames
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    ds.PixelData = b"\0\0"  # placeholder; the real element header is written below
     import io
 
     out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    header = out.getvalue()[:-12]  # drop the placeholder element (tag, VR, reserved, length, value)
+    ds.save_as(out, enforce_file_format=True)  # everything but the pixel data element
+    header = out.getvalue()
     pixel_length = frames * frame
     element = b"\xe0\x7f\x10\x00OW\x00\x00" + pixel_length.to_bytes(4, "little")
     size = len(header) + len(element) + pixel_length

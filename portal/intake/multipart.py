@@ -17,6 +17,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from portal.errors import InvalidInput
 
+BATCH_BYTES = 1024 * 1024
+
 
 @dataclass
 class PartHeaders:
@@ -62,14 +64,20 @@ class MultipartStream:
         self._header_field = self._header_value = b""
 
     async def _next_batch(self) -> list[tuple[str, bytes]]:
-        """Every event available after the next body chunk; empty at the end of the body."""
-        while not self._events and not self._finished:
+        """Parsed events for up to ``BATCH_BYTES`` of body; empty at the end of the body.
+
+        Batching keeps the hand-offs between the event loop and the worker thread few (each
+        costs a thread wake-up); a batch is still small enough to bound memory.
+        """
+        received = 0
+        while received < BATCH_BYTES and not self._finished:
             try:
                 chunk = await self._body.__anext__()
             except StopAsyncIteration:
                 self._parser.finalize()
                 self._finished = True
                 break
+            received += len(chunk)
             try:
                 self._parser.write(chunk)
             except Exception as exc:  # python-multipart raises its own error types
