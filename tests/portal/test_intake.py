@@ -297,3 +297,30 @@ def test_other_people_cannot_touch_the_files(client, accounts: Accounts, patient
         f"/api/cases/{other_case['id']}/files/{file_id}/content", headers=stranger.headers
     )
     assert cross.status_code == 404
+
+
+def test_erasing_a_case_removes_its_files_index_and_uploads(
+    client, patient, case, db: Session, settings, seaweed: EmbeddedS3
+):
+    from portal import storage_commands
+    from portal.intake.models import DicomStudy, TusUpload
+
+    upload(client, patient, case["id"], ("ct.dcm", samples.dicom()), ("r.pdf", samples.pdf()))
+    client.post(
+        "/api/uploads",
+        content=b"%PDF-1.4 partial",
+        headers={
+            **patient.headers,
+            "Tus-Resumable": "1.0.0",
+            "Upload-Length": "1000",
+            "Content-Type": "application/offset+octet-stream",
+            "Upload-Metadata": "case_id "
+            + __import__("base64").b64encode(case["id"].encode()).decode(),
+        },
+    )
+    assert len(bucket_keys(seaweed, case["id"])) == 3  # two files and one staged tus chunk
+    assert storage_commands.erase_case(settings, case["id"]) == 0
+    db.expire_all()
+    for model in (CaseFile, StoredObject, DicomInstance, DicomStudy, TusUpload):
+        assert db.exec(select(model)).all() == [], model.__name__
+    assert bucket_keys(seaweed, case["id"]) == []
