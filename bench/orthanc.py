@@ -1,0 +1,108 @@
+"""Orthanc side of the ingest benchmark: the same files POSTed to Orthanc's /instances.
+
+Orthanc cannot bind to loopback only, so it is run in a network namespace of its own and the
+client runs in there too, by re-invoking ``python -m bench.ingest --orthanc-client LISTING
+THREADS`` (handled by ``bench.ingest.main``, which calls ``orthanc_client``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from tests.services import wait_for
+
+NETNS = "portal-bench-orthanc"
+
+
+def orthanc_available() -> bool:
+    return shutil.which("Orthanc") is not None and shutil.which("ip") is not None
+
+
+def run_orthanc(paths: list[Path], threads_list: list[int], root: Path) -> dict[int, float]:
+    """Orthanc in its own network namespace; the client runs in there too."""
+    subprocess.run(["ip", "netns", "add", NETNS], check=True)
+    try:
+        subprocess.run(["ip", "netns", "exec", NETNS, "ip", "link", "set", "lo", "up"], check=True)
+        results = {}
+        for threads in threads_list:
+            storage = root / f"orthanc-{threads}"
+            storage.mkdir()
+            config = root / f"orthanc-{threads}.json"
+            config.write_text(
+                json.dumps(
+                    {
+                        "Name": "bench",
+                        "StorageDirectory": str(storage),
+                        "IndexDirectory": str(storage),
+                        "HttpPort": 8042,
+                        "DicomServerEnabled": False,
+                        "RemoteAccessAllowed": False,
+                        "AuthenticationEnabled": False,
+                        "HttpCompressionEnabled": False,
+                    }
+                )
+            )
+            server = subprocess.Popen(
+                ["ip", "netns", "exec", NETNS, "Orthanc", str(config)],
+                stdout=(root / "orthanc.log").open("ab"),
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                listing = root / "files.txt"
+                listing.write_text("\n".join(str(p) for p in paths))
+                done = subprocess.run(
+                    [
+                        "ip",
+                        "netns",
+                        "exec",
+                        NETNS,
+                        sys.executable,
+                        "-m",
+                        "bench.ingest",
+                        "--orthanc-client",
+                        str(listing),
+                        str(threads),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    cwd=Path(__file__).resolve().parents[1],
+                )
+                results[threads] = float(done.stdout.strip().splitlines()[-1])
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+        return results
+    finally:
+        subprocess.run(["ip", "netns", "delete", NETNS], check=False)
+
+
+def orthanc_client(listing: Path, threads: int) -> None:
+    """Inside the namespace: wait for Orthanc, POST /instances, print seconds taken."""
+    paths = [Path(line) for line in listing.read_text().splitlines()]
+    url = "http://127.0.0.1:8042"
+    assert wait_for(lambda: _answers(f"{url}/system"), timeout=60), "Orthanc did not start"
+
+    def send(path: Path, client: httpx.Client) -> None:
+        client.post(f"{url}/instances", content=path.read_bytes()).raise_for_status()
+
+    clients = [httpx.Client(timeout=120) for _ in range(threads)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda item: send(item[1], clients[item[0] % threads]), enumerate(paths)))
+    print(time.perf_counter() - started)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
