@@ -351,3 +351,48 @@ def test_both_checksum_algorithms_are_accepted(
         client.get(location, headers=patient.headers).json()["result"]["accepted"][0]["kind"]
         == "png"
     )
+
+
+JS = Path(__file__).resolve().parents[1] / "js"
+
+
+def run_tus_js(*args: str) -> str:
+    """The browser's tus client (tus-js-client, installed by ``make test``) under Node."""
+    import shutil
+    import subprocess
+
+    from tests.services import unavailable
+
+    node = shutil.which("node")
+    if node is None or not (JS / "node_modules" / "tus-js-client").exists():
+        unavailable("Node.js with tus-js-client (make test runs npm ci in tests/js)")
+    assert node is not None
+    done = subprocess.run(
+        [node, str(JS / "tus_upload.mjs"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_tus_js_client_uploads_stops_and_resumes(
+    live: LiveServer, accounts: Accounts, client: TestClient, db: Session, tmp_path: Path
+):
+    patient = accounts.patient()
+    case = open_case(client, patient)
+    path = tmp_path / "MR_small.dcm"
+    path.write_bytes(samples.dicom("MR_small.dcm"))
+    endpoint = f"{live.url}/api/uploads"
+    partial = run_tus_js(endpoint, patient.token or "", case["id"], str(path), "2000", "4000")
+    assert partial.startswith("PARTIAL ")
+    url, offset = partial.split()[1], int(partial.split()[2])
+    assert offset >= 4000
+    head = httpx.head(url, headers={**patient.headers, **TUS})
+    assert int(head.headers["upload-offset"]) == offset
+    done = run_tus_js(endpoint, patient.token or "", case["id"], str(path), "2000", url)
+    assert done == f"DONE {url}"
+    stored = db.exec(select(CaseFile)).one()
+    assert stored.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
