@@ -6,7 +6,7 @@ from pydantic import ValidationError
 
 from portal.accounts import service as accounts_service
 from portal.accounts import totp
-from portal.accounts.models import STAFF_ROLES, Role, UserCreate
+from portal.accounts.models import Role, UserCreate
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.db import create_db_engine, session_scope
@@ -26,22 +26,8 @@ def add_user(
     try:
         data = UserCreate(email=email, password=password, full_name=full_name, language=language)
         with session_scope(engine) as session:
-            user = accounts_service.create_user(
-                session=session, settings=settings, data=data, role=Role(role)
-            )
-            secret = None
-            if user.role in STAFF_ROLES:
-                secret = totp.new_secret()
-                accounts_service.enable_totp_with_secret(
-                    session=session, box=box, user=user, secret=secret
-                )
-            audit_service.record(
-                session=session,
-                ctx=CLI,
-                action="account.create",
-                entity_type="user",
-                entity_id=user.id,
-                details={"role": role},
+            user, secret = accounts_service.create_enrolled_account(
+                session=session, settings=settings, box=box, ctx=CLI, data=data, role=Role(role)
             )
     except ValidationError as exc:
         print(f"portal: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")

@@ -11,8 +11,7 @@ from sqlmodel import Session
 
 from portal.accounts import service as accounts_service
 from portal.accounts import totp
-from portal.accounts.models import STAFF_ROLES, Role, UserCreate
-from portal.audit import service as audit_service
+from portal.accounts.models import Role, UserCreate
 from portal.audit.service import SYSTEM
 from portal.sealing import SecretBox
 from portal.settings import Settings
@@ -42,25 +41,14 @@ def ensure_demo_accounts(
         if accounts_service.get_user_by_email(session=session, email=email) is not None:
             continue
         password = "demo-" + secrets.token_urlsafe(12)
-        user = accounts_service.create_user(
+        _user, secret = accounts_service.create_enrolled_account(
             session=session,
             settings=settings,
-            role=role,
-            data=UserCreate(email=email, password=password, full_name=name, language=language),
-        )
-        secret = None
-        if role in STAFF_ROLES:
-            secret = totp.new_secret()
-            accounts_service.enable_totp_with_secret(
-                session=session, box=box, user=user, secret=secret
-            )
-        audit_service.record(
-            session=session,
+            box=box,
             ctx=SYSTEM,
-            action="account.create",
-            entity_type="user",
-            entity_id=user.id,
-            details={"role": role.value, "demo": True},
+            data=UserCreate(email=email, password=password, full_name=name, language=language),
+            role=role,
+            details={"demo": True},
         )
         created.append(DemoCredential(role, email, password, secret))
     session.commit()

@@ -395,3 +395,34 @@ def enable_totp_with_secret(*, session: Session, box: SecretBox, user: User, sec
     user.totp_secret_sealed = totp.seal_secret(box, secret)
     user.totp_enabled = True
     session.add(user)
+
+
+def create_enrolled_account(
+    *,
+    session: Session,
+    settings: Settings,
+    box: SecretBox,
+    ctx: AuditContext,
+    data: UserCreate,
+    role: Role,
+    details: dict[str, str | bool] | None = None,
+) -> tuple[User, str | None]:
+    """An account made by an operator (CLI, demo): staff are enrolled in TOTP at once.
+
+    Returns the account and, for staff, the new TOTP secret to hand over once. The caller
+    commits.
+    """
+    user = create_user(session=session, settings=settings, data=data, role=role)
+    secret = None
+    if role in STAFF_ROLES:
+        secret = totp.new_secret()
+        enable_totp_with_secret(session=session, box=box, user=user, secret=secret)
+    audit_service.record(
+        session=session,
+        ctx=ctx,
+        action="account.create",
+        entity_type="user",
+        entity_id=user.id,
+        details={"role": role.value, **(details or {})},
+    )
+    return user, secret
