@@ -13,8 +13,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from storage.embedded import EmbeddedS3
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -133,3 +137,16 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1) -> bool:  
             return True
         time.sleep(interval)
     return False
+
+
+def s3(seaweed: EmbeddedS3) -> Any:
+    """A plain boto3 client on the test SeaweedFS, to look at the bucket as an intruder would."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=seaweed.endpoint_url,
+        aws_access_key_id=seaweed.access_key,
+        aws_secret_access_key=seaweed.secret_key,
+        region_name="us-east-1",
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import boto3
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -19,6 +18,7 @@ from portal.objects.models import StoredObject
 from storage.embedded import EmbeddedS3
 from tests.fixtures.app import Account, Accounts, open_case
 from tests.portal import samples
+from tests.services import s3
 
 CD_FOLDERS = {"77654033", "98892001", "98892003"}
 
@@ -32,14 +32,7 @@ def upload(client: TestClient, who: Account, case_id: str, *files: tuple[str, by
 
 
 def bucket_keys(seaweed: EmbeddedS3, case_id: str) -> list[str]:
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=seaweed.endpoint_url,
-        aws_access_key_id=seaweed.access_key,
-        aws_secret_access_key=seaweed.secret_key,
-        region_name="us-east-1",
-    )
-    listed = s3.list_objects_v2(Bucket=seaweed.bucket, Prefix=f"cases/{case_id}/")
+    listed = s3(seaweed).list_objects_v2(Bucket=seaweed.bucket, Prefix=f"cases/{case_id}/")
     return [item["Key"] for item in listed.get("Contents", [])]
 
 

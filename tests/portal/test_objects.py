@@ -6,7 +6,6 @@ import io
 import uuid
 from pathlib import Path
 
-import boto3
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -24,6 +23,7 @@ from storage.embedded import EmbeddedS3
 from storage.errors import IntegrityError
 from storage.vault import Vault, build_vault
 from tests.fixtures.app import Accounts, make_settings, open_case
+from tests.services import s3
 
 MARKER = b"DICM patient IVANOVA^OLGA marker "
 
@@ -41,16 +41,6 @@ def app(own_bucket: Settings) -> FastAPI:
     from portal.app import create_app
 
     return create_app(own_bucket)
-
-
-def s3(seaweed: EmbeddedS3):  # type: ignore[no-untyped-def]
-    return boto3.client(
-        "s3",
-        endpoint_url=seaweed.endpoint_url,
-        aws_access_key_id=seaweed.access_key,
-        aws_secret_access_key=seaweed.secret_key,
-        region_name="us-east-1",
-    )
 
 
 def new_case(client: TestClient, accounts: Accounts) -> uuid.UUID:
