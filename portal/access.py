@@ -32,6 +32,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "audit.read": frozenset({Role.coordinator, Role.admin}),
     "users.manage": frozenset({Role.admin}),
     "specialists.read": frozenset({Role.coordinator, Role.admin}),
+    "specialists.manage": frozenset({Role.coordinator, Role.admin}),
     "case.assign": frozenset({Role.coordinator, Role.admin}),
 }
 

@@ -18,17 +18,36 @@ CLI = AuditContext(actor_role="operator")
 
 
 def add_user(
-    settings: Settings, *, role: str, email: str, full_name: str, language: str, password: str
+    settings: Settings,
+    *,
+    role: str,
+    email: str,
+    full_name: str,
+    language: str,
+    password: str,
+    profile: dict[str, object] | None = None,
 ) -> int:
-    """Create an account; staff are enrolled in TOTP and their otpauth URI is printed once."""
+    """Create an account; staff are enrolled in TOTP and their otpauth URI is printed once.
+
+    A specialist's profile (what they read, languages, capacity) may be given at once.
+    """
+    from reviewers import specialists
+    from reviewers.models import SpecialistProfileUpdate
+
     engine = create_db_engine(settings.database_url)
     box = SecretBox(settings.secret_key.get_secret_value())
     try:
         data = UserCreate(email=email, password=password, full_name=full_name, language=language)
+        update = SpecialistProfileUpdate.model_validate(profile) if profile else None
         with session_scope(engine) as session:
             user, secret = accounts_service.create_enrolled_account(
                 session=session, settings=settings, box=box, ctx=CLI, data=data, role=Role(role)
             )
+            if user.role == Role.specialist:
+                specialists.apply_profile(
+                    specialists.profile_for(session=session, user=user),
+                    update or SpecialistProfileUpdate(),
+                )
     except ValidationError as exc:
         print(f"portal: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
         return 2

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from portal import housekeeping
 from portal.accounts.views import router as accounts_router
 from portal.audit.views import router as audit_router
 from portal.cases.views import consent_router
@@ -43,6 +46,8 @@ from portal.middleware import (
 )
 from portal.sealing import SecretBox
 from portal.settings import Settings
+from reviewers.views import router as review_router
+from reviewers.views import specialists_router
 from storage.errors import KeyUnavailable, StorageError, StorageUnavailable
 from storage.vault import Vault, build_vault
 
@@ -113,10 +118,21 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         app.state.engine = engine
         app.state.vault = vault or _open_vault(settings)
         app.state.vault_checks = vault_checks(app.state.vault)
-        try:
-            yield
-        finally:
-            engine.dispose()
+        async with anyio.create_task_group() as tasks:
+            if settings.sweep_enabled:
+                tasks.start_soon(
+                    functools.partial(
+                        housekeeping.run_forever,
+                        engine=engine,
+                        vault=app.state.vault,
+                        settings=settings,
+                    )
+                )
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
+                engine.dispose()
 
     app = FastAPI(
         title="Second Opinion Portal",
@@ -137,6 +153,8 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         intake_router,
         tus_router,
         audit_router,
+        review_router,
+        specialists_router,
     )
     for router in routers:
         app.include_router(router)

@@ -49,7 +49,24 @@ def _users_add(args: argparse.Namespace, settings: Settings) -> int:
         full_name=args.name,
         language=args.language,
         password=password,
+        profile=_profile_options(args),
     )
+
+
+def _profile_options(args: argparse.Namespace) -> dict[str, object] | None:
+    """The specialist profile given on the command line (only for ``--role specialist``)."""
+    given = {
+        "specialties": args.specialty,
+        "body_regions": args.region,
+        "modalities": args.modality,
+        "languages": args.speaks,
+        "credentials": args.credentials,
+        "max_active_cases": args.max_active,
+    }
+    given = {name: value for name, value in given.items() if value is not None}
+    if given and args.role != "specialist":
+        raise SystemExit("portal: profile options (--specialty, --region, …) are for specialists")
+    return given or None
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -102,7 +119,7 @@ def _cases_erase(args: argparse.Namespace, settings: Settings) -> int:
 def _sweep(args: argparse.Namespace, settings: Settings) -> int:
     from portal import storage_commands
 
-    return storage_commands.sweep(settings)
+    return storage_commands.sweep(settings, mail=not args.no_mail)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,6 +147,21 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name", required=True, help="full name")
     add.add_argument("--language", default="en", help="ISO 639-1 code, e.g. en, ru")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    profile = add.add_argument_group("specialist profile (--role specialist)")
+    profile.add_argument(
+        "--specialty", action="append", help="e.g. spine_surgery, neuroradiology (repeat)"
+    )
+    profile.add_argument("--region", action="append", help="body region read, e.g. spine (repeat)")
+    profile.add_argument(
+        "--modality", action="append", help="DICOM modality read, e.g. MR (repeat)"
+    )
+    profile.add_argument(
+        "--speaks",
+        action="append",
+        help="language of opinions, e.g. ru (repeat; default --language)",
+    )
+    profile.add_argument("--credentials", help="licence and credentials line for signatures")
+    profile.add_argument("--max-active", type=int, help="most cases held at once (default 8)")
     add.set_defaults(handler=_users_add)
 
     audit = commands.add_parser("audit", help="audit trail").add_subparsers(
@@ -164,9 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("--yes", action="store_true", help="confirm without a prompt")
     erase.set_defaults(handler=_cases_erase)
 
-    commands.add_parser(
-        "sweep", help="periodic housekeeping: expired resumable uploads"
-    ).set_defaults(handler=_sweep)
+    sweep = commands.add_parser(
+        "sweep",
+        help="periodic housekeeping: unanswered offers, deadline warnings, mail, expired uploads",
+    )
+    sweep.add_argument("--no-mail", action="store_true", help="leave queued mail for later")
+    sweep.set_defaults(handler=_sweep)
     return parser
 
 

@@ -86,6 +86,15 @@ def configure_logging(*, level: str = "INFO", log_format: str = "auto") -> None:
     # Never DEBUG for these: SQLAlchemy and botocore log parameter values and headers there.
     # pydicom's warnings can quote element values (names, IDs): only errors, never values.
     logging.getLogger("pydicom").setLevel(logging.ERROR)
-    for noisy in ("sqlalchemy", "botocore", "boto3", "urllib3", "s3transfer", "alembic"):
+    for noisy in (
+        "sqlalchemy",
+        "botocore",
+        "boto3",
+        "urllib3",
+        "s3transfer",
+        "alembic",
+        "fontTools",
+        "fpdf",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").disabled = True  # ours logs the route template instead

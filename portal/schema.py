@@ -12,7 +12,15 @@ from portal.intake.models import (
     TusChunk,
     TusUpload,
 )
+from portal.notifications.models import OutboxMessage
 from portal.objects.models import CaseKey, StoredObject
+from reviewers.models import (
+    CaseAssignment,
+    CaseQuestion,
+    Opinion,
+    OpinionAddendum,
+    SpecialistProfile,
+)
 
 __all__ = [
     "ArchiveReport",
@@ -20,14 +28,20 @@ __all__ = [
     "AuditHead",
     "AuthSession",
     "Case",
+    "CaseAssignment",
     "CaseConsent",
     "CaseEvent",
     "CaseFile",
     "CaseKey",
+    "CaseQuestion",
     "DicomInstance",
     "DicomSeries",
     "DicomStudy",
     "LoginFailure",
+    "Opinion",
+    "OpinionAddendum",
+    "OutboxMessage",
+    "SpecialistProfile",
     "StoredObject",
     "TusChunk",
     "TusUpload",

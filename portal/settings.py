@@ -6,6 +6,7 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from portal.notifications.settings import MailSettings
 from storage.settings import DEV_SECRET_KEY, StorageSettings
 
 DEFAULT_SECRET_KEY = "insecure-development-secret-change-me"  # noqa: S105 - refused in production
@@ -55,11 +56,23 @@ class Settings(BaseSettings):
     tus_max_bytes: int = 8 * 1024**3
     tus_expiry_hours: int = 24
 
+    acceptance_window_hours: int = 24
+    """How long a specialist has to accept or decline an offered case."""
+    standard_due_business_days: int = 5
+    urgent_due_hours: int = 48
+    due_soon_hours: int = 24
+    """A running deadline closer than this is 'due soon'."""
+    max_follow_up_questions: int = 3
+    sweep_enabled: bool = True
+    """Run the deadline and acceptance sweep (and mail delivery) inside the server."""
+    sweep_interval_seconds: float = 60.0
+
     log_level: str = "INFO"
     log_format: Literal["json", "plain", "auto"] = "auto"
     """``auto``: plain lines on a terminal, JSON lines otherwise (services, containers)."""
 
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    mail: MailSettings = Field(default_factory=MailSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Self:

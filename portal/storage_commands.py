@@ -100,11 +100,11 @@ def erase_case(settings: Settings, case_id: str) -> int:
     return 0
 
 
-def sweep(settings: Settings) -> int:
-    """Housekeeping safe to run from cron: remove expired, unfinished resumable uploads."""
-    from portal.intake import tus
+def sweep(settings: Settings, *, mail: bool = True) -> int:
+    """Housekeeping safe to run from cron, also in several processes at once."""
+    from portal import housekeeping
 
-    with opened(settings) as (engine, vault), session_scope(engine) as session:
-        expired = tus.expire_uploads(session=session, vault=vault)
-    print(f"removed {expired} expired upload(s)")
+    with opened(settings) as (engine, vault):
+        report = housekeeping.run_once(engine=engine, vault=vault, settings=settings, mail=mail)
+    print(report)
     return 0

@@ -426,3 +426,49 @@ def create_enrolled_account(
         details={"role": role.value, **(details or {})},
     )
     return user, secret
+
+
+class ReauthenticationFailed(Forbidden):
+    default_message = "The password or the one-time code is not correct."
+
+
+def reauthenticate(
+    *,
+    session: Session,
+    settings: Settings,
+    box: SecretBox,
+    ctx: AuditContext,
+    user: User,
+    password: str,
+    otp: str,
+    purpose: str,
+) -> None:
+    """Confirm a signed-in user's identity again (password and TOTP) before a weighty act.
+
+    Failures count towards the same throttle as sign-in, so a stolen session cannot be used
+    to guess the password.
+    """
+    failures, retry_after = _failures_in_window(
+        session=session, settings=settings, email=user.email
+    )
+    if failures >= settings.login_max_failures:
+        raise TooManyRequests(
+            f"Too many failed attempts. Try again in {math.ceil(retry_after / 60)} minute(s).",
+            retry_after=retry_after,
+        )
+    if not user.totp_enabled:
+        raise Forbidden("Set up two-step sign-in (an authenticator app) before signing.")
+    if not passwords.verify_password(
+        user.password_hash, password, settings=settings
+    ) or not _consume_otp(session=session, box=box, user=user, code=otp):
+        session.rollback()
+        _fail(session=session, ctx=ctx, email=user.email, user=user, reason=f"reauth_{purpose}")
+        raise ReauthenticationFailed()
+    audit_service.record(
+        session=session,
+        ctx=ctx,
+        action="auth.reauthenticate",
+        entity_type="user",
+        entity_id=user.id,
+        details={"purpose": purpose},
+    )

@@ -23,7 +23,9 @@ from portal.intake.models import (
     TusChunk,
     TusUpload,
 )
+from portal.notifications.models import OutboxMessage
 from portal.objects.models import CaseKey, StoredObject
+from reviewers.models import CaseAssignment, CaseQuestion, Opinion, OpinionAddendum
 from storage.vault import Vault
 
 # Every table that references cases.id, deleted (in this order) before the case row itself.
@@ -36,6 +38,10 @@ CASE_DEPENDENTS: list[type[SQLModel]] = [
     CaseConsent,
     TusUpload,
     CaseEvent,
+    Opinion,
+    CaseQuestion,
+    CaseAssignment,
+    OutboxMessage,
 ]
 
 
@@ -99,3 +105,5 @@ def _delete_index(session: Session, case_id: uuid.UUID) -> None:
     session.exec(delete(DicomSeries).where(col(DicomSeries.study_id).in_(studies)))
     uploads = select(TusUpload.id).where(TusUpload.case_id == case_id)
     session.exec(delete(TusChunk).where(col(TusChunk.upload_id).in_(uploads)))
+    opinions = select(Opinion.id).where(Opinion.case_id == case_id)
+    session.exec(delete(OpinionAddendum).where(col(OpinionAddendum.opinion_id).in_(opinions)))

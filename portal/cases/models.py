@@ -74,6 +74,13 @@ class Case(CaseBase, table=True):
         default=None, foreign_key="users.id", index=True
     )
     due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    submitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    paused_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    """Set while the case waits for the patient: the deadline clock stands still."""
+    deadline_notice: str | None = Field(default=None, max_length=16)
+    """The last deadline warning sent (``due_soon``, ``overdue``), so each goes out once."""
+    needs_translation: bool = False
+    """Nobody available speaks the case's language: the opinion goes through translation."""
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -132,6 +139,9 @@ class CaseSummary(SQLModel):
     status: CaseStatus
     assigned_specialist: PersonRef | None
     due_at: datetime | None
+    deadline_state: str | None
+    """``on_track``, ``due_soon``, ``overdue`` or ``paused`` while a deadline runs."""
+    needs_translation: bool
     created_at: datetime
     updated_at: datetime
 
@@ -154,6 +164,10 @@ class CaseConsent(SQLModel, table=True):
     version: str = Field(max_length=32)
     accepted_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     client_ip: str | None = Field(default=None, max_length=64)
+
+
+class CancelRequest(SQLModel):
+    reason: str | None = Field(default=None, max_length=2000)
 
 
 class ConsentRequest(SQLModel):

@@ -8,6 +8,7 @@ from fastapi import APIRouter, status
 
 from portal.cases import consent, service
 from portal.cases.models import (
+    CancelRequest,
     CaseCreate,
     CasePublic,
     CaseStatus,
@@ -16,7 +17,7 @@ from portal.cases.models import (
     ConsentRequest,
     ConsentText,
 )
-from portal.deps import Caller, SessionDep
+from portal.deps import Caller, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/cases", tags=["cases"])
 
@@ -58,9 +59,48 @@ def give_consent(
 
 
 @router.post("/{case_id}/submit")
-def submit(case_id: uuid.UUID, caller: Caller, session: SessionDep) -> CasePublic:
+def submit(
+    case_id: uuid.UUID, caller: Caller, session: SessionDep, settings: SettingsDep
+) -> CasePublic:
     case = service.submit_case(
-        session=session, principal=caller.principal, ctx=caller.ctx, case_id=case_id
+        session=session,
+        principal=caller.principal,
+        ctx=caller.ctx,
+        settings=settings,
+        case_id=case_id,
+    )
+    return service.describe(session=session, case=case)
+
+
+@router.post("/{case_id}/cancel")
+def cancel(
+    case_id: uuid.UUID,
+    caller: Caller,
+    session: SessionDep,
+    settings: SettingsDep,
+    data: CancelRequest | None = None,
+) -> CasePublic:
+    case = service.cancel_case(
+        session=session,
+        principal=caller.principal,
+        ctx=caller.ctx,
+        settings=settings,
+        case_id=case_id,
+        reason=data.reason if data else None,
+    )
+    return service.describe(session=session, case=case)
+
+
+@router.post("/{case_id}/close")
+def close(
+    case_id: uuid.UUID, caller: Caller, session: SessionDep, settings: SettingsDep
+) -> CasePublic:
+    case = service.close_case(
+        session=session,
+        principal=caller.principal,
+        ctx=caller.ctx,
+        settings=settings,
+        case_id=case_id,
     )
     return service.describe(session=session, case=case)
 

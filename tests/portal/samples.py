@@ -72,3 +72,24 @@ def zip_folder(folder: Path, *, skip: set[str] | None = None, prefix: str = "") 
             if path.is_file() and relative not in (skip or set()):
                 archive.write(path, prefix + relative)
     return out.getvalue()
+
+
+def ct_series(count: int, *, body_part: str = "SPINE", modality: str = "CT") -> list[bytes]:
+    """``count`` instances of one new series, made from pydicom's CT_small.dcm."""
+    from pydicom.uid import generate_uid
+
+    study_uid, series_uid = generate_uid(), generate_uid()
+    instances = []
+    for number in range(1, count + 1):
+        dataset = dcmread(dicom_path("CT_small.dcm"))
+        dataset.StudyInstanceUID = study_uid
+        dataset.SeriesInstanceUID = series_uid
+        dataset.SOPInstanceUID = generate_uid()
+        dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+        dataset.InstanceNumber = number
+        dataset.BodyPartExamined = body_part
+        dataset.Modality = modality
+        out = io.BytesIO()
+        dataset.save_as(out, enforce_file_format=True)
+        instances.append(out.getvalue())
+    return instances

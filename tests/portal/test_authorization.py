@@ -14,6 +14,7 @@ from sqlmodel import Session
 from portal.accounts.models import Role
 from portal.cases.consent import CURRENT_VERSION
 from portal.cases.models import Case
+from reviewers.models import CaseQuestion, Opinion, QuestionKind
 from tests.fixtures.app import Account, Accounts, open_case
 from tests.portal import samples
 
@@ -37,6 +38,14 @@ SEES_CASE = {
     "other_patient": 404,
     "assigned_specialist": 200,
     "other_specialist": 404,
+    "coordinator": 200,
+    "admin": 200,
+}
+STAFF_ONLY = {
+    "owner": 403,
+    "other_patient": 403,
+    "assigned_specialist": 403,
+    "other_specialist": 403,
     "coordinator": 200,
     "admin": 200,
 }
@@ -112,6 +121,111 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
         "coordinator": 403,
         "admin": 201,
     },
+    # The review workflow, on a draft case: whoever may act at all gets 409 (wrong state),
+    # whoever never may gets 403, whoever cannot see the case 404.
+    ("POST", "/api/cases/{case_id}/accept"): {
+        "owner": 403,
+        "other_patient": 404,
+        "assigned_specialist": 409,
+        "other_specialist": 404,
+        "coordinator": 403,
+        "admin": 403,
+    },
+    ("POST", "/api/cases/{case_id}/decline"): {
+        "owner": 403,
+        "other_patient": 404,
+        "assigned_specialist": 409,
+        "other_specialist": 404,
+        "coordinator": 403,
+        "admin": 403,
+    },
+    ("POST", "/api/cases/{case_id}/assign"): {
+        "owner": 403,
+        "other_patient": 403,
+        "assigned_specialist": 403,
+        "other_specialist": 403,
+        "coordinator": 409,
+        "admin": 409,
+    },
+    ("GET", "/api/cases/{case_id}/assignments"): STAFF_ONLY,
+    ("GET", "/api/cases/{case_id}/suggestions"): STAFF_ONLY,
+    ("GET", "/api/cases/{case_id}/questions"): SEES_CASE,
+    ("POST", "/api/cases/{case_id}/questions"): {
+        "owner": 409,
+        "other_patient": 404,
+        "assigned_specialist": 409,
+        "other_specialist": 404,
+        "coordinator": 403,
+        "admin": 403,
+    },
+    ("POST", "/api/cases/{case_id}/questions/{question_id}/answer"): {
+        "owner": 200,
+        "other_patient": 404,
+        "assigned_specialist": 403,
+        "other_specialist": 404,
+        "coordinator": 403,
+        "admin": 403,
+    },
+    ("PUT", "/api/cases/{case_id}/opinion"): {
+        "owner": 403,
+        "other_patient": 404,
+        "assigned_specialist": 409,
+        "other_specialist": 404,
+        "coordinator": 403,
+        "admin": 403,
+    },
+    ("GET", "/api/cases/{case_id}/opinion"): {
+        "owner": 404,  # a draft: the patient reads the opinion once it is delivered
+        "other_patient": 404,
+        "assigned_specialist": 200,
+        "other_specialist": 404,
+        "coordinator": 200,
+        "admin": 200,
+    },
+    ("POST", "/api/cases/{case_id}/opinion/sign"): {
+        "owner": 403,
+        "other_patient": 404,
+        "assigned_specialist": 409,
+        "other_specialist": 404,
+        "coordinator": 403,
+        "admin": 403,
+    },
+    ("GET", "/api/cases/{case_id}/opinion.pdf"): {
+        "owner": 404,
+        "other_patient": 404,
+        "assigned_specialist": 409,
+        "other_specialist": 404,
+        "coordinator": 409,
+        "admin": 409,
+    },
+    ("POST", "/api/cases/{case_id}/opinion/addenda"): {
+        "owner": 403,
+        "other_patient": 404,
+        "assigned_specialist": 409,
+        "other_specialist": 404,
+        "coordinator": 403,
+        "admin": 403,
+    },
+    ("POST", "/api/cases/{case_id}/close"): {
+        "owner": 409,
+        "other_patient": 404,
+        "assigned_specialist": 403,
+        "other_specialist": 404,
+        "coordinator": 409,
+        "admin": 409,
+    },
+    ("GET", "/api/specialists"): STAFF_ONLY,
+    ("GET", "/api/specialists/{specialist_id}"): STAFF_ONLY,
+    ("PATCH", "/api/specialists/{specialist_id}"): STAFF_ONLY,
+    # Last: the owner's cancellation ends the draft, so staff then find it already cancelled.
+    ("POST", "/api/cases/{case_id}/cancel"): {
+        "owner": 200,
+        "other_patient": 404,
+        "assigned_specialist": 403,
+        "other_specialist": 404,
+        "coordinator": 409,
+        "admin": 409,
+    },
 }
 # Reached without an account, or acting on the caller's own session: probed in their own tests.
 PUBLIC_OR_SELF = {
@@ -167,9 +281,22 @@ def cast(client: TestClient, accounts: Accounts, db: Session) -> dict[str, Any]:
     stored = db.get(Case, uuid.UUID(case["id"]))
     assert stored is not None
     stored.assigned_specialist_id = people["assigned_specialist"].user_id
-    db.add(stored)
+    question = CaseQuestion(
+        case_id=stored.id,
+        kind=QuestionKind.clarification,
+        asked_by=people["assigned_specialist"].user_id,
+        text="Do you have the earlier MRI?",
+    )
+    opinion = Opinion(case_id=stored.id, author_id=people["assigned_specialist"].user_id)
+    db.add_all([stored, question, opinion])
     db.commit()
-    return {"people": people, "case_id": case["id"], "file_id": file_id}
+    return {
+        "people": people,
+        "case_id": case["id"],
+        "file_id": file_id,
+        "question_id": question.id,
+        "specialist_id": people["assigned_specialist"].user_id,
+    }
 
 
 def _call(
@@ -183,6 +310,21 @@ def _call(
         body = CASE_BODY
     if path.endswith("/consent"):
         body = {"accepted": True, "version": CURRENT_VERSION}
+    bodies = {
+        "/decline": {"reason": "On leave this week."},
+        "/assign": {"specialist_id": str(uuid.uuid4())},
+        "/questions": {"text": "Do you have the earlier MRI?"},
+        "/answer": {"text": "Yes, from 2024."},
+        "/opinion": {"summary": "A typical vertebral hemangioma."},
+        "/sign": {"password": "wrong", "otp": "000000"},
+        "/addenda": {"text": "A correction."},
+        "/cancel": {"reason": "No longer needed."},
+    }
+    for suffix, suffix_body in bodies.items():
+        if path.endswith(suffix):
+            body = suffix_body
+    if method == "PATCH":
+        body = {"available": True}
     if path == "/api/users":
         body = {
             "email": f"new{n}@example.org",
@@ -191,14 +333,19 @@ def _call(
             "role": "coordinator",
         }
     return client.request(
-        method, path, json=body if method == "POST" else None, headers=headers
+        method, path, json=body if method in {"POST", "PUT", "PATCH"} else None, headers=headers
     ).status_code
 
 
 def test_matrix(client: TestClient, cast: dict[str, Any]):
     failures = []
     for n, ((method, template), expected) in enumerate(MATRIX.items()):
-        path = template.format(case_id=cast["case_id"], file_id=cast["file_id"])
+        path = template.format(
+            case_id=cast["case_id"],
+            file_id=cast["file_id"],
+            question_id=cast["question_id"],
+            specialist_id=cast["specialist_id"],
+        )
         anonymous = _call(client, method, path, None, n)
         if anonymous != 401:
             failures.append(f"anonymous {method} {template}: {anonymous}")

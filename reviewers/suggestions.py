@@ -1,0 +1,72 @@
+"""What a coordinator sees when choosing a specialist by hand: ranked candidates with their
+explanations, and why the others were left out."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlmodel import Session, SQLModel, col, select
+
+from portal.accounts.models import User
+from reviewers.matching import MatchResult, Ranked
+
+
+class SuggestionPublic(SQLModel):
+    specialist_id: uuid.UUID
+    full_name: str
+    score: float
+    explanation: str
+    fit: float
+    load: float
+    turnaround: float
+    waived: list[str]
+    """Filters this candidate fails but a coordinator may override (capacity, language)."""
+
+
+class LeftOutPublic(SQLModel):
+    specialist_id: uuid.UUID
+    full_name: str
+    reasons: list[str]
+
+
+class SuggestionsPublic(SQLModel):
+    suggestions: list[SuggestionPublic]
+    automatic_choice: uuid.UUID | None
+    """Whom matching would offer the case to now (None: nobody passes every filter)."""
+    needs_translation: bool
+    left_out: list[LeftOutPublic]
+
+
+def suggestions_public(*, session: Session, result: MatchResult) -> SuggestionsPublic:
+    ids = {item.specialist_id for item in result.suggestions} | {
+        item.specialist_id for item in result.rejected
+    }
+    names = dict(
+        session.exec(select(User.id, User.full_name).where(col(User.id).in_(list(ids)))).all()
+    )
+
+    def suggestion(item: Ranked) -> SuggestionPublic:
+        return SuggestionPublic(
+            specialist_id=item.specialist_id,
+            full_name=names.get(item.specialist_id, ""),
+            score=round(item.score, 4),
+            explanation=item.explanation,
+            fit=round(item.breakdown.fit, 4),
+            load=round(item.breakdown.load, 4),
+            turnaround=round(item.breakdown.turnaround, 4),
+            waived=[waived.value for waived in item.waived],
+        )
+
+    return SuggestionsPublic(
+        suggestions=[suggestion(item) for item in result.suggestions],
+        automatic_choice=result.chosen.specialist_id if result.chosen else None,
+        needs_translation=result.needs_translation,
+        left_out=[
+            LeftOutPublic(
+                specialist_id=item.specialist_id,
+                full_name=names.get(item.specialist_id, ""),
+                reasons=[reason.text for reason in item.reasons],
+            )
+            for item in result.rejected
+        ],
+    )
