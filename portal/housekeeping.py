@@ -50,6 +50,8 @@ def run_once(
     )
     with session_scope(engine) as session:
         expired = tus.expire_uploads(session=session, vault=vault)
+    with session_scope(engine) as session:
+        notifications.purge_delivered(session=session, mail=settings.mail)
     return HousekeepingReport(review=review, mail=delivered, expired_uploads=expired)
 
 

@@ -132,3 +132,59 @@ def test_bad_configuration_is_reported_not_raised(tmp_path: Path):
     )
     assert done.returncode == 2
     assert "configuration error" in done.stderr and "session_idle_minutes" in done.stderr
+
+
+def test_users_add_gives_a_specialist_their_profile(initialised: tuple[Path, str]):
+    cwd, _ = initialised
+    options = [
+        "--specialty",
+        "neuroradiology",
+        "--specialty",
+        "spine_surgery",
+        "--region",
+        "spine",
+        "--modality",
+        "mr",
+        "--speaks",
+        "ru",
+        "--credentials",
+        "Neuroradiologist, licence 12345",
+        "--max-active",
+        "4",
+    ]
+    added = portal(
+        cwd,
+        *("users", "add", "--role", "specialist", "--email", "dr.ivanova@example.org"),
+        *("--name", "Dr Ivanova", "--password-stdin", *options),
+        stdin="a long and private passphrase 9\n",
+    )
+    assert added.returncode == 0, added.stdout + added.stderr
+    with sqlite3.connect(cwd / "var" / "portal.db") as db:
+        row = db.execute(
+            "SELECT specialties, body_regions, modalities, languages, credentials, "
+            "max_active_cases FROM specialist_profiles JOIN users ON users.id = user_id "
+            "WHERE users.email = 'dr.ivanova@example.org'"
+        ).fetchone()
+    assert row == (
+        '["neuroradiology", "spine_surgery"]',
+        '["spine"]',
+        '["MR"]',
+        '["ru"]',
+        "Neuroradiologist, licence 12345",
+        4,
+    )
+    wrong = portal(
+        cwd,
+        *("users", "add", "--role", "specialist", "--email", "x@example.org", "--name", "X"),
+        *("--password-stdin", "--modality", "XRAY"),
+        stdin="a long and private passphrase 9\n",
+    )
+    assert wrong.returncode == 2 and "unknown modality XRAY" in wrong.stdout
+    not_specialist = portal(
+        cwd,
+        *("users", "add", "--role", "coordinator", "--email", "y@example.org", "--name", "Y"),
+        *("--password-stdin", "--region", "spine"),
+        stdin="a long and private passphrase 9\n",
+    )
+    assert not_specialist.returncode != 0
+    assert "are for specialists" in not_specialist.stderr + not_specialist.stdout
