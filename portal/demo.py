@@ -15,6 +15,17 @@ from portal.accounts.models import Role, UserCreate
 from portal.audit.service import SYSTEM
 from portal.sealing import SecretBox
 from portal.settings import Settings
+from reviewers import specialists
+from reviewers.models import SpecialistProfileUpdate
+
+DEMO_PROFILE = {
+    "specialties": ["neuroradiology", "musculoskeletal_radiology", "spine_surgery"],
+    "body_regions": ["head", "neck", "spine", "upper_limb", "lower_limb", "pelvis"],
+    "modalities": ["MR", "CT", "CR", "DX"],
+    "languages": ["en", "ru", "de"],
+    "credentials": "Demo specialist (not a real licence)",
+}
+"""The demo specialist reads most musculoskeletal and neuro cases, so demo cases find them."""
 
 DEMO_ACCOUNTS = [
     (Role.patient, "patient@demo.example.com", "Demo Patient", "en"),
@@ -41,7 +52,7 @@ def ensure_demo_accounts(
         if accounts_service.get_user_by_email(session=session, email=email) is not None:
             continue
         password = "demo-" + secrets.token_urlsafe(12)
-        _user, secret = accounts_service.create_enrolled_account(
+        user, secret = accounts_service.create_enrolled_account(
             session=session,
             settings=settings,
             box=box,
@@ -50,6 +61,11 @@ def ensure_demo_accounts(
             role=role,
             details={"demo": True},
         )
+        if role == Role.specialist:
+            specialists.apply_profile(
+                specialists.profile_for(session=session, user=user),
+                SpecialistProfileUpdate.model_validate(DEMO_PROFILE),
+            )
         created.append(DemoCredential(role, email, password, secret))
     session.commit()
     return created

@@ -47,6 +47,11 @@ def test_init_creates_schema_keyring_and_demo_accounts_once(initialised: tuple[P
     keyring = cwd / "var" / "keyring.json"
     assert stat.S_IMODE(keyring.stat().st_mode) == 0o600
     assert stat.S_IMODE((cwd / "var" / "demo-accounts.txt").stat().st_mode) == 0o600
+    with sqlite3.connect(cwd / "var" / "portal.db") as db:
+        regions, languages = db.execute(
+            "SELECT body_regions, languages FROM specialist_profiles"
+        ).fetchone()
+    assert '"spine"' in regions and '"ru"' in languages  # demo cases find the demo specialist
 
     again = portal(cwd, "init", "--demo")
     assert again.returncode == 0
