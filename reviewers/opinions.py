@@ -274,9 +274,9 @@ def addenda(session: Session, opinion: Opinion) -> list[OpinionAddendum]:
     )
 
 
-def describe(*, session: Session, case: Case, opinion: Opinion) -> OpinionPublic:
+def describe(*, session: Session, opinion: Opinion) -> OpinionPublic:
     return OpinionPublic(
-        case_id=case.id,
+        case_id=opinion.case_id,
         status=opinion.status,
         revision=opinion.revision,
         content=OpinionContent.model_validate(opinion.content),

@@ -162,26 +162,19 @@ def save_opinion(
     opinion = opinions.save_draft(
         session=session, principal=caller.principal, ctx=caller.ctx, case_id=case_id, data=data
     )
-    case, opinion = opinions.readable_opinion(
-        session=session,
-        principal=caller.principal,
-        ctx=caller.ctx,
-        case_id=case_id,
-        action="opinion.read",
-    )
-    return opinions.describe(session=session, case=case, opinion=opinion)
+    return opinions.describe(session=session, opinion=opinion)
 
 
 @router.get("/{case_id}/opinion")
 def read_opinion(case_id: uuid.UUID, caller: Caller, session: SessionDep) -> OpinionPublic:
-    case, opinion = opinions.readable_opinion(
+    _case, opinion = opinions.readable_opinion(
         session=session,
         principal=caller.principal,
         ctx=caller.ctx,
         case_id=case_id,
         action="opinion.read",
     )
-    return opinions.describe(session=session, case=case, opinion=opinion)
+    return opinions.describe(session=session, opinion=opinion)
 
 
 @router.post("/{case_id}/opinion/sign")
@@ -204,14 +197,7 @@ def sign_opinion(
         password=data.password,
         otp=data.otp,
     )
-    case, opinion = opinions.readable_opinion(
-        session=session,
-        principal=caller.principal,
-        ctx=caller.ctx,
-        case_id=opinion.case_id,
-        action="opinion.read",
-    )
-    return opinions.describe(session=session, case=case, opinion=opinion)
+    return opinions.describe(session=session, opinion=opinion)
 
 
 @router.post("/{case_id}/opinion/addenda", status_code=status.HTTP_201_CREATED)

@@ -232,8 +232,10 @@ def test_consent_and_submission_rules(client, patient, case, accounts: Accounts)
     assert no_files.status_code == 409 and "at least one" in no_files.json()["detail"]
     upload(client, patient, case["id"], ("ct.dcm", samples.dicom()))
     submitted = client.post(f"{url}/submit", headers=patient.headers)
-    assert submitted.status_code == 200 and submitted.json()["status"] == "submitted"
-    assert [e["to_status"] for e in submitted.json()["timeline"]] == ["draft", "submitted"]
+    # No specialist exists here, so matching hands the case to a coordinator.
+    assert submitted.status_code == 200 and submitted.json()["status"] == "triage"
+    steps = [e["to_status"] for e in submitted.json()["timeline"]]
+    assert steps == ["draft", "submitted", "triage"]
     assert client.post(f"{url}/submit", headers=patient.headers).status_code == 409
     late = upload(client, patient, case["id"], ("more.dcm", samples.dicom("MR_small.dcm")))
     assert late.status_code == 409
