@@ -7,34 +7,29 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from portal import housekeeping
+from portal.accounts.pages import router as account_pages
 from portal.accounts.views import router as accounts_router
 from portal.audit.views import router as audit_router
+from portal.cases.pages import router as case_pages
 from portal.cases.views import consent_router
 from portal.cases.views import router as cases_router
 from portal.db import create_db_engine
 from portal.errors import (
-    ChecksumMismatch,
-    Conflict,
-    Forbidden,
-    Gone,
     InvalidInput,
     NotAuthenticated,
-    NotFound,
-    PayloadTooLarge,
     PortalError,
-    PreconditionFailed,
-    ServiceUnavailable,
     TooManyRequests,
-    UnsupportedMediaType,
+    describe_validation_errors,
+    http_status,
 )
 from portal.health.views import router as health_router
 from portal.intake.tus_views import router as tus_router
@@ -46,6 +41,9 @@ from portal.middleware import (
 )
 from portal.sealing import SecretBox
 from portal.settings import Settings
+from portal.web.errors import is_page, page_error, page_status
+from portal.web.templating import STATIC_DIR
+from reviewers.pages import router as review_pages
 from reviewers.views import router as review_router
 from reviewers.views import specialists_router
 from storage.errors import KeyUnavailable, StorageError, StorageUnavailable
@@ -55,25 +53,6 @@ log = logging.getLogger(__name__)
 
 JSON_BODY_LIMIT = 1024 * 1024
 STREAMING_PATHS = re.compile(r"^/api/uploads(/|$)|^/api/cases/[^/]+/files$")
-
-_STATUS: list[tuple[type[PortalError], int]] = [
-    (InvalidInput, 422),
-    (NotAuthenticated, 401),
-    (Forbidden, 403),
-    (NotFound, 404),
-    (Conflict, 409),
-    (Gone, 410),
-    (PreconditionFailed, 412),
-    (UnsupportedMediaType, 415),
-    (ChecksumMismatch, 460),
-    (PayloadTooLarge, 413),
-    (TooManyRequests, 429),
-    (ServiceUnavailable, 503),
-]
-
-
-def _status_for(exc: PortalError) -> int:
-    return next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
 
 
 def vault_checks(vault: Vault) -> Callable[[], dict[str, str]]:
@@ -155,9 +134,13 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         audit_router,
         review_router,
         specialists_router,
+        account_pages,
+        case_pages,
+        review_pages,
     )
     for router in routers:
         app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=JSON_BODY_LIMIT, exempt=STREAMING_PATHS)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.cookie_secure)
@@ -167,47 +150,37 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PortalError)
-    async def portal_error(_request: Request, exc: PortalError) -> JSONResponse:
+    async def portal_error(request: Request, exc: PortalError) -> Response:
+        if is_page(request):
+            return page_error(request, exc)
         headers = (
             {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
         )
         if isinstance(exc, NotAuthenticated):
             headers = {"WWW-Authenticate": "Bearer"}
-        return JSONResponse({"detail": exc.message}, status_code=_status_for(exc), headers=headers)
+        return JSONResponse({"detail": exc.message}, status_code=http_status(exc), headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": describe_validation_errors(exc.errors())}, status_code=422)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        detail = describe_validation_errors(exc.errors())
+        if is_page(request):
+            return page_error(request, InvalidInput(detail))
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         detail = (
             exc.detail if isinstance(exc.detail, str) else "The request could not be completed."
         )
+        if is_page(request):
+            return page_status(request, exc.status_code, detail)
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
-    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
         log.error("unhandled error", exc_info=exc)
         request_id = getattr(request.state, "request_id", "")
-        return JSONResponse(
-            {"detail": f"Something went wrong on our side. Reference: {request_id}."},
-            status_code=500,
-        )
-
-
-def describe_validation_errors(errors: Any) -> str:
-    """Pydantic's error list as one sentence a person can read; input values are never echoed."""
-    parts = []
-    for error in errors:
-        location = [
-            str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")
-        ]
-        field = ".".join(location) or "request"
-        if error.get("type") == "json_invalid":
-            return "The request body is not valid JSON."
-        if error.get("type") == "missing":
-            parts.append(f"{field} is required")
-        else:
-            parts.append(f"{field}: {error.get('msg', 'is not valid')}")
-    return "; ".join(parts) or "The request is not valid."
+        detail = f"Something went wrong on our side. Reference: {request_id}."
+        if is_page(request):
+            return page_status(request, 500, detail)
+        return JSONResponse({"detail": detail}, status_code=500)

@@ -3,6 +3,8 @@
 Each carries a message written for the person on the other end, never internal detail.
 """
 
+from typing import Any
+
 
 class PortalError(Exception):
     """Base of every error a caller is meant to see."""
@@ -66,3 +68,41 @@ class ChecksumMismatch(PortalError):
     """tus checksum extension: the received bytes do not match the client's checksum (460)."""
 
     default_message = "The received data does not match its checksum; send it again."
+
+
+HTTP_STATUS: list[tuple[type[PortalError], int]] = [
+    (InvalidInput, 422),
+    (NotAuthenticated, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Gone, 410),
+    (PreconditionFailed, 412),
+    (UnsupportedMediaType, 415),
+    (ChecksumMismatch, 460),
+    (PayloadTooLarge, 413),
+    (TooManyRequests, 429),
+    (ServiceUnavailable, 503),
+]
+
+
+def http_status(exc: PortalError) -> int:
+    """The HTTP status a domain error answers with."""
+    return next((code for kind, code in HTTP_STATUS if isinstance(exc, kind)), 400)
+
+
+def describe_validation_errors(errors: Any) -> str:
+    """Pydantic's error list as one sentence a person can read; input values are never echoed."""
+    parts = []
+    for error in errors:
+        location = [
+            str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")
+        ]
+        field = ".".join(location) or "request"
+        if error.get("type") == "json_invalid":
+            return "The request body is not valid JSON."
+        if error.get("type") == "missing":
+            parts.append(f"{field} is required")
+        else:
+            parts.append(f"{field}: {error.get('msg', 'is not valid')}")
+    return "; ".join(parts) or "The request is not valid."

@@ -1,0 +1,223 @@
+"""Pages: the case list (by role), opening a case, and the case page."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+
+from portal.accounts.models import Role
+from portal.cases import consent, service, wording
+from portal.cases.models import BodyRegion, CaseCreate, CaseStatus, ConsentRequest, Priority
+from portal.deps import SessionDep, SettingsDep
+from portal.errors import InvalidInput
+from portal.intake import service as intake_service
+from portal.intake.models import CaseFilePublic
+from portal.web.deps import FormCaller, PageCaller
+from portal.web.errors import readable_validation_error
+from portal.web.templating import render
+from reviewers import case_view
+
+router = APIRouter(include_in_schema=False)
+
+DONE = {
+    "opened": "Your case is open. Accept the consent text, add your files, then submit.",
+    "consent": "Thank you — your consent is recorded.",
+    "submitted": "Your case has been submitted.",
+    "cancelled": "The case has been cancelled.",
+    "closed": "The case is closed.",
+}
+
+
+def back_to(case_id: uuid.UUID, done: str | None = None) -> Response:
+    """Back to the case page after a form (post/redirect/get), with a note of what happened."""
+    target = f"/cases/{case_id}" + (f"?done={done}" if done else "")
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/")
+def home(caller: PageCaller) -> Response:
+    return RedirectResponse("/cases", status_code=303)
+
+
+@router.get("/cases")
+def case_list(
+    request: Request,
+    caller: PageCaller,
+    session: SessionDep,
+    status: CaseStatus | None = None,
+    deadline: str | None = None,
+    specialist: uuid.UUID | None = None,
+) -> Response:
+    role = caller.principal.role
+    if role in {Role.coordinator, Role.admin}:
+        return case_view.dashboard(
+            request=request,
+            caller=caller,
+            session=session,
+            status=status,
+            deadline=deadline,
+            specialist=specialist,
+        )
+    cases = service.list_cases(session=session, principal=caller.principal, ctx=caller.ctx)
+    rows = [
+        {
+            "case": service.summarize(session=session, case=case),
+            "words": wording.status_in_words(case, role=role),
+        }
+        for case in cases
+    ]
+    template = "cases/worklist.html" if role == Role.specialist else "cases/list.html"
+    return render(request, template, {"rows": rows})
+
+
+def _new_case_context(form: dict[str, Any], error: str | None = None) -> dict[str, Any]:
+    return {
+        "form": form,
+        "error": error,
+        "regions": [region.value for region in BodyRegion],
+        "consent_version": consent.CURRENT_VERSION,
+        "consent_text": consent.CONSENT_TEXTS[consent.CURRENT_VERSION],
+    }
+
+
+@router.get("/cases/new")
+def new_case_page(request: Request, caller: PageCaller) -> Response:
+    form = {"language": caller.user.language, "priority": "standard", "body_region": "spine"}
+    return render(request, "cases/new.html", _new_case_context(form))
+
+
+@router.post("/cases/new")
+def open_case(
+    request: Request,
+    caller: FormCaller,
+    session: SessionDep,
+    subject: Annotated[str, Form(max_length=200)],
+    body_region: Annotated[str, Form(max_length=16)],
+    clinical_question: Annotated[str, Form(max_length=8000)],
+    history: Annotated[str, Form(max_length=20000)] = "",
+    language: Annotated[str, Form(max_length=8)] = "en",
+    priority: Annotated[str, Form(max_length=16)] = Priority.standard.value,
+    consent_version: Annotated[str, Form(max_length=32)] = "",
+    accept_consent: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    form = {
+        "subject": subject,
+        "body_region": body_region,
+        "clinical_question": clinical_question,
+        "history": history,
+        "language": language,
+        "priority": priority,
+    }
+    try:
+        data = CaseCreate.model_validate({**form, "history": history or None})
+    except ValidationError as exc:
+        context = _new_case_context(form, readable_validation_error(exc))
+        return render(request, "cases/new.html", context, status_code=422)
+    case = service.open_case(
+        session=session, principal=caller.principal, ctx=caller.ctx, patient=caller.user, data=data
+    )
+    if accept_consent:
+        service.record_consent(
+            session=session,
+            principal=caller.principal,
+            ctx=caller.ctx,
+            case_id=case.id,
+            data=ConsentRequest(accepted=True, version=consent_version),
+        )
+    return back_to(case.id, "opened")
+
+
+@router.get("/cases/{case_id}")
+def case_page(
+    request: Request,
+    case_id: uuid.UUID,
+    caller: PageCaller,
+    session: SessionDep,
+    settings: SettingsDep,
+    done: str | None = None,
+) -> Response:
+    context = case_view.case_context(
+        session=session, settings=settings, caller=caller, case_id=case_id
+    )
+    context["flash"] = DONE.get(done or "") or case_view.DONE.get(done or "")
+    return render(request, "cases/case.html", context)
+
+
+@router.post("/cases/{case_id}/consent")
+def give_consent(
+    case_id: uuid.UUID,
+    caller: FormCaller,
+    session: SessionDep,
+    version: Annotated[str, Form(max_length=32)] = "",
+    accept: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    if not accept:
+        raise InvalidInput("Tick the box to accept the consent text.")
+    service.record_consent(
+        session=session,
+        principal=caller.principal,
+        ctx=caller.ctx,
+        case_id=case_id,
+        data=ConsentRequest(accepted=True, version=version),
+    )
+    return back_to(case_id, "consent")
+
+
+@router.post("/cases/{case_id}/submit")
+def submit(
+    case_id: uuid.UUID, caller: FormCaller, session: SessionDep, settings: SettingsDep
+) -> Response:
+    service.submit_case(
+        session=session,
+        principal=caller.principal,
+        ctx=caller.ctx,
+        settings=settings,
+        case_id=case_id,
+    )
+    return back_to(case_id, "submitted")
+
+
+@router.post("/cases/{case_id}/cancel")
+def cancel(
+    case_id: uuid.UUID,
+    caller: FormCaller,
+    session: SessionDep,
+    settings: SettingsDep,
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    service.cancel_case(
+        session=session,
+        principal=caller.principal,
+        ctx=caller.ctx,
+        settings=settings,
+        case_id=case_id,
+        reason=reason or None,
+    )
+    return back_to(case_id, "cancelled")
+
+
+@router.post("/cases/{case_id}/close")
+def close(
+    case_id: uuid.UUID, caller: FormCaller, session: SessionDep, settings: SettingsDep
+) -> Response:
+    service.close_case(
+        session=session,
+        principal=caller.principal,
+        ctx=caller.ctx,
+        settings=settings,
+        case_id=case_id,
+    )
+    return back_to(case_id, "closed")
+
+
+def files_of(
+    *, session: SessionDep, caller: PageCaller, case_id: uuid.UUID
+) -> list[CaseFilePublic]:
+    files = intake_service.list_files(
+        session=session, principal=caller.principal, ctx=caller.ctx, case_id=case_id
+    )
+    return [CaseFilePublic.model_validate(item) for item in files]

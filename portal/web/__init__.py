@@ -1,0 +1,1 @@
+"""What every server-rendered page shares: templates, the signed-in page caller, form CSRF."""

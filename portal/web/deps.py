@@ -1,0 +1,68 @@
+"""Who is looking at a page: signed in by the session cookie only, CSRF-checked on forms."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import Depends, Form, Request
+
+from portal.accounts.service import resolve_session
+from portal.deps import CSRF_PURPOSE, AnonymousCtx, BoxDep, SessionDep, SettingsDep, SignedInCaller
+from portal.deps import csrf_token_for as csrf_token_for
+from portal.errors import Forbidden, NotAuthenticated
+
+
+class LoginRequired(NotAuthenticated):
+    """A page needs a signed-in visitor: they are sent to the sign-in page and back."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__("Sign in to continue.")
+        self.next_path = next_path
+
+
+class FormExpired(Forbidden):
+    default_message = (
+        "The form has expired or did not come from this site. Go back, reload the page and try "
+        "again."
+    )
+
+
+def page_caller(
+    request: Request, session: SessionDep, settings: SettingsDep, box: BoxDep, ctx: AnonymousCtx
+) -> SignedInCaller:
+    """The signed-in visitor of a page (form posts use ``FormCaller``, which checks CSRF)."""
+    token = request.cookies.get(settings.cookie_name)
+    if not token:
+        raise LoginRequired(_here(request))
+    try:
+        user, auth_session = resolve_session(session=session, settings=settings, token=token)
+    except NotAuthenticated:
+        raise LoginRequired(_here(request)) from None
+    if auth_session.enrollment_only:
+        raise Forbidden(
+            "Set up two-step sign-in with an authenticator app first (ask a coordinator)."
+        )
+    caller = SignedInCaller(user, auth_session, ctx)
+    request.state.page_caller = caller
+    request.state.csrf_token = csrf_token_for(box, auth_session)
+    return caller
+
+
+def form_caller(
+    caller: Annotated[SignedInCaller, Depends(page_caller)],
+    box: BoxDep,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> SignedInCaller:
+    """The visitor posting a form, which must carry their session's CSRF token."""
+    if not box.verify(CSRF_PURPOSE, str(caller.auth_session.id), csrf_token):
+        raise FormExpired()
+    return caller
+
+
+def _here(request: Request) -> str:
+    return quote(request.url.path)
+
+
+PageCaller = Annotated[SignedInCaller, Depends(page_caller)]
+FormCaller = Annotated[SignedInCaller, Depends(form_caller)]

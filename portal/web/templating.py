@@ -1,0 +1,57 @@
+"""Jinja2 templates (autoescaped) and the one way pages are rendered."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from portal.middleware import PAGE_CSP
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+def _date(value: datetime | None) -> str:
+    """``3 Dec 2026`` — dates people read, in UTC (the portal's one time zone)."""
+    return f"{value.day} {value:%b %Y}" if value else "—"
+
+
+def _moment(value: datetime | None) -> str:
+    return f"{value.day} {value:%b %Y, %H:%M} UTC" if value else "—"
+
+
+def build_templates() -> Jinja2Templates:
+    environment = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["date"] = _date
+    environment.filters["moment"] = _moment
+    environment.filters["words"] = lambda value: str(value).replace("_", " ")
+    return Jinja2Templates(env=environment)
+
+
+TEMPLATES = build_templates()
+
+
+def render(
+    request: Request, name: str, context: dict[str, Any] | None = None, *, status_code: int = 200
+) -> HTMLResponse:
+    """A page: the template with the caller and CSRF token, under the pages' CSP."""
+    values: dict[str, Any] = {
+        "caller": getattr(request.state, "page_caller", None),
+        "csrf_token": getattr(request.state, "csrf_token", ""),
+        "idle_seconds": request.app.state.settings.session_idle_minutes * 60,
+    }
+    values.update(context or {})
+    response = TEMPLATES.TemplateResponse(request, name, values, status_code=status_code)
+    response.headers["content-security-policy"] = PAGE_CSP
+    return response

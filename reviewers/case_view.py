@@ -1,0 +1,150 @@
+"""What the case page and the coordinator's dashboard show, gathered from the services.
+
+No rules live here: every value comes from a service that already decided who may see it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from typing import Any
+
+from fastapi import Request, Response
+from sqlmodel import Session, col, select
+
+from portal.accounts.models import Role, User
+from portal.cases import service as cases_service
+from portal.cases import wording
+from portal.cases.consent import CONSENT_TEXTS, CURRENT_VERSION
+from portal.cases.models import Case, CaseStatus
+from portal.deps import SignedInCaller
+from portal.errors import NotFound
+from portal.intake import service as intake_service
+from portal.intake.models import CaseFilePublic
+from portal.settings import Settings
+from portal.web.templating import render
+from reviewers import assignment, opinions, questions, specialists
+from reviewers.models import QuestionKind
+from reviewers.suggestions import suggestions_public
+from reviewers.workflow import Actor, actor_of
+
+DONE = {
+    "accepted": "You have accepted the case.",
+    "declined": "You declined the case; it has been passed on.",
+    "asked": "Your question has been sent.",
+    "answered": "Your answer has been sent.",
+    "assigned": "The case has been assigned.",
+    "saved": "The draft is saved.",
+    "signed": "The opinion is signed and delivered to the patient.",
+    "addendum": "The addendum has been added.",
+}
+STAFF = {Role.coordinator, Role.admin}
+
+
+def case_context(
+    *, session: Session, settings: Settings, caller: SignedInCaller, case_id: uuid.UUID
+) -> dict[str, Any]:
+    """Everything the case page shows this caller."""
+    principal = caller.principal
+    case = cases_service.read_case(
+        session=session, principal=principal, ctx=caller.ctx, case_id=case_id
+    )
+    actor = actor_of(principal, case)
+    files = intake_service.list_files(
+        session=session, principal=principal, ctx=caller.ctx, case_id=case.id
+    )
+    studies = intake_service.studies(
+        session=session, principal=principal, ctx=caller.ctx, case_id=case.id
+    )
+    asked = questions.list_questions(
+        session=session, principal=principal, ctx=caller.ctx, case_id=case.id
+    )
+    context: dict[str, Any] = {
+        "case": cases_service.describe(session=session, case=case),
+        "words": wording.status_in_words(case, role=principal.role),
+        "actor": actor.value if actor else "",
+        "files": [CaseFilePublic.model_validate(item) for item in files],
+        "studies": studies,
+        "questions": asked,
+        "open_clarifications": [
+            q for q in asked if q.kind == QuestionKind.clarification and q.answer is None
+        ],
+        "follow_ups_left": settings.max_follow_up_questions
+        - sum(1 for q in asked if q.kind == QuestionKind.follow_up),
+        "consent_given": cases_service.current_consent(session=session, case_id=case.id)
+        is not None,
+        "consent_version": CURRENT_VERSION,
+        "consent_text": CONSENT_TEXTS[CURRENT_VERSION],
+        "opinion": _opinion(session, caller, case),
+        "uploads_open": case.status in intake_service.UPLOAD_STATUSES and actor == Actor.owner,
+    }
+    if principal.role in STAFF:
+        context["assignments"] = assignment.list_assignments(
+            session=session, principal=principal, ctx=caller.ctx, case_id=case.id
+        )
+        result = assignment.suggestions_for(
+            session=session, principal=principal, ctx=caller.ctx, settings=settings, case_id=case.id
+        )
+        context["suggestions"] = suggestions_public(session=session, result=result)
+        context["specialists"] = specialists.list_specialists(
+            session=session, principal=principal, ctx=caller.ctx
+        )
+    return context
+
+
+def _opinion(session: Session, caller: SignedInCaller, case: Case) -> Any:
+    try:
+        _case, opinion = opinions.readable_opinion(
+            session=session,
+            principal=caller.principal,
+            ctx=caller.ctx,
+            case_id=case.id,
+            action="opinion.read",
+        )
+    except NotFound:
+        return None
+    return opinions.describe(session=session, opinion=opinion)
+
+
+def dashboard(
+    *,
+    request: Request,
+    caller: SignedInCaller,
+    session: Session,
+    status: CaseStatus | None,
+    deadline: str | None,
+    specialist: uuid.UUID | None,
+) -> Response:
+    """The coordinator's view: counts by status, the triage queue, all cases filtered."""
+    cases = cases_service.list_cases(session=session, principal=caller.principal, ctx=caller.ctx)
+    summaries = [cases_service.summarize(session=session, case=case) for case in cases]
+    counts = Counter(summary.status.value for summary in summaries)
+    shown = [
+        summary
+        for summary in summaries
+        if (status is None or summary.status == status)
+        and (deadline is None or summary.deadline_state == deadline)
+        and (
+            specialist is None
+            or (summary.assigned_specialist and summary.assigned_specialist.id == specialist)
+        )
+    ]
+    patients = dict(
+        session.exec(
+            select(User.id, User.full_name).where(
+                col(User.id).in_([case.patient_id for case in cases])
+            )
+        ).all()
+    )
+    owner = {case.id: patients.get(case.patient_id, "") for case in cases}
+    team = specialists.list_specialists(session=session, principal=caller.principal, ctx=caller.ctx)
+    context = {
+        "counts": [(value.value, counts.get(value.value, 0)) for value in CaseStatus],
+        "triage": [summary for summary in summaries if summary.status == CaseStatus.triage],
+        "rows": shown,
+        "owner": owner,
+        "team": team,
+        "filters": {"status": status, "deadline": deadline, "specialist": specialist},
+        "statuses": [value.value for value in CaseStatus],
+    }
+    return render(request, "cases/dashboard.html", context)

@@ -1,0 +1,200 @@
+"""Server-rendered pages, parsed: forms carry CSRF tokens, no inline scripts, headers, errors."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from portal.accounts.models import Role
+from tests.fixtures.app import PASSWORD, Account, Accounts
+from tests.fixtures.logs import SENSITIVE
+from tests.portal import samples
+
+
+class Page(HTMLParser):
+    """The parts of a page the tests look at."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.forms: list[dict[str, Any]] = []
+        self.scripts: list[dict[str, str | None]] = []
+        self.handlers: list[str] = []
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+        self.feed(html)
+
+    def form(self, action: str) -> dict[str, Any]:
+        return next(form for form in self.forms if form["action"] == action)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        self.handlers += [name for name, _ in attrs if name.startswith("on")]
+        if values.get("id"):
+            self.ids.add(str(values["id"]))
+        if tag == "form":
+            self.forms.append(
+                {"method": values.get("method"), "action": values.get("action"), "inputs": {}}
+            )
+        elif tag in {"input", "textarea", "select"} and self.forms and values.get("name"):
+            self.forms[-1]["inputs"][values["name"]] = values.get("value") or ""
+        elif tag == "script":
+            self.scripts.append(values)
+        elif tag == "a" and values.get("href"):
+            self.links.append(str(values["href"]))
+
+
+def check_page(response: Any) -> Page:
+    """Every page: HTML, the pages' CSP, no-store, no inline script, CSRF on every post form."""
+    assert response.headers["content-type"].startswith("text/html")
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    page = Page(response.text)
+    assert all(script.get("src") for script in page.scripts), "inline script"
+    assert not page.handlers, f"inline event handlers: {page.handlers}"
+    for form in page.forms:
+        if (form["method"] or "get").lower() == "post" and form["action"] not in {
+            "/login",
+            "/register",
+        }:
+            assert form["inputs"].get("csrf_token"), f"form {form['action']} has no CSRF token"
+    return page
+
+
+def browser_sign_in(client: TestClient, account: Account) -> None:
+    body = {"email": account.email, "password": account.password}
+    if account.totp_secret:
+        body["otp"] = account.next_otp()
+    response = client.post("/login", data=body, follow_redirects=False)
+    assert response.status_code == 303, response.text
+
+
+def test_anonymous_visitors_are_sent_to_sign_in_and_back(client: TestClient):
+    response = client.get("/cases", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/login?next=/cases"
+    login = client.get("/login?next=/cases")
+    page = check_page(login)
+    assert page.form("/login")["inputs"]["next"] == "/cases"
+    for evil in ("//evil.example", "https://evil.example/", "/\\evil.example"):
+        page = check_page(client.get("/login", params={"next": evil}))
+        assert page.form("/login")["inputs"]["next"] == "/"
+
+
+def test_patient_registers_opens_a_case_and_submits_it(client: TestClient, accounts: Accounts):
+    name, email = "Олег Петров", "oleg.petrov@example.org"
+    SENSITIVE.add(name, email)
+    check_page(client.get("/register"))
+    weak = client.post(
+        "/register", data={"full_name": name, "email": email, "password": "short", "language": "ru"}
+    )
+    assert weak.status_code == 422 and "12 characters" in weak.text
+    registered = client.post(
+        "/register",
+        data={"full_name": name, "email": email, "password": PASSWORD, "language": "ru"},
+        follow_redirects=False,
+    )
+    assert registered.status_code == 303 and registered.headers["location"] == "/cases"
+    empty = check_page(client.get("/cases"))
+    assert "You have no cases yet" in client.get("/cases").text and "/cases/new" in empty.links
+
+    form = check_page(client.get("/cases/new")).form("/cases/new")
+    token = form["inputs"]["csrf_token"]
+    case_form = {
+        "subject": "Гемангиома Th11",
+        "body_region": "spine",
+        "clinical_question": "Нужно ли лечение этой гемангиомы?",
+        "language": "ru",
+        "priority": "standard",
+        "consent_version": form["inputs"]["consent_version"],
+        "accept_consent": "yes",
+    }
+    forged = client.post("/cases/new", data=case_form, follow_redirects=False)
+    assert forged.status_code == 403 and "expired" in forged.text
+    check_page(forged)
+    opened = client.post(
+        "/cases/new", data={**case_form, "csrf_token": token}, follow_redirects=False
+    )
+    assert opened.status_code == 303
+    case_url = opened.headers["location"].split("?")[0]
+    case_id = case_url.rsplit("/", 1)[1]
+    assert re.fullmatch(r"/cases/[0-9a-f-]{36}", case_url)  # no patient data in the address
+
+    page = check_page(client.get(opened.headers["location"]))
+    assert "uploader" in page.ids and "consent" not in page.ids  # consent given with the form
+    refused = client.post(f"{case_url}/submit", data={"csrf_token": token})
+    assert refused.status_code == 409 and "at least one" in refused.text
+    uploaded = client.post(
+        f"/api/cases/{case_id}/files",
+        files=[("files", ("ct.dcm", samples.dicom(), "application/dicom"))],
+        headers={"X-CSRF-Token": token},
+    )
+    assert uploaded.status_code == 200 and uploaded.json()["accepted"]
+    submitted = client.post(f"{case_url}/submit", data={"csrf_token": token})
+    assert submitted.status_code == 200
+    check_page(submitted)
+    assert "Your case has been submitted" in submitted.text
+    assert "a coordinator is choosing your specialist" in submitted.text  # nobody to match yet
+    listing = client.get("/cases")
+    assert "Гемангиома Th11" in listing.text
+
+
+def test_specialist_and_coordinator_pages(client: TestClient, accounts: Accounts):
+    coordinator = accounts.staff(Role.coordinator)
+    specialist = accounts.specialist(body_regions=["spine"], modalities=["CT"], languages=["en"])
+    patient = accounts.patient()
+    from tests.reviewers.conftest import ready_case, submit
+
+    case = ready_case(client, patient)
+    submit(client, patient, case["id"])
+    client.cookies.clear()
+
+    browser_sign_in(client, specialist)
+    worklist = check_page(client.get("/cases"))
+    assert f"/cases/{case['id']}" in worklist.links
+    offer = check_page(client.get(f"/cases/{case['id']}"))
+    assert "accept-case" in offer.ids
+    token = offer.form(f"/cases/{case['id']}/accept")["inputs"]["csrf_token"]
+    accepted = client.post(f"/cases/{case['id']}/accept", data={"csrf_token": token})
+    assert accepted.status_code == 200 and "You have accepted the case" in accepted.text
+    editor = check_page(client.get(f"/cases/{case['id']}/opinion/edit"))
+    assert "opinion-form" in editor.ids and "sign-opinion" in editor.ids
+    saved = client.post(
+        f"/cases/{case['id']}/opinion",
+        data={"csrf_token": token, "summary": "Typical hemangioma.", "urgency": "routine"},
+    )
+    assert saved.status_code == 200 and "The draft is saved" in saved.text
+    client.cookies.clear()
+
+    browser_sign_in(client, coordinator)
+    dashboard = check_page(client.get("/cases"))
+    assert "triage" in dashboard.ids and "workload" in dashboard.ids
+    assert f"/cases/{case['id']}" in dashboard.links
+    filtered = client.get("/cases", params={"status": "triage"})
+    assert f"/cases/{case['id']}" not in Page(filtered.text).links
+    case_page = check_page(client.get(f"/cases/{case['id']}"))
+    assert "assignment" in case_page.ids
+
+
+def test_unknown_pages_and_other_peoples_cases_get_readable_errors(
+    client: TestClient, accounts: Accounts
+):
+    owner = accounts.patient()
+    from tests.fixtures.app import open_case
+
+    case = open_case(client, owner)
+    stranger = accounts.patient()
+    client.cookies.clear()
+    browser_sign_in(client, stranger)
+    hidden = client.get(f"/cases/{case['id']}")
+    assert hidden.status_code == 404 and "Case not found." in hidden.text
+    check_page(hidden)
+    missing = client.get("/no/such/page")
+    assert missing.status_code == 404 and "There is no page at this address" in missing.text
+    bad_id = client.get("/cases/not-a-uuid")
+    assert bad_id.status_code == 422
+    check_page(bad_id)
