@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from contextlib import ExitStack
 from urllib.parse import urlsplit
 
@@ -82,12 +83,19 @@ def serve(settings: Settings) -> None:
     )
 
 
+def _stop_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def run(settings: Settings, *, with_demo: bool) -> None:
     """Everything for a laptop: init, SeaweedFS as a child process, then the server.
 
     Ctrl-C stops uvicorn first, then SeaweedFS; data under ``var/`` stays for the next run.
     """
     configure_logging(level=settings.log_level, log_format=settings.log_format)
+    # A service manager stops us with SIGTERM: unwind like Ctrl-C so SeaweedFS stops too
+    # (uvicorn hands the signal back after its own shutdown).
+    signal.signal(signal.SIGTERM, _stop_quietly)
     for line in init(settings, with_demo=with_demo):
         print(line, flush=True)
     with ExitStack() as stack:

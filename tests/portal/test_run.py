@@ -48,9 +48,9 @@ class PortalProcess:
         except httpx.HTTPError:
             return False
 
-    def interrupt(self) -> int:
+    def interrupt(self, how: signal.Signals = signal.SIGINT) -> int:
         assert self.process is not None
-        self.process.send_signal(signal.SIGINT)
+        self.process.send_signal(how)
         return self.process.wait(timeout=30)
 
 
@@ -101,5 +101,8 @@ def test_run_serves_keeps_data_and_stops_cleanly(tmp_path: Path, sensitive: Sens
         again = httpx.post(f"{server.url}/api/auth/login", json=account)
         assert again.status_code == 200  # the account survived the restart
     finally:
-        assert server.interrupt() == 0
+        assert server.interrupt(signal.SIGTERM) == 0  # as a service manager stops it
+    assert wait_for(lambda: not seaweed_running(weed_dir), timeout=20), (
+        "SeaweedFS outlived the portal stopped with SIGTERM"
+    )
     assert server.log.read_text().count("password:") == 4  # demo credentials shown only once
