@@ -147,6 +147,30 @@ def case_page(
     return render(request, "cases/case.html", context)
 
 
+@router.get("/cases/{case_id}/viewer")
+def viewer(
+    request: Request,
+    case_id: uuid.UUID,
+    caller: PageCaller,
+    session: SessionDep,
+    series: uuid.UUID | None = None,
+) -> Response:
+    """The image viewer: the case's series on the side, the chosen one to scroll through."""
+    case = service.read_case(
+        session=session, principal=caller.principal, ctx=caller.ctx, case_id=case_id
+    )
+    studies = intake_service.studies(
+        session=session, principal=caller.principal, ctx=caller.ctx, case_id=case.id
+    )
+    ordered = [item.id for study in studies.studies for item in study.series]
+    if series is None:
+        selected = ordered[0] if ordered else None
+    else:
+        selected = series if series in ordered else None
+    context = {"case": case, "studies": studies, "selected": selected}
+    return render(request, "cases/viewer.html", context)
+
+
 @router.post("/cases/{case_id}/consent")
 def give_consent(
     case_id: uuid.UUID,
