@@ -41,6 +41,7 @@ from portal.middleware import (
 )
 from portal.sealing import SecretBox
 from portal.settings import Settings
+from portal.viewer.views import router as viewer_router
 from portal.web.errors import is_page, page_error, page_status
 from portal.web.templating import STATIC_DIR
 from reviewers.pages import router as review_pages
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         audit_router,
         review_router,
         specialists_router,
+        viewer_router,
         account_pages,
         case_pages,
         review_pages,

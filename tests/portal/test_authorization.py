@@ -9,11 +9,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from portal.accounts.models import Role
 from portal.cases.consent import CURRENT_VERSION
 from portal.cases.models import Case
+from portal.intake.models import DicomInstance
 from reviewers.models import CaseQuestion, Opinion, QuestionKind
 from tests.fixtures.app import Account, Accounts, open_case
 from tests.portal import samples
@@ -97,6 +98,9 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/api/cases/{case_id}/files"): SEES_CASE,
     ("GET", "/api/cases/{case_id}/files/{file_id}/content"): SEES_CASE,
     ("GET", "/api/cases/{case_id}/studies"): SEES_CASE,
+    ("GET", "/api/cases/{case_id}/series/{series_id}"): SEES_CASE,
+    ("GET", "/api/cases/{case_id}/series/{series_id}/thumbnail"): SEES_CASE,
+    ("GET", "/api/cases/{case_id}/instances/{instance_id}/frames/{frame}"): SEES_CASE,
     ("GET", "/api/audit"): {
         "owner": 403,
         "other_patient": 403,
@@ -286,6 +290,9 @@ def cast(client: TestClient, accounts: Accounts, db: Session) -> dict[str, Any]:
         headers=people["owner"].headers,
     )
     file_id = uploaded.json()["accepted"][0]["id"]
+    instance = db.exec(
+        select(DicomInstance).where(DicomInstance.file_id == uuid.UUID(file_id))
+    ).one()
     stored = db.get(Case, uuid.UUID(case["id"]))
     assert stored is not None
     stored.assigned_specialist_id = people["assigned_specialist"].user_id
@@ -304,6 +311,8 @@ def cast(client: TestClient, accounts: Accounts, db: Session) -> dict[str, Any]:
         "file_id": file_id,
         "question_id": question.id,
         "specialist_id": people["assigned_specialist"].user_id,
+        "series_id": instance.series_id,
+        "instance_id": instance.id,
     }
 
 
@@ -353,6 +362,9 @@ def test_matrix(client: TestClient, cast: dict[str, Any]):
             file_id=cast["file_id"],
             question_id=cast["question_id"],
             specialist_id=cast["specialist_id"],
+            series_id=cast["series_id"],
+            instance_id=cast["instance_id"],
+            frame=1,
         )
         anonymous = _call(client, method, path, None, n)
         if anonymous != 401:

@@ -1,0 +1,1 @@
+"""The browser viewer: DICOM frames rendered server-side to PNG from the decrypted objects."""
