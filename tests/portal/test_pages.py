@@ -161,6 +161,15 @@ def test_specialist_and_coordinator_pages(client: TestClient, accounts: Accounts
     token = offer.form(f"/cases/{case['id']}/accept")["inputs"]["csrf_token"]
     accepted = client.post(f"/cases/{case['id']}/accept", data={"csrf_token": token})
     assert accepted.status_code == 200 and "You have accepted the case" in accepted.text
+    viewer = check_page(client.get(f"/cases/{case['id']}/viewer"))
+    assert "viewer" in viewer.ids and "viewer-slider" in viewer.ids
+    series_link = next(link for link in viewer.links if "viewer?series=" in link)
+    series_id = series_link.rsplit("=", 1)[1]
+    series = client.get(f"/api/cases/{case['id']}/series/{series_id}").json()
+    frame = client.get(f"/api/cases/{case['id']}/instances/{series['instances'][0]['id']}/frames/1")
+    assert frame.status_code == 200 and frame.content.startswith(b"\x89PNG")
+    unknown = check_page(client.get(f"/cases/{case['id']}/viewer?series={case['id']}"))
+    assert "viewer" not in unknown.ids
     editor = check_page(client.get(f"/cases/{case['id']}/opinion/edit"))
     assert "opinion-form" in editor.ids and "sign-opinion" in editor.ids
     saved = client.post(
