@@ -9,7 +9,7 @@ import pytest
 from botocore.config import Config
 
 from storage.errors import ObjectNotFound, StorageUnavailable
-from storage.objectstore import S3ObjectStore, build_s3_client
+from storage.objectstore import S3ObjectStore, body_is_protected_in_transit, build_s3_client
 from storage.settings import StorageSettings
 from tests.storage.conftest import MIB
 
@@ -107,3 +107,25 @@ def test_unreachable_endpoint_is_storage_unavailable() -> None:
         store.check()
     with pytest.raises(StorageUnavailable):
         store.ensure_bucket()
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "protected"),
+    [
+        (None, True),  # AWS itself: TLS
+        ("https://s3.example.org", True),
+        ("http://127.0.0.1:8333", True),
+        ("http://[::1]:8333", True),
+        ("http://localhost:8333", True),
+        ("http://s3.internal:8333", False),
+        ("http://10.0.0.5:8333", False),
+    ],
+)
+def test_bodies_are_hashed_into_the_signature_only_on_an_open_network(
+    endpoint: str | None, protected: bool
+) -> None:
+    assert body_is_protected_in_transit(endpoint) is protected
+    settings = StorageSettings(endpoint_url=endpoint, embedded=False)
+    client = build_s3_client(settings)
+    assert client.meta.config.s3 is not None
+    assert client.meta.config.s3["payload_signing_enabled"] is (not protected)
