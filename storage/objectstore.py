@@ -21,7 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from storage.errors import ObjectNotFound, StorageUnavailable
-from storage.parts import BufferPool, PartReader, fill_parts, first_part, prepend_all
+from storage.parts import BufferPool, PartReader, fill_parts, gather, prepend_all
 from storage.settings import StorageSettings
 
 if TYPE_CHECKING:
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 1024 * 1024
+SMALL_OBJECT = 2 * 1024 * 1024
+"""Objects up to this size skip the part buffers (an 8 MiB buffer is zero-filled on creation)."""
 _DELETE_BATCH = 1000
 T = TypeVar("T")
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
@@ -144,24 +146,34 @@ class S3ObjectStore:
     def put_stream(self, key: str, chunks: Iterable[bytes]) -> int:
         """Store the concatenated ``chunks`` under ``key``; returns the bytes stored.
 
-        Less than one part is sent with ``PutObject``, straight from the chunks (no part
-        buffer: most DICOM instances are well under a part). Anything larger is a multipart
-        upload, aborted (no parts left behind) if the source or S3 fails midway. Memory stays
-        at ``max_concurrency`` part buffers, reused from part to part: while one is being
-        filled the others are in flight (filling is ~20x faster than sending).
+        Up to ``SMALL_OBJECT`` bytes (most DICOM slices) go up with ``PutObject`` straight from
+        the chunks. Larger objects are copied into part buffers: less than one part is still
+        one ``PutObject``; anything larger is a multipart upload, aborted (no parts left
+        behind) if the source or S3 fails midway. Memory stays at ``max_concurrency`` part
+        buffers, reused from part to part: while one is being filled the others are in flight
+        (filling is ~20x faster than sending).
         """
         source = iter(chunks)
-        head, length = first_part(source, self.part_size)
-        if length < self.part_size:
+        head, length = gather(source, SMALL_OBJECT)
+        if length <= SMALL_OBJECT:
             with self._errors("store the object"):
                 self.client.put_object(Bucket=self.bucket, Key=key, Body=b"".join(head))
             return length
         pool = BufferPool(self.part_size, self.max_concurrency)
         parts = fill_parts(prepend_all(head, source), pool)
+        first, length = next(parts)
+        if length < self.part_size:
+            with self._errors("store the object"):
+                self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=bytes(memoryview(first)[:length])
+                )
+            return length
         with self._errors("start a multipart upload"):
             upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
         try:
-            completed, size = self._upload_parts(key, upload_id, pool, parts)
+            completed, size = self._upload_parts(
+                key, upload_id, pool, prepend_all([(first, length)], parts)
+            )
             with self._errors("complete the multipart upload"):
                 self.client.complete_multipart_upload(
                     Bucket=self.bucket,

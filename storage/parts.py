@@ -96,11 +96,11 @@ def fill_parts(chunks: Iterable[bytes], pool: BufferPool) -> Iterator[tuple[byte
     yield buffer, used
 
 
-def first_part(source: Iterator[bytes], part_size: int) -> tuple[list[bytes], int]:
-    """Chunks from ``source`` until they make a whole part or the source ends; their length."""
+def gather(source: Iterator[bytes], limit: int) -> tuple[list[bytes], int]:
+    """Chunks from ``source`` until they pass ``limit`` bytes or the source ends; their length."""
     head: list[bytes] = []
     length = 0
-    while length < part_size:
+    while length <= limit:
         chunk = next(source, None)
         if chunk is None:
             break

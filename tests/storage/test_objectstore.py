@@ -35,6 +35,16 @@ def test_empty_object(store: S3ObjectStore) -> None:
     assert store.get_range("cases/a/empty", 0, 10) == (b"", 0)
 
 
+@pytest.mark.parametrize("size", [2 * MIB, 2 * MIB + 1, 5 * MIB - 1])
+def test_objects_under_one_part_are_one_put(store: S3ObjectStore, size: int) -> None:
+    # On both sides of SMALL_OBJECT: straight from the chunks, or through a part buffer.
+    data = os.urandom(size)
+    assert store.put_stream("cases/a/mid", chunks_of(data, 64 * 1024 + 16)) == size
+    head = store.client.head_object(Bucket=store.bucket, Key="cases/a/mid")
+    assert "-" not in head["ETag"]  # not a multipart upload
+    assert b"".join(store.get_stream("cases/a/mid")) == data
+
+
 def test_large_object_goes_up_in_parts(store: S3ObjectStore) -> None:
     data = os.urandom(11 * MIB + 123)
     assert store.put_stream("cases/a/big", chunks_of(data)) == len(data)
