@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.types import DateTime, String, TypeDecorator
 from sqlmodel import Session, create_engine
 
@@ -47,6 +47,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC)
 
 
+SQLITE_BUSY_SECONDS = 30
+READ_ONLY = "portal_read_only"
+
+
 def create_db_engine(url: str, *, echo: bool = False) -> Engine:
     """Build the engine for ``url``; SQLite gets WAL, foreign keys and serialised writers.
 
@@ -57,7 +61,7 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
             url,
             echo=echo,
             hide_parameters=True,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS},
         )
         _configure_sqlite(engine)
         return engine
@@ -66,22 +70,37 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
     )
 
 
+def begin_read_only(session: Session) -> None:
+    """Start the session's next transaction as a reader that will not write.
+
+    On SQLite it begins deferred: it takes no write lock, so it neither waits for writers
+    nor holds them up (WAL readers see a consistent snapshot). Writing in it is a bug: the
+    upgrade to a writer can fail with "database is locked". Elsewhere this changes nothing.
+    Call it while the session has no transaction open.
+    """
+    session.connection(execution_options={READ_ONLY: True})
+
+
 def _configure_sqlite(engine: Engine) -> None:
     # pysqlite's own transaction handling defers BEGIN until the first write, so two requests
     # that read and then write deadlock on upgrade. We take the write lock at BEGIN instead
     # (BEGIN IMMEDIATE): SQLite has one writer anyway, and the audit chain needs that order.
+    # Transactions declared read-only (``begin_read_only``) begin deferred and never write.
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
+    def _on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN DEFERRED")
+            return
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 

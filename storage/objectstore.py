@@ -7,31 +7,32 @@ orphaned parts are left behind.
 
 from __future__ import annotations
 
-import io
+import ipaddress
 import logging
-import queue
-import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, TypeVar, cast
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from storage.errors import ObjectNotFound, StorageUnavailable
+from storage.parts import BufferPool, PartReader, fill_parts, gather, prepend_all
 from storage.settings import StorageSettings
 
 if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 1024 * 1024
+SMALL_OBJECT = 2 * 1024 * 1024
+"""Objects up to this size skip the part buffers (an 8 MiB buffer is zero-filled on creation)."""
 _DELETE_BATCH = 1000
 T = TypeVar("T")
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
@@ -42,10 +43,15 @@ def build_s3_client(settings: StorageSettings) -> S3Client:
 
     An empty ``access_key_id`` means "use the standard AWS credential chain" (roles).
     Checksums are only sent where S3 requires them, which every S3-compatible store accepts.
+    Request bodies are not hashed into the signature where nothing can alter them on the way
+    (see :func:`body_is_protected_in_transit`); the request itself is always signed.
     """
     config = Config(
         signature_version="s3v4",
-        s3={"addressing_style": "path" if settings.endpoint_url else "auto"},
+        s3={
+            "addressing_style": "path" if settings.endpoint_url else "auto",
+            "payload_signing_enabled": not body_is_protected_in_transit(settings.endpoint_url),
+        },
         retries={"max_attempts": 3, "mode": "standard"},
         connect_timeout=5,
         read_timeout=60,
@@ -62,6 +68,26 @@ def build_s3_client(settings: StorageSettings) -> S3Client:
         aws_secret_access_key=secret,
         config=config,
     )
+
+
+def body_is_protected_in_transit(endpoint_url: str | None) -> bool:
+    """True for TLS (AWS itself, ``https://``) and loopback endpoints.
+
+    SigV4 can hash the body into the signature (SHA-256 over every byte, on both ends), which
+    protects it on an open network. TLS already authenticates every byte, loopback never
+    leaves the host, and the vault's bodies are AES-GCM ciphertext checked again on every
+    read; there the hash only costs CPU (~1 ms per MB here). Plain HTTP to another host keeps it.
+    """
+    if endpoint_url is None:
+        return True
+    parts = urlsplit(endpoint_url)
+    if parts.scheme == "https":
+        return True
+    host = parts.hostname or ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 @dataclass(frozen=True)
@@ -120,13 +146,21 @@ class S3ObjectStore:
     def put_stream(self, key: str, chunks: Iterable[bytes]) -> int:
         """Store the concatenated ``chunks`` under ``key``; returns the bytes stored.
 
-        Less than one part is sent with ``PutObject``; anything larger is a multipart upload,
-        aborted (no parts left behind) if the source or S3 fails midway. Memory stays at
-        ``max_concurrency`` part buffers, reused from part to part: while one is being
-        filled the others are in flight (filling is ~20x faster than sending).
+        Up to ``SMALL_OBJECT`` bytes (most DICOM slices) go up with ``PutObject`` straight from
+        the chunks. Larger objects are copied into part buffers: less than one part is still
+        one ``PutObject``; anything larger is a multipart upload, aborted (no parts left
+        behind) if the source or S3 fails midway. Memory stays at ``max_concurrency`` part
+        buffers, reused from part to part: while one is being filled the others are in flight
+        (filling is ~20x faster than sending).
         """
-        pool = _BufferPool(self.part_size, self.max_concurrency)
-        parts = _fill_parts(chunks, pool)
+        source = iter(chunks)
+        head, length = gather(source, SMALL_OBJECT)
+        if length <= SMALL_OBJECT:
+            with self._errors("store the object"):
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=b"".join(head))
+            return length
+        pool = BufferPool(self.part_size, self.max_concurrency)
+        parts = fill_parts(prepend_all(head, source), pool)
         first, length = next(parts)
         if length < self.part_size:
             with self._errors("store the object"):
@@ -138,7 +172,7 @@ class S3ObjectStore:
             upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
         try:
             completed, size = self._upload_parts(
-                key, upload_id, pool, _prepend((first, length), parts)
+                key, upload_id, pool, prepend_all([(first, length)], parts)
             )
             with self._errors("complete the multipart upload"):
                 self.client.complete_multipart_upload(
@@ -153,7 +187,7 @@ class S3ObjectStore:
         return size
 
     def _upload_parts(
-        self, key: str, upload_id: str, pool: _BufferPool, parts: Iterator[tuple[bytearray, int]]
+        self, key: str, upload_id: str, pool: BufferPool, parts: Iterator[tuple[bytearray, int]]
     ) -> tuple[list[CompletedPartTypeDef], int]:
         futures: list[Future[CompletedPartTypeDef]] = []
         size = 0
@@ -182,9 +216,9 @@ class S3ObjectStore:
         number: int,
         buffer: bytearray,
         length: int,
-        pool: _BufferPool,
+        pool: BufferPool,
     ) -> CompletedPartTypeDef:
-        body = _PartReader(memoryview(buffer)[:length])
+        body = PartReader(memoryview(buffer)[:length])
         try:
             with self._errors(f"upload part {number}"):
                 answer = self.client.upload_part(
@@ -291,90 +325,6 @@ class S3ObjectStore:
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "Unknown"))
-
-
-class _BufferPool:
-    """At most ``count`` reusable part buffers; taking one blocks until one is given back."""
-
-    def __init__(self, size: int, count: int) -> None:
-        self._size = size
-        self._free: queue.LifoQueue[bytearray] = queue.LifoQueue()
-        self._unmade = count
-        self._lock = threading.Lock()
-
-    def take(self) -> bytearray:
-        with self._lock:
-            if self._free.empty() and self._unmade > 0:
-                self._unmade -= 1
-                return bytearray(self._size)
-        return self._free.get()
-
-    def give_back(self, buffer: bytearray) -> None:
-        self._free.put(buffer)
-
-
-class _PartReader(io.RawIOBase):
-    """A seekable read-only file over a part buffer, so botocore sends it without a copy."""
-
-    def __init__(self, view: memoryview) -> None:
-        super().__init__()
-        self._view = view
-        self._position = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._view)}
-        self._position = max(0, min(len(self._view), base[whence] + offset))
-        return self._position
-
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            data = bytes(self._view[self._position :])
-            self._position = len(self._view)
-            return data
-        # Sized reads (botocore's signing hash, http.client's send loop) get a view, not a
-        # copy: they consume it at once, and copies cost ~3 MB of RSS per upload thread.
-        view = self._view[self._position : self._position + size]
-        self._position += len(view)
-        return cast(bytes, view)
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        target = memoryview(buffer).cast("B")
-        data = self._view[self._position : self._position + len(target)]
-        target[: len(data)] = data
-        self._position += len(data)
-        return len(data)
-
-    def __len__(self) -> int:
-        return len(self._view)
-
-
-def _fill_parts(chunks: Iterable[bytes], pool: _BufferPool) -> Iterator[tuple[bytearray, int]]:
-    """Copy chunks into pooled part buffers; yields ``(buffer, used)``, the last maybe short."""
-    buffer, used = pool.take(), 0
-    for chunk in chunks:
-        view = memoryview(chunk)
-        while view:
-            count = min(len(buffer) - used, len(view))
-            buffer[used : used + count] = view[:count]
-            used, view = used + count, view[count:]
-            if used == len(buffer):
-                yield buffer, used
-                buffer, used = pool.take(), 0
-    yield buffer, used
-
-
-def _prepend(first: T, rest: Iterator[T]) -> Iterator[T]:
-    yield first
-    yield from rest
 
 
 def _raise_first_failure(futures: list[Future[CompletedPartTypeDef]]) -> None:

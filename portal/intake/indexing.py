@@ -6,9 +6,10 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import func
+from sqlalchemy import and_, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
@@ -27,6 +28,36 @@ def file_with_instance(
         .where(CaseFile.case_id == case_id)
         .where(CaseFile.sop_instance_uid == sop_instance_uid)
     ).first()
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the index already holds for an instance: its file (if a duplicate), study, series."""
+
+    file: CaseFile | None
+    study: DicomStudy | None
+    series: DicomSeries | None
+
+
+def lookup(*, session: Session, case_id: uuid.UUID, header: DicomHeader) -> Known:
+    """Look up an instance's file, study and series (two indexed reads, no writes)."""
+    found = session.exec(
+        select(DicomStudy, DicomSeries)
+        .outerjoin(
+            DicomSeries,
+            and_(
+                col(DicomSeries.study_id) == col(DicomStudy.id),
+                col(DicomSeries.series_instance_uid) == header.series_instance_uid,
+            ),
+        )
+        .where(DicomStudy.case_id == case_id)
+        .where(DicomStudy.study_instance_uid == header.study_instance_uid)
+    ).first()
+    study, series = found if found is not None else (None, None)
+    file = file_with_instance(
+        session=session, case_id=case_id, sop_instance_uid=header.sop_instance_uid
+    )
+    return Known(file=file, study=study, series=series)
 
 
 def _get_or_create(
@@ -48,10 +79,19 @@ def _get_or_create(
 
 
 def index_instance(
-    *, session: Session, case_id: uuid.UUID, file_id: uuid.UUID, header: DicomHeader
+    *,
+    session: Session,
+    case_id: uuid.UUID,
+    file_id: uuid.UUID,
+    header: DicomHeader,
+    known: Known | None = None,
 ) -> DicomInstance:
-    """Add one instance under its study and series, creating those on first sight."""
-    study = _get_or_create(
+    """Add one instance under its study and series, creating those on first sight.
+
+    ``known`` is what :func:`lookup` found before this transaction; rows it found are used
+    as they are (their ids do not change), rows it did not find are looked up again here.
+    """
+    study = (known.study if known else None) or _get_or_create(
         session,
         lambda: session.exec(
             select(DicomStudy)
@@ -70,7 +110,7 @@ def index_instance(
             patient_sex=_clip(header.patient_sex, 16),
         ),
     )
-    series = _get_or_create(
+    series = (known.series if known else None) or _get_or_create(
         session,
         lambda: session.exec(
             select(DicomSeries)
@@ -86,6 +126,8 @@ def index_instance(
             series_number=header.series_number,
         ),
     )
+    if header.modality and header.modality not in study.modalities.split(","):
+        session.refresh(study)  # another upload may have added a modality since it was read
     if header.modality and header.modality not in study.modalities.split(","):
         study.modalities = ",".join(
             sorted(filter(None, [*study.modalities.split(","), header.modality]))

@@ -14,11 +14,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.cases.models import Case
+from portal.db import begin_read_only
 from portal.intake import indexing
 from portal.intake.archive import ArchiveLimits, plan_zip
 from portal.intake.capture import Capture, chunked
@@ -76,12 +78,12 @@ class Ingest:
         self, *, filename: str, chunks: Iterable[bytes], source: str, in_archive: bool
     ) -> None:
         source_iter = iter(chunks)
-        wrapped = self._case_key()
+        wrapped, quota_left = self._case_key_and_quota()
         capture = Capture(
             source_iter,
             head_limit=self.settings.intake_head_bytes,
             max_bytes=self.settings.max_file_bytes,
-            quota_left=self._quota_left(),
+            quota_left=quota_left,
         )
         try:
             stored = self.vault.put(case_id=str(self.case.id), wrapped_key=wrapped, source=capture)
@@ -99,7 +101,7 @@ class Ingest:
                     )
                 self._archive(filename, stored, wrapped)
                 return
-            self._accept(filename, stored, capture, source)
+            self._accept(filename, stored, capture, source, wrapped)
         except Rejected as rejected:
             self.vault.delete(stored.object_key)
             self._reject(filename, rejected, source)
@@ -107,29 +109,30 @@ class Ingest:
             self.vault.delete(stored.object_key)
             raise
 
-    def _accept(self, filename: str, stored: StoredObject, capture: Capture, source: str) -> None:
+    def _accept(
+        self, filename: str, stored: StoredObject, capture: Capture, source: str, wrapped: bytes
+    ) -> None:
         head, kind = bytes(capture.head), capture.kind
         assert kind is not None
-        header = None
+        header = known = None
         page_count = width = height = None
         if kind is FileKind.dicom:
             header = inspect_dicom(head, tail=capture.tail, total_size=capture.total)
-            existing = indexing.file_with_instance(
-                session=self.session, case_id=self.case.id, sop_instance_uid=header.sop_instance_uid
-            )
-            if existing is not None:
-                self.vault.delete(stored.object_key)
-                self.result.accepted.append(
-                    AcceptedFile(id=existing.id, filename=filename, kind=kind.value, duplicate=True)
-                )
+            begin_read_only(self.session)
+            known = indexing.lookup(session=self.session, case_id=self.case.id, header=header)
+            self.session.commit()
+            if known.file is not None:
+                self._duplicate(filename, stored, known.file)
                 return
         elif kind is FileKind.pdf:
             inspect_pdf(head, tail=capture.tail, total_size=capture.total)
-            page_count = self._page_count(stored)
+            page_count = self._page_count(stored, wrapped)
         else:
             width, height = inspect_image(
                 head, kind=kind, tail=capture.tail, total_size=capture.total
             )
+        # The write transaction holds the database's write lock (SQLite: the only one), so it
+        # does no reads it can avoid: what to link to was looked up above.
         row = objects_service.record(session=self.session, case_id=self.case.id, stored=stored)
         case_file = CaseFile(
             case_id=self.case.id,
@@ -146,32 +149,56 @@ class Ingest:
             height=height,
         )
         self.session.add(case_file)
-        self.session.flush()
-        if header is not None:
-            indexing.index_instance(
-                session=self.session, case_id=self.case.id, file_id=case_file.id, header=header
+        try:
+            self.session.flush()  # before the instance that refers to it
+            if header is not None:
+                indexing.index_instance(
+                    session=self.session,
+                    case_id=self.case.id,
+                    file_id=case_file.id,
+                    header=header,
+                    known=known,
+                )
+            audit_service.record(
+                session=self.session,
+                ctx=self.ctx,
+                action="file.upload",
+                entity_type="file",
+                entity_id=case_file.id,
+                case_id=self.case.id,
+                details={"kind": kind.value, "size": stored.size, "source": source},
             )
-        audit_service.record(
-            session=self.session,
-            ctx=self.ctx,
-            action="file.upload",
-            entity_type="file",
-            entity_id=case_file.id,
-            case_id=self.case.id,
-            details={"kind": kind.value, "size": stored.size, "source": source},
-        )
-        self.session.commit()
+            self.session.commit()
+        except IntegrityError:
+            self.session.rollback()
+            if header is None:
+                raise
+            existing = indexing.file_with_instance(  # the same instance, uploaded meanwhile
+                session=self.session, case_id=self.case.id, sop_instance_uid=header.sop_instance_uid
+            )
+            self.session.commit()
+            if existing is None:
+                raise
+            self._duplicate(filename, stored, existing)
+            return
         self.result.accepted.append(
             AcceptedFile(id=case_file.id, filename=filename, kind=kind.value)
         )
 
-    def _page_count(self, stored: StoredObject) -> int | None:
+    def _duplicate(self, filename: str, stored: StoredObject, existing: CaseFile) -> None:
+        """The case has this DICOM instance already: keep that file, drop the new object."""
+        self.vault.delete(stored.object_key)
+        self.result.accepted.append(
+            AcceptedFile(id=existing.id, filename=filename, kind=existing.kind, duplicate=True)
+        )
+
+    def _page_count(self, stored: StoredObject, wrapped: bytes) -> int | None:
         if stored.size > PAGE_COUNT_LIMIT:
             return None
         with VaultFile(
             self.vault,
             case_id=str(self.case.id),
-            wrapped_key=self._case_key(),
+            wrapped_key=wrapped,
             object_key=stored.object_key,
         ) as reader:
             return pdf_page_count(reader)
@@ -261,18 +288,26 @@ class Ingest:
 
     # -- bookkeeping ---------------------------------------------------------------------
 
-    def _case_key(self) -> bytes:
-        wrapped = objects_service.case_key(
-            session=self.session, vault=self.vault, case_id=self.case.id
-        )
-        self.session.commit()  # never hold a transaction open while bytes stream
-        return wrapped
+    def _case_key_and_quota(self) -> tuple[bytes, int]:
+        """The case's wrapped data key and the bytes its quota has left.
 
-    def _quota_left(self) -> int:
+        Read in a read-only transaction, committed before any bytes stream: uploads to one
+        case neither wait for each other's writes here nor hold them up. Only the first
+        upload of a case writes (it creates the data key).
+        """
+        if self.session.in_transaction():
+            self.session.commit()
+        begin_read_only(self.session)
+        wrapped = objects_service.find_case_key(session=self.session, case_id=self.case.id)
         used = self.session.exec(
             select(func.coalesce(func.sum(CaseFile.size), 0)).where(
                 CaseFile.case_id == self.case.id
             )
         ).one()
         self.session.commit()
-        return max(0, self.settings.case_quota_bytes - int(used))
+        if wrapped is None:
+            wrapped = objects_service.case_key(
+                session=self.session, vault=self.vault, case_id=self.case.id
+            )
+            self.session.commit()
+        return wrapped, max(0, self.settings.case_quota_bytes - int(used))

@@ -8,7 +8,6 @@ from urllib.parse import quote
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from portal.deps import Caller, SessionDep, SettingsDep
 from portal.errors import InvalidInput
@@ -39,20 +38,22 @@ async def upload_files(
     case_id: uuid.UUID, request: Request, caller: Caller, session: SessionDep, settings: SettingsDep
 ) -> UploadResult:
     """Multipart upload, field ``files``, one or many; each accepted or rejected with a reason."""
-    case = await run_in_threadpool(
-        service.case_for_upload, session=session, principal=caller.principal, case_id=case_id
-    )
-    stream = MultipartStream(request.headers.get("content-type", ""), request.stream().__aiter__())
-    ingest = Ingest(
-        session=session,
-        vault=vault_of(request),
-        settings=settings,
-        ctx=caller.ctx,
-        case=case,
-        uploader_id=caller.user.id,
-    )
+    body = request.stream().__aiter__()
+    content_type = request.headers.get("content-type", "")
+    vault = vault_of(request)
 
-    def run() -> int:
+    def run() -> tuple[int, UploadResult]:
+        # One worker-thread hop for the whole request: the case check, then the stream.
+        case = service.case_for_upload(session=session, principal=caller.principal, case_id=case_id)
+        stream = MultipartStream(content_type, body)
+        ingest = Ingest(
+            session=session,
+            vault=vault,
+            settings=settings,
+            ctx=caller.ctx,
+            case=case,
+            uploader_id=caller.user.id,
+        )
         files = 0
         for headers, chunks in stream.parts():
             if headers.field != "files" or headers.filename is None:
@@ -61,11 +62,12 @@ async def upload_files(
                 continue
             files += 1
             ingest.add(filename=headers.filename, chunks=chunks, source="upload")
-        return files
+        return files, ingest.result
 
-    if await anyio.to_thread.run_sync(run) == 0:
+    files, result = await anyio.to_thread.run_sync(run)
+    if files == 0:
         raise InvalidInput("Choose at least one file to upload (form field 'files').")
-    return ingest.result
+    return result
 
 
 @router.get("/{case_id}/files")

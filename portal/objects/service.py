@@ -18,6 +18,12 @@ from storage.vault import Source, Vault
 from storage.vault import StoredObject as StoredBytes
 
 
+def find_case_key(*, session: Session, case_id: uuid.UUID) -> bytes | None:
+    """The case's wrapped data key, if it has one yet (a read: safe in a read-only session)."""
+    existing = session.get(CaseKey, case_id)
+    return existing.wrapped_key if existing is not None else None
+
+
 def case_key(*, session: Session, vault: Vault, case_id: uuid.UUID) -> bytes:
     """The case's wrapped data key, created on first use (the caller commits)."""
     existing = session.get(CaseKey, case_id)
@@ -78,7 +84,7 @@ def record(*, session: Session, case_id: uuid.UUID, stored: StoredBytes) -> Stor
         sha256=stored.sha256,
     )
     session.add(row)
-    session.flush()
+    session.flush()  # rows that refer to it may follow: the unit of work does not order by FK
     return row
 
 

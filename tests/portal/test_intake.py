@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 from portal.accounts.models import Role
 from portal.audit.models import AuditEvent
 from portal.cases.consent import CURRENT_VERSION
+from portal.intake import indexing
 from portal.intake.models import CaseFile, DicomInstance
 from portal.objects.models import StoredObject
 from storage.embedded import EmbeddedS3
@@ -126,6 +127,23 @@ def test_duplicate_instances_are_accepted_once(client, patient, case, db: Sessio
     again = upload(client, patient, case["id"], ("copy.dcm", ct)).json()["accepted"][0]
     assert again["duplicate"] is True and again["id"] == first["id"]
     assert len(db.exec(select(CaseFile)).all()) == 1
+
+
+def test_an_instance_uploaded_meanwhile_is_a_duplicate_and_leaves_no_object(
+    client, patient, case, db: Session, seaweed: EmbeddedS3, monkeypatch: pytest.MonkeyPatch
+):
+    # Two uploads of one instance at once: both look it up before either writes. The one that
+    # writes second must answer "duplicate", not fail, and must not leave its object behind.
+    ct = samples.dicom("CT_small.dcm")
+    first = upload(client, patient, case["id"], ("ct.dcm", ct)).json()["accepted"][0]
+    unseen = indexing.Known(file=None, study=None, series=None)
+    monkeypatch.setattr(indexing, "lookup", lambda **_: unseen)
+    response = upload(client, patient, case["id"], ("copy.dcm", ct))
+    assert response.status_code == 200, response.text
+    again = response.json()["accepted"][0]
+    assert again["duplicate"] is True and again["id"] == first["id"]
+    assert len(db.exec(select(CaseFile)).all()) == 1
+    assert len(bucket_keys(seaweed, case["id"])) == 1
 
 
 def test_hospital_cd_zip_with_dicomdir_reports_completeness(

@@ -9,7 +9,7 @@ import pytest
 from botocore.config import Config
 
 from storage.errors import ObjectNotFound, StorageUnavailable
-from storage.objectstore import S3ObjectStore, build_s3_client
+from storage.objectstore import S3ObjectStore, body_is_protected_in_transit, build_s3_client
 from storage.settings import StorageSettings
 from tests.storage.conftest import MIB
 
@@ -33,6 +33,16 @@ def test_empty_object(store: S3ObjectStore) -> None:
     assert store.put_stream("cases/a/empty", []) == 0
     assert b"".join(store.get_stream("cases/a/empty")) == b""
     assert store.get_range("cases/a/empty", 0, 10) == (b"", 0)
+
+
+@pytest.mark.parametrize("size", [2 * MIB, 2 * MIB + 1, 5 * MIB - 1])
+def test_objects_under_one_part_are_one_put(store: S3ObjectStore, size: int) -> None:
+    # On both sides of SMALL_OBJECT: straight from the chunks, or through a part buffer.
+    data = os.urandom(size)
+    assert store.put_stream("cases/a/mid", chunks_of(data, 64 * 1024 + 16)) == size
+    head = store.client.head_object(Bucket=store.bucket, Key="cases/a/mid")
+    assert "-" not in head["ETag"]  # not a multipart upload
+    assert b"".join(store.get_stream("cases/a/mid")) == data
 
 
 def test_large_object_goes_up_in_parts(store: S3ObjectStore) -> None:
@@ -107,3 +117,25 @@ def test_unreachable_endpoint_is_storage_unavailable() -> None:
         store.check()
     with pytest.raises(StorageUnavailable):
         store.ensure_bucket()
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "protected"),
+    [
+        (None, True),  # AWS itself: TLS
+        ("https://s3.example.org", True),
+        ("http://127.0.0.1:8333", True),
+        ("http://[::1]:8333", True),
+        ("http://localhost:8333", True),
+        ("http://s3.internal:8333", False),
+        ("http://10.0.0.5:8333", False),
+    ],
+)
+def test_bodies_are_hashed_into_the_signature_only_on_an_open_network(
+    endpoint: str | None, protected: bool
+) -> None:
+    assert body_is_protected_in_transit(endpoint) is protected
+    settings = StorageSettings(endpoint_url=endpoint, embedded=False)
+    client = build_s3_client(settings)
+    assert client.meta.config.s3 is not None
+    assert client.meta.config.s3["payload_signing_enabled"] is (not protected)
