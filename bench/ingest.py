@@ -68,23 +68,38 @@ def ct_series(folder: Path, count: int, size: int = 512) -> list[Path]:
     return paths
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the server's worker processes, if any)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        for child in children:
+            found += process_tree(int(child))
+    return found
+
+
 def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Peak RSS of the server: summed over its processes when it runs several workers."""
+    total = 0.0
+    for member in process_tree(pid):
+        for line in Path(f"/proc/{member}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
 def reset_peak(pid: int) -> None:
     """Reset VmHWM so the next peak measured belongs to the next phase (Linux ≥ 4.0)."""
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
+    for member in process_tree(pid):
+        Path(f"/proc/{member}/clear_refs").write_text("5")
 
 
 class Portal:
     """SeaweedFS + ``portal serve`` in a temp dir, as a deployment would run them."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, workers: int = 1) -> None:
         self.root = root
+        self.workers = workers
         self.s3 = EmbeddedS3(
             data_dir=root / "seaweedfs",
             s3_port=free_port_block(PORT_SPAN, start=41000),
@@ -119,6 +134,7 @@ class Portal:
             **settings_env(self.settings),
             "PORTAL_PORT": str(self.port),
             "PORTAL_LOG_LEVEL": "WARNING",
+            "PORTAL_WORKERS": str(self.workers),
         }
         env["PORTAL_STORAGE_CREATE_BUCKET"] = "true"
         self.process = subprocess.Popen(
@@ -263,6 +279,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--instances", type=int, default=500)
     parser.add_argument(
+        "--workers", type=int, default=1, help="server processes (PORTAL_WORKERS), default 1"
+    )
+    parser.add_argument(
         "--big-gb", type=float, default=2.0, help="size of the tus upload (0 to skip)"
     )
     parser.add_argument(
@@ -279,7 +298,8 @@ def main() -> None:
         megabytes = sum(p.stat().st_size for p in paths) / 1e6
         print(f"series: {len(paths)} instances of 512x512x16 bit, {megabytes:.0f} MB")
         ours: dict[int, float] = {}
-        with Portal(root / "portal") as portal:
+        print(f"server: portal serve with {args.workers} worker process(es)")
+        with Portal(root / "portal", workers=args.workers) as portal:
             assert portal.process is not None
             headers = portal.patient()
             for threads in (1, 4):

@@ -72,6 +72,20 @@ def embedded_s3_for(settings: Settings) -> EmbeddedS3:
 
 def serve(settings: Settings) -> None:
     """Serve the portal with uvicorn (production entry point; nothing else is started)."""
+    if settings.workers > 1:
+        # Each worker process builds the app from the same environment these settings came from.
+        uvicorn.run(
+            "portal.app:create_app",
+            factory=True,
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+            server_header=False,
+        )
+        return
     uvicorn.run(
         create_app(settings),
         host=settings.host,

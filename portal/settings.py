@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(default=1, ge=1, le=64)
+    """Server processes for ``portal serve``; each runs the whole app (all of it is safe to)."""
     data_dir: Path = Path("var")
     database_url: str = ""
     """SQLAlchemy URL; empty means a SQLite file under ``data_dir``."""

@@ -279,7 +279,9 @@ def resolve_session(
     if now - auth_session.last_seen_at >= _LAST_SEEN_GRANULARITY:
         auth_session.last_seen_at = now
         session.add(auth_session)
-        session.commit()
+    # End the transaction now: on SQLite it holds the write lock until it ends, and the
+    # request's own work may run much later (after other thread hops).
+    session.commit()
     return user, auth_session
 
 
