@@ -34,7 +34,7 @@ lint: $(TEST_STAMP)
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy portal storage reviewers
 
-# tus-js-client (what the browser pages use) for the interoperability test, from the npm registry.
+# tus-js-client (the most used third-party tus client) for the interoperability test, from npm.
 $(JS_STAMP): tests/js/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
 		npm ci --prefix tests/js --no-audit --no-fund --loglevel=error && touch $@; \

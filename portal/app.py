@@ -39,6 +39,8 @@ from portal.middleware import (
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
+from portal.records.pages import router as record_pages
+from portal.records.views import router as records_router
 from portal.sealing import SecretBox
 from portal.settings import Settings
 from portal.viewer.views import router as viewer_router
@@ -136,8 +138,10 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         review_router,
         specialists_router,
         viewer_router,
+        records_router,
         account_pages,
         case_pages,
+        record_pages,
         review_pages,
     )
     for router in routers:

@@ -76,8 +76,11 @@ def begin_read_only(session: Session) -> None:
     On SQLite it begins deferred: it takes no write lock, so it neither waits for writers
     nor holds them up (WAL readers see a consistent snapshot). Writing in it is a bug: the
     upgrade to a writer can fail with "database is locked". Elsewhere this changes nothing.
-    Call it while the session has no transaction open.
+    When the session is already inside a transaction (a caller that writes, such as the end
+    of a resumable upload), the reads simply join it.
     """
+    if session.in_transaction():
+        return
     session.connection(execution_options={READ_ONLY: True})
 
 

@@ -1,4 +1,4 @@
-// Upload one file to the portal with tus-js-client, the client the browser pages use.
+// Upload one file to the portal with tus-js-client, the most widely used browser tus client.
 // Usage: node tus_upload.mjs ENDPOINT TOKEN CASE_ID FILE CHUNK_SIZE [STOP_AFTER_BYTES | RESUME_URL]
 // Prints "PARTIAL <url> <offset>" when it stopped on purpose, "DONE <url>" when complete.
 import { readFileSync } from "node:fs";

@@ -101,6 +101,8 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/api/cases/{case_id}/series/{series_id}"): SEES_CASE,
     ("GET", "/api/cases/{case_id}/series/{series_id}/thumbnail"): SEES_CASE,
     ("GET", "/api/cases/{case_id}/instances/{instance_id}/frames/{frame}"): SEES_CASE,
+    ("GET", "/api/cases/{case_id}/records/{file_id}"): SEES_CASE,
+    ("GET", "/api/cases/{case_id}/records/{file_id}/pages/{page}"): SEES_CASE,
     ("GET", "/api/audit"): {
         "owner": 403,
         "other_patient": 403,
@@ -290,6 +292,11 @@ def cast(client: TestClient, accounts: Accounts, db: Session) -> dict[str, Any]:
         headers=people["owner"].headers,
     )
     file_id = uploaded.json()["accepted"][0]["id"]
+    record = client.post(
+        f"/api/cases/{case['id']}/files",
+        files=[("files", ("report.pdf", samples.pdf(1), "application/pdf"))],
+        headers=people["owner"].headers,
+    )
     instance = db.exec(
         select(DicomInstance).where(DicomInstance.file_id == uuid.UUID(file_id))
     ).one()
@@ -313,6 +320,7 @@ def cast(client: TestClient, accounts: Accounts, db: Session) -> dict[str, Any]:
         "specialist_id": people["assigned_specialist"].user_id,
         "series_id": instance.series_id,
         "instance_id": instance.id,
+        "record_id": record.json()["accepted"][0]["id"],
     }
 
 
@@ -359,12 +367,13 @@ def test_matrix(client: TestClient, cast: dict[str, Any]):
     for n, ((method, template), expected) in enumerate(MATRIX.items()):
         path = template.format(
             case_id=cast["case_id"],
-            file_id=cast["file_id"],
+            file_id=cast["record_id"] if "/records/" in template else cast["file_id"],
             question_id=cast["question_id"],
             specialist_id=cast["specialist_id"],
             series_id=cast["series_id"],
             instance_id=cast["instance_id"],
             frame=1,
+            page=1,
         )
         anonymous = _call(client, method, path, None, n)
         if anonymous != 401:

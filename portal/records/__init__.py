@@ -1,0 +1,1 @@
+"""Patients' records (PDF reports, photos of paper reports) shown as images we render."""

@@ -1,0 +1,276 @@
+"""Records (PDF reports, photos of paper reports) shown in the browser as images we render.
+
+Read from the vault, checked against ``portal.access`` on every request, audited once per
+sign-in session and file (``record.view``), never per page. Plaintext originals, page sizes
+and rendered pages are kept in this process's memory only (bounded), never written to disk.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from sqlmodel import Session, SQLModel, select
+
+from portal import access
+from portal.access import Principal
+from portal.audit import service as audit_service
+from portal.audit.service import AuditContext
+from portal.cases.models import Case
+from portal.errors import InvalidInput, NotFound, UnsupportedMediaType
+from portal.intake.models import CaseFile
+from portal.objects import service as objects_service
+from portal.objects.models import CaseKey, StoredObject
+from portal.records import render
+from portal.records.render import PageNotFound, Rendered, UnreadableRecord
+from portal.viewer.cache import BoundedCache, SeenSeries
+from storage.reader import VaultFile
+from storage.vault import Vault
+
+DEFAULT_WIDTH = 1200
+MIN_WIDTH = 200
+MAX_WIDTH = 2000
+PDF = "pdf"
+PHOTO_KINDS = frozenset({"jpeg", "png"})
+WHOLE_RECORD_LIMIT = 32 * 1024 * 1024
+"""Originals up to this size are decrypted whole (SHA-256 verified) and kept a while; larger
+ones are read through a seekable view that decrypts only the ranges PDFium or Pillow read."""
+READ_WINDOW = 1024 * 1024
+ORIGINAL_CACHE_BYTES = 128 * 1024 * 1024
+PAGE_CACHE_BYTES = 64 * 1024 * 1024
+LAYOUT_CACHE_BYTES = 8 * 1024 * 1024
+
+
+class NotARecord(UnsupportedMediaType):
+    default_message = "This file cannot be shown here. Download it instead."
+
+
+class RecordPage(SQLModel):
+    number: int
+    width: int
+    """Pixels of the page image at ``default_width`` (photos are never enlarged)."""
+    height: int
+    problem: str | None = None
+    """Why this page cannot be shown (a page far longer than it is wide), if so."""
+
+
+class RecordView(SQLModel):
+    id: uuid.UUID
+    case_id: uuid.UUID
+    case_reference: str
+    filename: str
+    kind: str
+    size: int
+    page_count: int
+    media_type: str
+    """What the page images are: ``image/png``, or ``image/jpeg`` for JPEG photos."""
+    default_width: int
+    pages: list[RecordPage]
+    problem: str | None = None
+    """Why the record cannot be shown at all (damaged, password-protected), if so."""
+
+
+@dataclass(frozen=True)
+class _Layout:
+    sizes: tuple[tuple[float, float], ...]
+    """Per page: PDF points as displayed, or the photo's upright pixels."""
+    problem: str | None = None
+
+
+@dataclass
+class RecordState:
+    """What the records viewer keeps between requests, one per application."""
+
+    originals: BoundedCache[uuid.UUID, bytes] = field(
+        default_factory=lambda: BoundedCache(ORIGINAL_CACHE_BYTES)
+    )
+    layouts: BoundedCache[uuid.UUID, _Layout] = field(
+        default_factory=lambda: BoundedCache(LAYOUT_CACHE_BYTES)
+    )
+    pages: BoundedCache[tuple[uuid.UUID, int, int], Rendered] = field(
+        default_factory=lambda: BoundedCache(PAGE_CACHE_BYTES)
+    )
+    seen: SeenSeries = field(default_factory=SeenSeries)
+    """(sign-in session, file) pairs already audited; the viewer's bounded set of id pairs."""
+
+
+def record_for_viewer(
+    *,
+    session: Session,
+    vault: Vault,
+    state: RecordState,
+    principal: Principal,
+    ctx: AuditContext,
+    case_id: uuid.UUID,
+    file_id: uuid.UUID,
+) -> RecordView:
+    """A record's name, kind, size, pages and their image sizes, or why it cannot be shown."""
+    case, case_file = _record(session, principal, case_id, file_id)
+    _audit_view(session, state, principal, ctx, case_file, via="record")
+    layout = _layout(session, vault, state, case_file)
+    return _view(case, case_file, layout)
+
+
+def render_record_page(
+    *,
+    session: Session,
+    vault: Vault,
+    state: RecordState,
+    principal: Principal,
+    ctx: AuditContext,
+    case_id: uuid.UUID,
+    file_id: uuid.UUID,
+    page: int,
+    width: int,
+) -> Rendered:
+    """Page ``page`` (from 1) of a record as PNG (or JPEG for a JPEG photo); audited per file."""
+    if not MIN_WIDTH <= width <= MAX_WIDTH:
+        raise InvalidInput(f"width must be between {MIN_WIDTH} and {MAX_WIDTH} pixels.")
+    _, case_file = _record(session, principal, case_id, file_id)
+    layout = _layout(session, vault, state, case_file)
+    if layout.problem is not None:
+        raise UnreadableRecord(layout.problem)
+    count = len(layout.sizes)
+    if not 1 <= page <= count:
+        raise PageNotFound(
+            render.pages_message(count) if case_file.kind == PDF else "A photo has one page: 1."
+        )
+    _audit_view(session, state, principal, ctx, case_file, via="page")
+    key = (case_file.stored_object_id, page, width)
+    rendered = state.pages.get(key)
+    if rendered is None:
+        with _source(session, vault, state, case_file) as source:
+            if case_file.kind == PDF:
+                rendered = render.render_pdf_page(source, page=page, width_px=width)
+            else:
+                rendered = render.render_photo(source, width_px=width)
+        state.pages.put(key, rendered, len(rendered.data))
+    return rendered
+
+
+def _record(
+    session: Session, principal: Principal, case_id: uuid.UUID, file_id: uuid.UUID
+) -> tuple[Case, CaseFile]:
+    """The case and its file, if the caller may see them (else 404) and the file is a record."""
+    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    case_file = session.exec(
+        select(CaseFile).where(CaseFile.id == file_id).where(CaseFile.case_id == case.id)
+    ).first()
+    if case_file is None:
+        raise NotFound("File not found.")
+    if case_file.kind == "dicom":
+        raise NotARecord("This is a DICOM image: open it in the image viewer.")
+    if case_file.kind != PDF and case_file.kind not in PHOTO_KINDS:
+        raise NotARecord()
+    return case, case_file
+
+
+def _audit_view(
+    session: Session,
+    state: RecordState,
+    principal: Principal,
+    ctx: AuditContext,
+    case_file: CaseFile,
+    *,
+    via: str,
+) -> None:
+    """Record ``record.view`` the first time this sign-in session opens the file in this
+    process, before any of it is shown; commits either way, so rendering holds no transaction."""
+    viewer = principal.session_id or principal.user_id
+    if not state.seen.claim(viewer, case_file.id):
+        session.commit()
+        return
+    try:
+        audit_service.record(
+            session=session,
+            ctx=ctx,
+            action="record.view",
+            entity_type="file",
+            entity_id=case_file.id,
+            case_id=case_file.case_id,
+            details={"via": via, "kind": case_file.kind},
+        )
+        session.commit()
+    except BaseException:
+        state.seen.release(viewer, case_file.id)
+        raise
+
+
+def _layout(session: Session, vault: Vault, state: RecordState, case_file: CaseFile) -> _Layout:
+    """Page sizes from the file itself (PDFium's page count, the photo's EXIF orientation)."""
+    object_id = case_file.stored_object_id
+    layout = state.layouts.get(object_id)
+    if layout is not None:
+        return layout
+    try:
+        with _source(session, vault, state, case_file) as source:
+            if case_file.kind == PDF:
+                layout = _Layout(tuple(render.pdf_page_sizes(source)))
+            else:
+                width, height = render.photo_size(source)
+                layout = _Layout(((float(width), float(height)),))
+    except UnreadableRecord as exc:  # damaged, protected, too many pages or pixels
+        layout = _Layout((), exc.message)
+    state.layouts.put(object_id, layout, 256 + 32 * len(layout.sizes))
+    return layout
+
+
+def _view(case: Case, case_file: CaseFile, layout: _Layout) -> RecordView:
+    pages = []
+    for number, (width, height) in enumerate(layout.sizes, start=1):
+        if case_file.kind != PDF:
+            shown = render.fitted_size(int(width), int(height), DEFAULT_WIDTH)
+            pages.append(RecordPage(number=number, width=shown[0], height=shown[1]))
+            continue
+        try:
+            _, height_px = render.page_pixels(width, height, DEFAULT_WIDTH)
+            pages.append(RecordPage(number=number, width=DEFAULT_WIDTH, height=height_px))
+        except UnreadableRecord as exc:
+            pages.append(RecordPage(number=number, width=0, height=0, problem=exc.message))
+    return RecordView(
+        id=case_file.id,
+        case_id=case.id,
+        case_reference=case.reference,
+        filename=case_file.filename,
+        kind=case_file.kind,
+        size=case_file.size,
+        page_count=len(layout.sizes),
+        media_type=render.JPEG if case_file.kind == "jpeg" else render.PNG,
+        default_width=DEFAULT_WIDTH,
+        pages=pages,
+        problem=layout.problem,
+    )
+
+
+@contextmanager
+def _source(
+    session: Session, vault: Vault, state: RecordState, case_file: CaseFile
+) -> Iterator[bytes | BinaryIO]:
+    """The original's plaintext: whole (and kept) when small, else a range-reading view."""
+    object_id = case_file.stored_object_id
+    cached = state.originals.get(object_id)
+    if cached is not None:
+        yield cached
+        return
+    row = session.get(StoredObject, object_id)
+    key = session.get(CaseKey, row.case_id) if row is not None else None
+    if row is None or key is None:
+        raise NotFound("File not found.")
+    if row.size <= WHOLE_RECORD_LIMIT:
+        data = b"".join(objects_service.open_object(session=session, vault=vault, row=row))
+        state.originals.put(object_id, data, len(data))
+        yield data
+        return
+    raw = VaultFile(
+        vault,
+        case_id=str(row.case_id),
+        wrapped_key=key.wrapped_key,
+        object_key=row.object_key,
+        window=READ_WINDOW,
+    )
+    with io.BufferedReader(raw, buffer_size=READ_WINDOW) as stream:
+        yield stream

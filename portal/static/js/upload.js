@@ -1,0 +1,616 @@
+// Uploads on the case page: our own small tus 1.0.0 client (creation, creation-with-upload,
+// checksum). A few files go up at once; each one continues from the server's offset after a
+// pause, a dropped connection or a page reload. The server decides what it accepts and says why
+// it refuses a file; this page only shows it. Text is only ever set with textContent.
+// How it works and how it is tested: docs/browser.md.
+(function () {
+  "use strict";
+  var root = document.getElementById("uploader");
+  if (!root) { return; }
+
+  var ENDPOINT = "/api/uploads";
+  var LANES = 3;                  // files in flight at once (measured: docs/browser.md)
+  var STALL_MS = 30000;           // no progress for this long: the connection is gone
+  var ANSWER_MS = 10 * 60000;     // the last chunk of a big ZIP waits for its ingest
+  var MAX_DELAY_MS = 30000;       // backoff between retries: 1, 2, 4 … 30 s
+  var STORE_PREFIX = "portal.upload.";
+  var CLUTTER = /(^|\/)(\.DS_Store|Thumbs\.db|desktop\.ini|\._[^/]*)$|(^|\/)__MACOSX\//i;
+  var LOST = "The server lost this upload; choose the file again.";
+  var KINDS = {
+    dicom: "DICOM image", pdf: "PDF document", jpeg: "photo", png: "image", zip: "archive"
+  };
+
+  var caseId = root.getAttribute("data-case-id");
+  var chunkBytes = parseInt(root.getAttribute("data-chunk-bytes"), 10) || 8 * 1024 * 1024;
+  var csrfToken = document.querySelector('meta[name="csrf-token"]').content;
+  // Web Crypto exists only in secure contexts (HTTPS, localhost): without it there is no chunk
+  // checksum and no resuming after a reload, because a file's name is never stored in clear.
+  var subtle = window.isSecureContext && window.crypto && window.crypto.subtle;
+  var ui = {
+    pickFiles: document.getElementById("pick-files"),
+    pickFolder: document.getElementById("pick-folder"),
+    pause: document.getElementById("pause-uploads"),
+    resume: document.getElementById("resume-uploads"),
+    overallBox: root.querySelector(".progress-overall"),
+    overall: document.getElementById("overall-progress"),
+    overallLabel: document.getElementById("overall-label"),
+    list: document.getElementById("upload-list"),
+    status: document.getElementById("upload-status"),
+    showFiles: document.getElementById("show-files")
+  };
+
+  var items = [];           // every file of the current batch
+  var queue = [];           // items waiting for a lane
+  var inFlight = new Set(); // XHRs to abort on pause
+  var lanes = 0;
+  var busy = false;
+  var paused = false;
+  var held = null;          // while paused: resolved by Resume
+  var retry = null;         // while waiting to retry: { promise, now }
+  var failures = 0;         // consecutive failed attempts, for the backoff
+  var frame = 0;
+  var dirty = new Set();
+  var lastTouch = 0;
+  var rows = 0;
+
+  // Why an attempt stopped, and so what happens next.
+  function Retry(why) { this.why = why; }    // offline, stalled, server busy: wait, resume
+  function Resync() {}                       // our offset is not the server's: HEAD, go on
+  function Restart() {}                      // the upload is gone (404/410): create it again
+  function Refused(message) { this.message = message; }  // the server said no: show why
+
+  // -- choosing files -------------------------------------------------------------------
+
+  function pathOf(file) { return file.webkitRelativePath || file.name; }
+
+  function wanted(file) { return file.size > 0 && !CLUTTER.test(pathOf(file)); }
+
+  function choose(input) {
+    var files = Array.prototype.slice.call(input.files);
+    input.value = "";  // choosing the same files again (after a reload) must fire "change"
+    var queued = new Set(busy ? items.filter(unfinished).map(identity) : []);
+    var fresh = files.filter(function (file) {
+      return wanted(file) && !queued.has(identity(file));
+    });
+    if (!fresh.length) {
+      announce("Nothing to upload: the chosen files are empty, system files or already uploading.");
+      return;
+    }
+    if (!busy) { startBatch(); }
+    fresh.sort(function (a, b) { return pathOf(a) < pathOf(b) ? -1 : 1; });
+    fresh.forEach(function (file) {
+      var item = newItem(file);
+      items.push(item);
+      queue.push(item);
+      ui.list.appendChild(item.row);
+    });
+    var left = files.length - fresh.length;
+    announce("Uploading " + plural(items.length, "file") + " (" + size(totalBytes()) + ")." +
+      (left ? " " + plural(left, "empty, system or repeated file") + " left out." : ""));
+    ui.overallBox.hidden = false;
+    buttons();
+    changed();
+    pump();
+  }
+
+  function identity(item) {
+    var file = item.file || item;
+    return [pathOf(file), file.size, file.lastModified].join("\n");
+  }
+
+  function startBatch() {
+    items.forEach(function (item) { item.row.remove(); });
+    items = [];
+    busy = true;
+    root.setAttribute("data-state", "uploading");
+    if (ui.showFiles) { ui.showFiles.hidden = true; }
+  }
+
+  function newItem(file) {
+    var item = {
+      file: file, path: pathOf(file), size: file.size, key: undefined, url: null,
+      offset: 0, sent: 0, state: "queued", note: "", details: []
+    };
+    rows += 1;
+    item.row = document.createElement("li");
+    var name = document.createElement("span");
+    name.className = "upload-name";
+    name.id = "upload-name-" + rows;
+    name.textContent = item.path;
+    item.bar = document.createElement("progress");
+    item.bar.max = Math.max(item.size, 1);
+    item.bar.value = 0;
+    item.bar.setAttribute("aria-labelledby", name.id);
+    item.text = document.createElement("span");
+    item.text.className = "upload-state";
+    item.row.append(name, item.bar, item.text);
+    return item;
+  }
+
+  // -- lanes ----------------------------------------------------------------------------
+
+  function pump() {
+    while (lanes < LANES && queue.length) {
+      var item = queue.shift();
+      lanes += 1;
+      upload(item).catch(function (error) {
+        settle(item, "failed", unreadable(error));
+      }).then(function () {
+        lanes -= 1;
+        changed();
+        pump();
+      });
+    }
+    if (busy && !lanes && !queue.length) { finishBatch(); }
+  }
+
+  async function upload(item) {
+    var resyncs = 0;
+    var restarts = 0;
+    for (;;) {
+      await whileHeld();
+      try {
+        await transfer(item);
+        return;
+      } catch (error) {
+        if (error instanceof Refused) { return settle(item, "failed", error.message); }
+        if (!(error instanceof Retry || error instanceof Resync || error instanceof Restart)) {
+          return settle(item, "failed", unreadable(error));
+        }
+        if (error instanceof Restart) {
+          if (restarts++ === 3) { return settle(item, "failed", LOST); }
+          forget(item);
+          item.url = null;
+          item.offset = item.sent = 0;
+          continue;
+        }
+        if (error instanceof Resync && resyncs++ < 3) { continue; }
+        if (paused) { continue; }
+        setState(item, "waiting");
+        await retryLater(error);
+        resyncs = 0;
+      }
+    }
+  }
+
+  // One attempt: find where the server is, create the upload if there is none, send what is
+  // missing, then read what the server made of the file.
+  async function transfer(item) {
+    setState(item, "uploading");
+    if (item.key === undefined) {
+      item.key = await storageKey(item);
+      item.url = recall(item.key);
+    }
+    if (item.url) { await askOffset(item); }
+    if (!item.url) { await create(item); }
+    while (item.offset < item.size) { await sendChunk(item); }
+    await awaitResult(item);
+  }
+
+  async function askOffset(item) {
+    var answer = await request("HEAD", item.url, {});
+    if (answer.status !== 200) { throw failure(answer, true); }
+    item.offset = item.sent = number(answer.header("Upload-Offset"));
+  }
+
+  async function create(item) {
+    var headers = {
+      "Upload-Length": String(item.size),
+      "Upload-Metadata": "case_id " + base64(encode(caseId)) +
+        ",filename " + base64(encode(item.path))
+    };
+    // A file that fits in one chunk goes with its creation: one round trip instead of two.
+    var whole = item.size <= chunkBytes;
+    var body = whole ? await chunkBody(item, 0, item.size, headers) : null;
+    var answer = await request("POST", ENDPOINT, headers, body, progressFrom(item, 0), whole);
+    if (answer.status !== 201) { throw failure(answer, false); }
+    item.url = answer.header("Location");
+    item.offset = item.sent = number(answer.header("Upload-Offset"));
+    if (item.offset < item.size) { remember(item, answer.header("Upload-Expires")); }
+  }
+
+  async function sendChunk(item) {
+    var start = item.offset;
+    var end = Math.min(start + chunkBytes, item.size);
+    var headers = { "Upload-Offset": String(start) };
+    var body = await chunkBody(item, start, end, headers);
+    var last = end === item.size;
+    var answer = await request("PATCH", item.url, headers, body, progressFrom(item, start), last);
+    if (answer.status !== 204) { throw failure(answer, true); }
+    item.offset = item.sent = number(answer.header("Upload-Offset"));
+    if (item.offset < item.size) { remember(item, answer.header("Upload-Expires")); }
+  }
+
+  // The body is the Blob slice, not the bytes read for the checksum: the browser streams it
+  // from disk, and the read buffer can go at once.
+  async function chunkBody(item, start, end, headers) {
+    var slice = item.file.slice(start, end);
+    headers["Content-Type"] = "application/offset+octet-stream";
+    if (subtle) {
+      var digest = await subtle.digest("SHA-256", await slice.arrayBuffer());
+      headers["Upload-Checksum"] = "sha256 " + base64(new Uint8Array(digest));
+    }
+    return slice;
+  }
+
+  // The last PATCH answers once the file is ingested; a ZIP may still be in progress if that
+  // answer was lost, so ask a few times before giving up.
+  async function awaitResult(item) {
+    setState(item, "checking");
+    var deadline = Date.now() + ANSWER_MS;
+    for (var wait = 250; Date.now() < deadline; wait = Math.min(wait * 2, 5000)) {
+      var answer = await request("GET", item.url, { Accept: "application/json" });
+      if (answer.status !== 200) { throw failure(answer, true); }
+      var progress = JSON.parse(answer.text);
+      if (progress.complete && progress.result) {
+        forget(item);
+        return showResult(item, progress.result);
+      }
+      await sleep(wait);
+    }
+    settle(item, "failed", "The server is still checking this file; reload the page later.");
+  }
+
+  function failure(answer, onUpload) {
+    var status = answer.status;
+    if (onUpload && (status === 404 || status === 410)) { return new Restart(); }
+    if (onUpload && status === 409) { return new Resync(); }
+    if (status === 460 || status === 423 || status === 429 || status >= 500) {
+      return new Retry("busy");  // 460: checksum mismatch, the chunk is sent again
+    }
+    if (status === 401) {
+      return new Refused("You were signed out. Sign in again and choose the file again: " +
+        "it continues where it stopped.");
+    }
+    return new Refused(detailOf(answer) || "The server refused this file (error " + status + ").");
+  }
+
+  function unreadable(error) {
+    if (error && (error.name === "NotReadableError" || error.name === "NotFoundError")) {
+      return "This file cannot be read any more (was the disk removed?). Choose it again.";
+    }
+    window.console.error(error);
+    return "Something went wrong in this page; reload it and choose the file again.";
+  }
+
+  // -- requests -------------------------------------------------------------------------
+
+  // Any HTTP answer resolves; a lost connection, a stall or a pause rejects with Retry. The
+  // answer to the last bytes of a file waits for its ingest, which takes a while for a big ZIP.
+  function request(method, url, headers, body, onProgress, last) {
+    return new Promise(function (resolve, reject) {
+      if (paused) { return reject(new Retry("paused")); }
+      var xhr = new XMLHttpRequest();
+      var timer = 0;
+      var why = "paused";
+      function watch(ms) {
+        clearTimeout(timer);
+        timer = setTimeout(function () { why = "offline"; xhr.abort(); }, ms);
+      }
+      function done() { clearTimeout(timer); inFlight.delete(xhr); }
+      xhr.open(method, url);
+      xhr.setRequestHeader("Tus-Resumable", "1.0.0");
+      xhr.setRequestHeader("X-CSRF-Token", csrfToken);
+      Object.keys(headers).forEach(function (name) { xhr.setRequestHeader(name, headers[name]); });
+      if (body) {
+        xhr.upload.onprogress = function (event) { watch(STALL_MS); onProgress(event.loaded); };
+        xhr.upload.onload = function () { watch(last ? ANSWER_MS : STALL_MS); };
+      }
+      xhr.onload = function () {
+        done();
+        if (xhr.status < 500 && xhr.status !== 429 && xhr.status !== 423) { connected(); }
+        resolve({
+          status: xhr.status,
+          text: xhr.responseText,
+          header: function (name) { return xhr.getResponseHeader(name); }
+        });
+      };
+      xhr.onerror = function () { done(); reject(new Retry("offline")); };
+      xhr.onabort = function () { done(); reject(new Retry(why)); };
+      inFlight.add(xhr);
+      watch(STALL_MS);
+      xhr.send(body);
+    });
+  }
+
+  function progressFrom(item, start) {
+    return function (loaded) {
+      item.sent = Math.min(start + loaded, item.size);
+      changed(item);
+      touchSession();
+    };
+  }
+
+  function detailOf(answer) {
+    try { return JSON.parse(answer.text).detail; } catch (ignored) { return ""; }
+  }
+
+  // -- waiting: backoff, the online event, pause and resume -----------------------------
+
+  // Every lane that lost the connection waits on the same timer; the "online" event or Resume
+  // cuts the wait short.
+  function retryLater(error) {
+    if (!retry) {
+      var delay = Math.min(1000 * Math.pow(2, failures), MAX_DELAY_MS);
+      retry = gate();
+      var timer = setTimeout(retry.now, delay);
+      retry.promise.then(function () { clearTimeout(timer); retry = null; });
+      failures += 1;
+      root.setAttribute("data-state", "waiting");
+      announce(error.why === "offline" || !navigator.onLine
+        ? "Waiting for the connection… The upload continues by itself when it is back."
+        : "The server is busy; trying again in " + Math.round(delay / 1000) + " s…");
+    }
+    return retry.promise;
+  }
+
+  function connected() {
+    failures = 0;
+    if (root.getAttribute("data-state") === "waiting") {
+      root.setAttribute("data-state", "uploading");
+      announce("Connected again; uploading.");
+    }
+  }
+
+  // A promise and the function that resolves it.
+  function gate() {
+    var opened = { promise: null, now: null };
+    opened.promise = new Promise(function (resolve) { opened.now = resolve; });
+    return opened;
+  }
+
+  async function whileHeld() {
+    while (paused) { await held.promise; }
+  }
+
+  function pause() {
+    if (paused || !busy) { return; }
+    paused = true;
+    held = gate();
+    inFlight.forEach(function (xhr) { xhr.abort(); });
+    items.filter(unfinished).forEach(function (item) {
+      if (item.state !== "queued") { setState(item, "paused"); }
+    });
+    root.setAttribute("data-state", "paused");
+    announce("Paused. Nothing already sent is lost; choose Resume to continue.");
+    buttons();
+  }
+
+  function resume() {
+    if (!paused) { return; }
+    paused = false;
+    held.now();
+    if (retry) { retry.now(); }
+    root.setAttribute("data-state", "uploading");
+    announce("Uploading again.");
+    buttons();
+  }
+
+  // -- remembering uploads across reloads (tus fingerprints) ----------------------------
+  // Keyed by a SHA-256 of case, path, size and date: no file name is stored in clear.
+
+  async function storageKey(item) {
+    if (!subtle) { return null; }
+    var text = [caseId, item.path, item.size, item.file.lastModified].join("\n");
+    var digest = await subtle.digest("SHA-256", encode(text));
+    return STORE_PREFIX + Array.prototype.map.call(new Uint8Array(digest), function (byte) {
+      return (byte + 256).toString(16).slice(1);
+    }).join("");
+  }
+
+  function recall(key) {
+    var saved = key && read(key);
+    return saved && saved.expires > Date.now() ? saved.url : null;
+  }
+
+  function remember(item, expires) {
+    var until = Date.parse(expires || "") || Date.now() + 24 * 3600 * 1000;
+    if (item.key) { write(item.key, { url: item.url, expires: until }); }
+  }
+
+  function forget(item) { if (item.key) { write(item.key, null); } }
+
+  function read(key) {
+    try { return JSON.parse(window.localStorage.getItem(key)); } catch (ignored) { return null; }
+  }
+
+  function write(key, value) {
+    try {
+      if (value) { window.localStorage.setItem(key, JSON.stringify(value)); }
+      else { window.localStorage.removeItem(key); }
+    } catch (ignored) { /* storage full or disabled: resuming after a reload is a bonus */ }
+  }
+
+  function dropExpired() {
+    try {
+      Object.keys(window.localStorage).forEach(function (key) {
+        if (key.indexOf(STORE_PREFIX) === 0 && !recall(key)) { write(key, null); }
+      });
+    } catch (ignored) { /* storage disabled */ }
+  }
+
+  // -- results --------------------------------------------------------------------------
+
+  function showResult(item, result) {
+    var accepted = result.accepted || [];
+    var rejected = result.rejected || [];
+    var archives = result.archives || [];
+    if (archives.length) {
+      var words = plural(accepted.length, "file") + " accepted" +
+        (rejected.length ? ", " + rejected.length + " not accepted" : "") + ". ";
+      item.details = rejected.map(function (r) { return r.filename + ": " + r.reason; });
+      archives.forEach(function (report) { words += completeness(report); });
+      return settle(item, accepted.length ? "accepted" : "rejected", words.trim());
+    }
+    if (accepted.length) {
+      var file = accepted[0];
+      return settle(item, "accepted", "Accepted: " + (KINDS[file.kind] || file.kind) +
+        (file.duplicate ? " (already in this case)" : ""));
+    }
+    var reason = rejected.length ? rejected[0].reason : "Nothing in this file could be used.";
+    return settle(item, "rejected", "Not accepted: " + reason);
+  }
+
+  function completeness(report) {
+    if (!report.dicomdir_present) { return "The archive has no DICOMDIR to check it against."; }
+    var arrived = report.referenced - report.missing.length;
+    var words = arrived + " of " + report.referenced + " files listed in the DICOMDIR arrived.";
+    if (report.missing.length) {
+      words += " Missing: " + report.missing.slice(0, 20).join(", ") +
+        (report.missing.length > 20 ? " and " + (report.missing.length - 20) + " more" : "") + ".";
+    }
+    return words + " ";
+  }
+
+  function settle(item, state, note) {
+    item.note = note;
+    item.sent = item.size;
+    setState(item, state);
+  }
+
+  function unfinished(item) {
+    return ["accepted", "rejected", "failed"].indexOf(item.state) < 0;
+  }
+
+  function finishBatch() {
+    busy = false;
+    paused = false;
+    root.setAttribute("data-state", "done");
+    var accepted = items.filter(function (item) { return item.state === "accepted"; }).length;
+    var others = items.length - accepted;
+    announce("Done: " + plural(accepted, "file") + " accepted" +
+      (others ? ", " + others + " not accepted (the reasons are shown with each file)." : "."));
+    buttons();
+    changed();
+    if (accepted) { refreshFileList(); }
+  }
+
+  // The new files appear in the page's own file list and study index, fetched again.
+  function refreshFileList() {
+    fetch(window.location.pathname, { credentials: "same-origin" }).then(function (response) {
+      if (!response.ok) { throw new Error(String(response.status)); }
+      return response.text();
+    }).then(function (html) {
+      var fresh = new DOMParser().parseFromString(html, "text/html");
+      ["studies", "files"].forEach(function (id) {
+        var next = fresh.getElementById(id);
+        var current = document.getElementById(id);
+        if (next && current) { current.replaceWith(next); }
+        else if (next) { document.getElementById("files").before(next); }
+      });
+      root.setAttribute("data-refreshed", "true");
+    }).catch(function () {
+      if (ui.showFiles) { ui.showFiles.hidden = false; }
+    });
+  }
+
+  // -- drawing --------------------------------------------------------------------------
+
+  function setState(item, state) {
+    item.state = state;
+    changed(item);
+  }
+
+  function changed(item) {
+    if (item) { dirty.add(item); }
+    if (!frame) { frame = window.requestAnimationFrame(draw); }
+  }
+
+  function draw() {
+    frame = 0;
+    dirty.forEach(drawItem);
+    dirty.clear();
+    var total = totalBytes();
+    var sent = items.reduce(function (sum, item) { return sum + item.sent; }, 0);
+    var finished = items.filter(function (item) { return !unfinished(item); }).length;
+    ui.overall.value = total ? Math.min(100, (sent * 100) / total) : 0;
+    ui.overallLabel.textContent = finished + " of " + plural(items.length, "file") + " done · " +
+      size(sent) + " of " + size(total);
+  }
+
+  function drawItem(item) {
+    item.row.className = item.state;
+    item.row.setAttribute("data-state", item.state);
+    item.bar.value = item.sent;
+    item.text.textContent = describe(item);
+    if (item.details.length && !item.row.querySelector(".upload-details")) {
+      var list = document.createElement("ul");
+      list.className = "upload-details";
+      item.details.forEach(function (line) {
+        var entry = document.createElement("li");
+        entry.textContent = line;
+        list.appendChild(entry);
+      });
+      item.row.appendChild(list);
+    }
+  }
+
+  function describe(item) {
+    switch (item.state) {
+      case "queued": return "Waiting to start";
+      case "uploading": return Math.floor((item.sent * 100) / item.size) + " % · " +
+        size(item.sent) + " of " + size(item.size);
+      case "waiting": return "Waiting for the connection…";
+      case "paused": return "Paused at " + Math.floor((item.sent * 100) / item.size) + " %";
+      case "checking": return "Uploaded; the server is checking it…";
+      default: return item.note;
+    }
+  }
+
+  function buttons() {
+    ui.pause.disabled = !busy || paused;
+    ui.resume.disabled = !paused;
+  }
+
+  function announce(text) { ui.status.textContent = text; }
+
+  function touchSession() {
+    var now = Date.now();
+    if (now - lastTouch > 5000 && window.portalSession) {
+      lastTouch = now;
+      window.portalSession.touched();
+    }
+  }
+
+  // -- small helpers --------------------------------------------------------------------
+
+  function totalBytes() {
+    return items.reduce(function (sum, item) { return sum + item.size; }, 0);
+  }
+
+  function number(value) { return parseInt(value, 10) || 0; }
+
+  function encode(text) { return new TextEncoder().encode(text); }
+
+  function base64(bytes) {
+    var binary = "";
+    for (var i = 0; i < bytes.length; i += 1) { binary += String.fromCharCode(bytes[i]); }
+    return window.btoa(binary);
+  }
+
+  function size(bytes) {
+    if (bytes < 1000) { return bytes + " B"; }
+    var units = ["kB", "MB", "GB", "TB"];
+    var value = bytes;
+    var unit = -1;
+    do { value /= 1000; unit += 1; } while (value >= 1000 && unit < units.length - 1);
+    return value.toFixed(value < 10 ? 2 : 1) + " " + units[unit];
+  }
+
+  function plural(count, noun) { return count + " " + noun + (count === 1 ? "" : "s"); }
+
+  function sleep(ms) { return new Promise(function (resolve) { setTimeout(resolve, ms); }); }
+
+  ui.pickFiles.addEventListener("change", function () { choose(ui.pickFiles); });
+  ui.pickFolder.addEventListener("change", function () { choose(ui.pickFolder); });
+  ui.pause.addEventListener("click", pause);
+  ui.resume.addEventListener("click", resume);
+  window.addEventListener("online", function () { if (retry) { retry.now(); } });
+  window.addEventListener("beforeunload", function (event) {
+    if (busy && !paused) {
+      event.preventDefault();
+      event.returnValue = "";
+    }
+  });
+  dropExpired();
+})();

@@ -1,0 +1,1 @@
+"""Browser tests: real Chromium via Playwright against the live portal."""
