@@ -46,14 +46,20 @@
   function show() {
     if (!slices.length) { return; }
     var url = frameUrl(slices[index]);
-    image.src = fetchImage(url).src;
+    var shown = fetchImage(url);
+    image.src = shown.src;
     slider.value = String(index + 1);
     position.textContent = "Image " + (index + 1) + " of " + slices.length;
+    // Neighbours are fetched once the shown image is in, so they never delay it.
+    if (shown.complete) { prefetch(); } else { shown.addEventListener("load", prefetch, { once: true }); }
+    if (window.portalSession) { window.portalSession.touched(); }
+  }
+
+  function prefetch() {
     for (var step = 1; step <= PREFETCH; step++) {
       if (index + step < slices.length) { fetchImage(frameUrl(slices[index + step])); }
       if (index - step >= 0) { fetchImage(frameUrl(slices[index - step])); }
     }
-    if (window.portalSession) { window.portalSession.touched(); }
   }
 
   function go(delta) {
