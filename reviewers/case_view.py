@@ -13,6 +13,7 @@ from fastapi import Request, Response
 from sqlmodel import Session, col, select
 
 from portal.accounts.models import Role, User
+from portal.audit import service as audit_service
 from portal.cases import service as cases_service
 from portal.cases import wording
 from portal.cases.consent import CONSENT_TEXTS, CURRENT_VERSION
@@ -88,6 +89,9 @@ def case_context(
         context["suggestions"] = suggestions_public(session=session, result=result)
         context["specialists"] = specialists.list_specialists(
             session=session, principal=principal, ctx=caller.ctx
+        )
+        context["audit"] = audit_service.read_trail(
+            session=session, principal=principal, ctx=caller.ctx, case_id=case.id, limit=100
         )
     return context
 

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session, col, select
 
+from portal import access
+from portal.access import Principal
 from portal.audit.models import GENESIS_HASH, AuditEvent, AuditHead
 from portal.db import utcnow
 
@@ -122,6 +124,29 @@ def list_events(
     if before_seq is not None:
         query = query.where(AuditEvent.seq < before_seq)
     return session.exec(query).all()
+
+
+def read_trail(
+    *,
+    session: Session,
+    principal: Principal,
+    ctx: AuditContext,
+    case_id: uuid.UUID | None = None,
+    limit: int = 200,
+    before_seq: int | None = None,
+) -> Sequence[AuditEvent]:
+    """Coordinators and admins read the trail (newest first); the reading is recorded too."""
+    access.require(principal, "audit.read")
+    events = list_events(session=session, case_id=case_id, limit=limit, before_seq=before_seq)
+    record(
+        session=session,
+        ctx=ctx,
+        action="audit.read",
+        case_id=case_id,
+        details={"count": len(events)},
+    )
+    session.commit()
+    return events
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ import uuid
 
 from fastapi import APIRouter, Query
 
-from portal import access
 from portal.audit import service
 from portal.audit.models import AuditEventPublic
 from portal.deps import Caller, SessionDep
@@ -23,18 +22,14 @@ def list_audit_events(
     before_seq: int | None = Query(default=None, ge=1),
     limit: int = Query(default=200, ge=1, le=1000),
 ) -> list[AuditEventPublic]:
-    access.require(caller.principal, "audit.read")
-    events = service.list_events(
-        session=session, case_id=case_id, limit=limit, before_seq=before_seq
-    )
-    service.record(
+    events = service.read_trail(
         session=session,
+        principal=caller.principal,
         ctx=caller.ctx,
-        action="audit.read",
         case_id=case_id,
-        details={"count": len(events)},
+        limit=limit,
+        before_seq=before_seq,
     )
-    session.commit()
     return [
         AuditEventPublic.model_validate(event, update={"details": json.loads(event.details)})
         for event in events

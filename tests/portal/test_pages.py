@@ -185,8 +185,9 @@ def test_specialist_and_coordinator_pages(client: TestClient, accounts: Accounts
     assert f"/cases/{case['id']}" in dashboard.links
     filtered = client.get("/cases", params={"status": "triage"})
     assert f"/cases/{case['id']}" not in Page(filtered.text).links
-    case_page = check_page(client.get(f"/cases/{case['id']}"))
-    assert "assignment" in case_page.ids
+    case_page = client.get(f"/cases/{case['id']}")
+    assert "assignment" in check_page(case_page).ids and "audit-trail" in check_page(case_page).ids
+    assert "case.status" in case_page.text and "opinion.save" in case_page.text
 
 
 def test_unknown_pages_and_other_peoples_cases_get_readable_errors(
