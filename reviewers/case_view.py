@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import Request, Response
@@ -18,10 +19,11 @@ from portal.cases import service as cases_service
 from portal.cases import wording
 from portal.cases.consent import CONSENT_TEXTS, CURRENT_VERSION
 from portal.cases.models import Case, CaseStatus
+from portal.db import utcnow
 from portal.deps import SignedInCaller
 from portal.errors import NotFound
 from portal.intake import service as intake_service
-from portal.intake.models import CaseFilePublic
+from portal.intake.models import CaseFilePublic, DicomStudy
 from portal.settings import Settings
 from portal.web.templating import render
 from reviewers import assignment, opinions, questions, specialists
@@ -110,11 +112,26 @@ def _opinion(session: Session, caller: SignedInCaller, case: Case) -> Any:
     return opinions.describe(session=session, opinion=opinion)
 
 
+def _identity_flags(session: Session, cases: Sequence[Case]) -> set[uuid.UUID]:
+    """Cases whose images name someone else than the account (or another birth date)."""
+    rows = session.exec(
+        select(DicomStudy).where(col(DicomStudy.case_id).in_([case.id for case in cases]))
+    ).all()
+    flagged = set()
+    for case in cases:
+        studies = [row for row in rows if row.case_id == case.id]
+        patient = session.get(User, case.patient_id)
+        if studies and patient and intake_service.identity_check(patient, studies).mismatch:
+            flagged.add(case.id)
+    return flagged
+
+
 def dashboard(
     *,
     request: Request,
     caller: SignedInCaller,
     session: Session,
+    settings: Settings,
     status: CaseStatus | None,
     deadline: str | None,
     specialist: uuid.UUID | None,
@@ -142,9 +159,22 @@ def dashboard(
     )
     owner = {case.id: patients.get(case.patient_id, "") for case in cases}
     team = specialists.list_specialists(session=session, principal=caller.principal, ctx=caller.ctx)
+    triage = [summary for summary in summaries if summary.status == CaseStatus.triage]
+    by_id = {case.id: case for case in cases}
+    suggested = {
+        summary.id: suggestions_public(
+            session=session,
+            result=assignment.rank(
+                session=session, case=by_id[summary.id], settings=settings, now=utcnow()
+            ),
+        ).suggestions[:3]
+        for summary in triage
+    }
     context = {
         "counts": [(value.value, counts.get(value.value, 0)) for value in CaseStatus],
-        "triage": [summary for summary in summaries if summary.status == CaseStatus.triage],
+        "triage": triage,
+        "suggested": suggested,
+        "identity_flags": _identity_flags(session, cases),
         "rows": shown,
         "owner": owner,
         "team": team,

@@ -151,6 +151,8 @@ def test_specialist_and_coordinator_pages(client: TestClient, accounts: Accounts
 
     case = ready_case(client, patient)
     submit(client, patient, case["id"])
+    heart = ready_case(client, patient, body_region="heart")  # nobody reads hearts here
+    assert submit(client, patient, heart["id"])["status"] == "triage"
     client.cookies.clear()
 
     browser_sign_in(client, specialist)
@@ -180,8 +182,13 @@ def test_specialist_and_coordinator_pages(client: TestClient, accounts: Accounts
     client.cookies.clear()
 
     browser_sign_in(client, coordinator)
-    dashboard = check_page(client.get("/cases"))
+    dashboard_page = client.get("/cases")
+    dashboard = check_page(dashboard_page)
     assert "triage" in dashboard.ids and "workload" in dashboard.ids
+    assert heart["reference"] in dashboard_page.text
+    assert "No specialist covers this case yet" in dashboard_page.text
+    # The CT sample names another patient than the account: flagged for the coordinator.
+    assert "identity?" in dashboard_page.text
     assert f"/cases/{case['id']}" in dashboard.links
     filtered = client.get("/cases", params={"status": "triage"})
     assert f"/cases/{case['id']}" not in Page(filtered.text).links
