@@ -6,14 +6,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response, status
 from fastapi.responses import RedirectResponse
+from markupsafe import Markup
 from pydantic import ValidationError
 
 from portal.accounts import service
 from portal.accounts.models import UserCreate
 from portal.deps import AnonymousCtx, BoxDep, SessionDep, SettingsDep
-from portal.errors import NotAuthenticated, PortalError, TooManyRequests, http_status
+from portal.errors import (
+    InvalidInput,
+    NotAuthenticated,
+    PortalError,
+    TooManyRequests,
+    http_status,
+)
 from portal.settings import Settings
-from portal.web.deps import FormCaller
+from portal.web.deps import EnrollingFormCaller, EnrollingPageCaller, FormCaller
 from portal.web.errors import readable_validation_error
 from portal.web.templating import render
 
@@ -138,3 +145,48 @@ def logout(caller: FormCaller, session: SessionDep, settings: SettingsDep) -> Re
         settings.cookie_name, path="/", secure=settings.cookie_secure, httponly=True
     )
     return response
+
+
+@router.get("/account/two-step")
+def two_step_page(request: Request, caller: EnrollingPageCaller) -> Response:
+    """Two-step sign-in: its state, and the set-up for accounts without it."""
+    return render(request, "accounts/two_step.html", {"enrollment": None, "error": None})
+
+
+@router.post("/account/two-step/start")
+def two_step_start(
+    request: Request,
+    caller: EnrollingFormCaller,
+    session: SessionDep,
+    settings: SettingsDep,
+    box: BoxDep,
+) -> Response:
+    enrollment = service.begin_totp_enrollment(
+        session=session, settings=settings, box=box, ctx=caller.ctx, user=caller.user
+    )
+    qr = Markup(enrollment.qr_svg)  # noqa: S704 - segno draws our own URI as paths, no text
+    context = {"enrollment": enrollment, "qr": qr, "error": None}
+    return render(request, "accounts/two_step.html", context)
+
+
+@router.post("/account/two-step/confirm")
+def two_step_confirm(
+    request: Request,
+    caller: EnrollingFormCaller,
+    session: SessionDep,
+    box: BoxDep,
+    code: Annotated[str, Form(max_length=12)],
+) -> Response:
+    try:
+        service.confirm_totp_enrollment(
+            session=session,
+            box=box,
+            ctx=caller.ctx,
+            user=caller.user,
+            auth_session=caller.auth_session,
+            code=code.strip(),
+        )
+    except InvalidInput as exc:
+        context = {"enrollment": None, "error": exc.message}
+        return render(request, "accounts/two_step.html", context, status_code=422)
+    return RedirectResponse("/account/two-step?done=1", status_code=status.HTTP_303_SEE_OTHER)

@@ -21,6 +21,12 @@ class LoginRequired(NotAuthenticated):
         self.next_path = next_path
 
 
+class EnrollmentRequired(Forbidden):
+    """A staff account must set up two-step sign-in before anything else: sent to the set-up."""
+
+    default_message = "Set up two-step sign-in with an authenticator app first."
+
+
 class FormExpired(Forbidden):
     default_message = (
         "The form has expired or did not come from this site. Go back, reload the page and try "
@@ -28,10 +34,10 @@ class FormExpired(Forbidden):
     )
 
 
-def page_caller(
+def enrolling_page_caller(
     request: Request, session: SessionDep, settings: SettingsDep, box: BoxDep, ctx: AnonymousCtx
 ) -> SignedInCaller:
-    """The signed-in visitor of a page (form posts use ``FormCaller``, which checks CSRF)."""
+    """Any signed-in visitor, including a staff session that may only set up two-step sign-in."""
     token = request.cookies.get(settings.cookie_name)
     if not token:
         raise LoginRequired(_here(request))
@@ -39,13 +45,18 @@ def page_caller(
         user, auth_session = resolve_session(session=session, settings=settings, token=token)
     except NotAuthenticated:
         raise LoginRequired(_here(request)) from None
-    if auth_session.enrollment_only:
-        raise Forbidden(
-            "Set up two-step sign-in with an authenticator app first (ask a coordinator)."
-        )
     caller = SignedInCaller(user, auth_session, ctx)
     request.state.page_caller = caller
     request.state.csrf_token = csrf_token_for(box, auth_session)
+    return caller
+
+
+def page_caller(
+    caller: Annotated[SignedInCaller, Depends(enrolling_page_caller)],
+) -> SignedInCaller:
+    """The signed-in visitor of a page (form posts use ``FormCaller``, which checks CSRF)."""
+    if caller.auth_session.enrollment_only:
+        raise EnrollmentRequired()
     return caller
 
 
@@ -65,4 +76,19 @@ def _here(request: Request) -> str:
 
 
 PageCaller = Annotated[SignedInCaller, Depends(page_caller)]
+EnrollingPageCaller = Annotated[SignedInCaller, Depends(enrolling_page_caller)]
 FormCaller = Annotated[SignedInCaller, Depends(form_caller)]
+
+
+def enrolling_form_caller(
+    caller: EnrollingPageCaller,
+    box: BoxDep,
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+) -> SignedInCaller:
+    """Like ``FormCaller``, for the two-step set-up forms an enrolment-only session may post."""
+    if not box.verify(CSRF_PURPOSE, str(caller.auth_session.id), csrf_token):
+        raise FormExpired()
+    return caller
+
+
+EnrollingFormCaller = Annotated[SignedInCaller, Depends(enrolling_form_caller)]

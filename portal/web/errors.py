@@ -33,12 +33,14 @@ def is_page(request: Request) -> bool:
 
 
 def page_error(request: Request, exc: PortalError) -> Response:
-    from portal.web.deps import LoginRequired
+    from portal.web.deps import EnrollmentRequired, LoginRequired
 
     if isinstance(exc, LoginRequired):
         return RedirectResponse(
             f"/login?next={quote(exc.next_path)}", status_code=status.HTTP_303_SEE_OTHER
         )
+    if isinstance(exc, EnrollmentRequired):
+        return RedirectResponse("/account/two-step", status_code=status.HTTP_303_SEE_OTHER)
     return page_status(request, http_status(exc), exc.message)
 
 

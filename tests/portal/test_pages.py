@@ -215,3 +215,42 @@ def test_unknown_pages_and_other_peoples_cases_get_readable_errors(
     bad_id = client.get("/cases/not-a-uuid")
     assert bad_id.status_code == 422
     check_page(bad_id)
+
+
+def test_patient_turns_on_two_step_sign_in_from_the_pages(client: TestClient, accounts: Accounts):
+    import pyotp
+
+    patient = accounts.patient()
+    browser_sign_in(client, patient)
+    page = check_page(client.get("/account/two-step"))
+    token = page.form("/account/two-step/start")["inputs"]["csrf_token"]
+    started = client.post("/account/two-step/start", data={"csrf_token": token})
+    check_page(started)
+    assert "<svg" in started.text
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', started.text)
+    assert secret is not None
+    wrong = client.post("/account/two-step/confirm", data={"csrf_token": token, "code": "000000"})
+    assert wrong.status_code == 422 and "not correct" in wrong.text
+    code = pyotp.TOTP(secret.group(1)).now()
+    confirmed = client.post("/account/two-step/confirm", data={"csrf_token": token, "code": code})
+    assert confirmed.status_code == 200 and "two-step-on" in Page(confirmed.text).ids
+    client.cookies.clear()
+    refused = client.post("/login", data={"email": patient.email, "password": patient.password})
+    assert refused.status_code == 401 and "code" in refused.text
+
+
+def test_staff_without_two_step_are_sent_to_set_it_up(client: TestClient, accounts: Accounts):
+    coordinator = accounts.staff(Role.coordinator, enrolled=False)
+    signed_in = client.post(
+        "/login",
+        data={"email": coordinator.email, "password": coordinator.password},
+        follow_redirects=False,
+    )
+    assert signed_in.status_code == 303
+    cases = client.get("/cases", follow_redirects=False)
+    assert cases.status_code == 303 and cases.headers["location"] == "/account/two-step"
+    page = check_page(client.get("/account/two-step"))
+    assert (
+        "start-two-step" in page.ids
+        and "Staff accounts must use it" in client.get("/account/two-step").text
+    )
