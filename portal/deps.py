@@ -15,6 +15,7 @@ from portal.audit.service import AuditContext
 from portal.errors import Forbidden, NotAuthenticated
 from portal.sealing import SecretBox
 from portal.settings import Settings
+from storage.vault import Vault
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "x-csrf-token"
@@ -29,6 +30,12 @@ def get_settings(request: Request) -> Settings:
 def get_session(request: Request) -> Iterator[Session]:
     with Session(request.app.state.engine, expire_on_commit=False) as session:
         yield session
+
+
+def vault_of(request: Request) -> Vault:
+    """The app's vault (built in its lifespan): the only way to stored bytes."""
+    vault: Vault = request.app.state.vault
+    return vault
 
 
 def get_box(request: Request) -> SecretBox:

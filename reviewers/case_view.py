@@ -6,7 +6,7 @@ No rules live here: every value comes from a service that already decided who ma
 from __future__ import annotations
 
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -112,18 +112,22 @@ def _opinion(session: Session, caller: SignedInCaller, case: Case) -> Any:
     return opinions.describe(session=session, opinion=opinion)
 
 
-def _identity_flags(session: Session, cases: Sequence[Case]) -> set[uuid.UUID]:
+def _identity_flags(
+    session: Session, cases: Sequence[Case], patients: dict[uuid.UUID, User]
+) -> set[uuid.UUID]:
     """Cases whose images name someone else than the account (or another birth date)."""
-    rows = session.exec(
+    studies: dict[uuid.UUID, list[DicomStudy]] = defaultdict(list)
+    for row in session.exec(
         select(DicomStudy).where(col(DicomStudy.case_id).in_([case.id for case in cases]))
-    ).all()
-    flagged = set()
-    for case in cases:
-        studies = [row for row in rows if row.case_id == case.id]
-        patient = session.get(User, case.patient_id)
-        if studies and patient and intake_service.identity_check(patient, studies).mismatch:
-            flagged.add(case.id)
-    return flagged
+    ):
+        studies[row.case_id].append(row)
+    return {
+        case.id
+        for case in cases
+        if studies[case.id]
+        and case.patient_id in patients
+        and intake_service.identity_check(patients[case.patient_id], studies[case.id]).mismatch
+    }
 
 
 def dashboard(
@@ -150,14 +154,16 @@ def dashboard(
             or (summary.assigned_specialist and summary.assigned_specialist.id == specialist)
         )
     ]
-    patients = dict(
-        session.exec(
-            select(User.id, User.full_name).where(
-                col(User.id).in_([case.patient_id for case in cases])
-            )
-        ).all()
-    )
-    owner = {case.id: patients.get(case.patient_id, "") for case in cases}
+    patients = {
+        user.id: user
+        for user in session.exec(
+            select(User).where(col(User.id).in_([case.patient_id for case in cases]))
+        )
+    }
+    owner = {
+        case.id: patients[case.patient_id].full_name if case.patient_id in patients else ""
+        for case in cases
+    }
     team = specialists.list_specialists(session=session, principal=caller.principal, ctx=caller.ctx)
     triage = [summary for summary in summaries if summary.status == CaseStatus.triage]
     by_id = {case.id: case for case in cases}
@@ -174,7 +180,7 @@ def dashboard(
         "counts": [(value.value, counts.get(value.value, 0)) for value in CaseStatus],
         "triage": triage,
         "suggested": suggested,
-        "identity_flags": _identity_flags(session, cases),
+        "identity_flags": _identity_flags(session, cases, patients),
         "rows": shown,
         "owner": owner,
         "team": team,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -297,21 +296,6 @@ def describe(*, session: Session, opinion: Opinion) -> OpinionPublic:
             for item in addenda(session, opinion)
         ],
     )
-
-
-def verify(opinion: Opinion) -> bool:
-    """The stored canonical bytes still hash to the stored digest, and hold the stored content."""
-    if opinion.canonical is None or opinion.content_sha256 is None:
-        return False
-    raw = opinion.canonical.encode("utf-8")
-    if hashlib.sha256(raw).hexdigest() != opinion.content_sha256:
-        return False
-    signed: dict[str, Any] = json.loads(raw)
-    return bool(signed.get("content") == opinion.content)
-
-
-def signed_at_text(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
 
 
 def pdf_document(

@@ -13,7 +13,7 @@ from portal.deps import BoxDep, SessionDep, SettingsDep
 from portal.errors import InvalidInput
 from portal.web.deps import FormCaller, PageCaller
 from portal.web.errors import readable_validation_error
-from portal.web.templating import render
+from portal.web.templating import render, see_other
 from reviewers import assignment, case_view, opinions, questions
 from reviewers.models import OpinionContent, OpinionDraft, Urgency
 
@@ -54,13 +54,7 @@ def decline(
         case_id=case_id,
         reason=reason.strip(),
     )
-    return _redirect("/cases?done=declined")
-
-
-def _redirect(target: str) -> Response:
-    from fastapi.responses import RedirectResponse
-
-    return RedirectResponse(target, status_code=303)
+    return see_other("/cases?done=declined")
 
 
 @router.post("/cases/{case_id}/assign")
@@ -186,7 +180,7 @@ def save_opinion(
     opinions.save_draft(
         session=session, principal=caller.principal, ctx=caller.ctx, case_id=case_id, data=draft
     )
-    return _redirect(f"/cases/{case_id}/opinion/edit?done=saved")
+    return see_other(f"/cases/{case_id}/opinion/edit?done=saved")
 
 
 @router.post("/cases/{case_id}/opinion/sign")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import statistics
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import func
@@ -200,7 +199,3 @@ def apply_profile(profile: SpecialistProfile, data: SpecialistProfileUpdate) -> 
         setattr(profile, name, value)
     profile.updated_at = utcnow()
     return {name for name, value in given.items() if value is not None}
-
-
-def ids(rows: Sequence[CaseAssignment]) -> frozenset[uuid.UUID]:
-    return frozenset(row.specialist_id for row in rows)

@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response
-from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
 from portal.accounts.models import Role
@@ -15,10 +14,9 @@ from portal.cases.models import BodyRegion, CaseCreate, CaseStatus, ConsentReque
 from portal.deps import SessionDep, SettingsDep
 from portal.errors import InvalidInput
 from portal.intake import service as intake_service
-from portal.intake.models import CaseFilePublic
 from portal.web.deps import FormCaller, PageCaller
 from portal.web.errors import readable_validation_error
-from portal.web.templating import render
+from portal.web.templating import render, see_other
 from reviewers import case_view
 
 router = APIRouter(include_in_schema=False)
@@ -34,13 +32,12 @@ DONE = {
 
 def back_to(case_id: uuid.UUID, done: str | None = None) -> Response:
     """Back to the case page after a form (post/redirect/get), with a note of what happened."""
-    target = f"/cases/{case_id}" + (f"?done={done}" if done else "")
-    return RedirectResponse(target, status_code=303)
+    return see_other(f"/cases/{case_id}" + (f"?done={done}" if done else ""))
 
 
 @router.get("/")
 def home(caller: PageCaller) -> Response:
-    return RedirectResponse("/cases", status_code=303)
+    return see_other("/cases")
 
 
 @router.get("/cases")
@@ -238,12 +235,3 @@ def close(
         case_id=case_id,
     )
     return back_to(case_id, "closed")
-
-
-def files_of(
-    *, session: SessionDep, caller: PageCaller, case_id: uuid.UUID
-) -> list[CaseFilePublic]:
-    files = intake_service.list_files(
-        session=session, principal=caller.principal, ctx=caller.ctx, case_id=case_id
-    )
-    return [CaseFilePublic.model_validate(item) for item in files]

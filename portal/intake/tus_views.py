@@ -9,12 +9,11 @@ import anyio
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from portal.deps import Caller, SessionDep, SettingsDep
+from portal.deps import Caller, SessionDep, SettingsDep, vault_of
 from portal.errors import InvalidInput, PreconditionFailed, UnsupportedMediaType
 from portal.intake import tus
 from portal.intake.models import TusUpload, UploadResult
 from portal.intake.streams import BodyReader
-from portal.intake.views import vault_of
 from portal.settings import Settings
 
 router = APIRouter(prefix="/api/uploads", tags=["uploads"])

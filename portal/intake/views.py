@@ -9,14 +9,13 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from portal.deps import Caller, SessionDep, SettingsDep
+from portal.deps import Caller, SessionDep, SettingsDep, vault_of
 from portal.errors import InvalidInput
 from portal.intake import service
 from portal.intake.models import CaseFilePublic, UploadResult
 from portal.intake.multipart import MultipartStream
 from portal.intake.pipeline import Ingest
 from portal.intake.schemas import StudiesPublic
-from storage.vault import Vault
 
 router = APIRouter(prefix="/api/cases", tags=["intake"])
 
@@ -26,11 +25,6 @@ MEDIA_TYPES = {
     "jpeg": "image/jpeg",
     "png": "image/png",
 }
-
-
-def vault_of(request: Request) -> Vault:
-    vault: Vault = request.app.state.vault
-    return vault
 
 
 @router.post("/{case_id}/files")

@@ -6,9 +6,9 @@ import uuid
 
 from fastapi import APIRouter, Request, Response
 
-from portal.deps import SessionDep
+from portal.deps import SessionDep, vault_of
 from portal.records import service
-from portal.records.views import record_state, vault_of
+from portal.records.views import record_state
 from portal.web.deps import PageCaller
 from portal.web.templating import render
 

@@ -11,11 +11,10 @@ import uuid
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from portal.deps import Caller, SessionDep
+from portal.deps import Caller, SessionDep, vault_of
 from portal.records import service
 from portal.records.render import JPEG, PNG
 from portal.records.service import RecordState, RecordView
-from storage.vault import Vault
 
 router = APIRouter(prefix="/api/cases", tags=["records"])
 
@@ -30,11 +29,6 @@ def record_state(request: Request) -> RecordState:
         if state is None:
             state = request.app.state.records = RecordState()
         return state
-
-
-def vault_of(request: Request) -> Vault:
-    vault: Vault = request.app.state.vault
-    return vault
 
 
 @router.get("/{case_id}/records/{file_id}")

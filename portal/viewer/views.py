@@ -12,12 +12,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from portal.deps import Caller, SessionDep
+from portal.deps import Caller, SessionDep, vault_of
 from portal.viewer import service
 from portal.viewer.cache import ViewerState
 from portal.viewer.schemas import SeriesView
 from portal.viewer.windows import window_request
-from storage.vault import Vault
 
 router = APIRouter(prefix="/api/cases", tags=["viewer"])
 
@@ -35,11 +34,6 @@ def viewer_state(request: Request) -> ViewerState:
         if state is None:
             state = request.app.state.viewer = ViewerState()
         return state
-
-
-def vault_of(request: Request) -> Vault:
-    vault: Vault = request.app.state.vault
-    return vault
 
 
 @router.get("/{case_id}/series/{series_id}")

@@ -11,6 +11,7 @@ from portal.accounts.service import resolve_session
 from portal.deps import CSRF_PURPOSE, AnonymousCtx, BoxDep, SessionDep, SettingsDep, SignedInCaller
 from portal.deps import csrf_token_for as csrf_token_for
 from portal.errors import Forbidden, NotAuthenticated
+from portal.sealing import SecretBox
 
 
 class LoginRequired(NotAuthenticated):
@@ -66,7 +67,11 @@ def form_caller(
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> SignedInCaller:
     """The visitor posting a form, which must carry their session's CSRF token."""
-    if not box.verify(CSRF_PURPOSE, str(caller.auth_session.id), csrf_token):
+    return _with_form_token(caller, box, csrf_token)
+
+
+def _with_form_token(caller: SignedInCaller, box: SecretBox, token: str) -> SignedInCaller:
+    if not box.verify(CSRF_PURPOSE, str(caller.auth_session.id), token):
         raise FormExpired()
     return caller
 
@@ -86,9 +91,7 @@ def enrolling_form_caller(
     csrf_token: Annotated[str, Form(max_length=200)] = "",
 ) -> SignedInCaller:
     """Like ``FormCaller``, for the two-step set-up forms an enrolment-only session may post."""
-    if not box.verify(CSRF_PURPOSE, str(caller.auth_session.id), csrf_token):
-        raise FormExpired()
-    return caller
+    return _with_form_token(caller, box, csrf_token)
 
 
 EnrollingFormCaller = Annotated[SignedInCaller, Depends(enrolling_form_caller)]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -40,6 +40,11 @@ def build_templates() -> Jinja2Templates:
 
 
 TEMPLATES = build_templates()
+
+
+def see_other(target: str) -> Response:
+    """After a form: go to ``target`` with GET (post/redirect/get)."""
+    return RedirectResponse(target, status_code=303)
 
 
 def render(
