@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -31,8 +32,10 @@ from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from bench.orthanc import orthanc_available, orthanc_client, run_orthanc
+from bench.procs import cpu_seconds, peak_rss_mb, reset_peak
 from portal.settings import Settings
 from storage.embedded import PORT_SPAN, EmbeddedS3
+from storage.objectstore import build_s3_client
 from storage.settings import StorageSettings
 from tests.fixtures.live import settings_env
 from tests.services import free_port_block, wait_for
@@ -66,32 +69,6 @@ def ct_series(folder: Path, count: int, size: int = 512) -> list[Path]:
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (the server's worker processes, if any)."""
-    found = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children = (task / "children").read_text().split()
-        for child in children:
-            found += process_tree(int(child))
-    return found
-
-
-def peak_rss_mb(pid: int) -> float:
-    """Peak RSS of the server: summed over its processes when it runs several workers."""
-    total = 0.0
-    for member in process_tree(pid):
-        for line in Path(f"/proc/{member}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                total += int(line.split()[1]) / 1024
-    return total
-
-
-def reset_peak(pid: int) -> None:
-    """Reset VmHWM so the next peak measured belongs to the next phase (Linux ≥ 4.0)."""
-    for member in process_tree(pid):
-        Path(f"/proc/{member}/clear_refs").write_text("5")
 
 
 class Portal:
@@ -199,6 +176,87 @@ def upload_all(url: str, paths: list[Path], threads: int, headers: dict[str, str
     return elapsed
 
 
+@dataclass
+class Costs:
+    """CPU milliseconds per instance of each party in one run."""
+
+    server: float
+    storage: float
+    client: float
+
+
+class Meter:
+    """CPU time used by the server, SeaweedFS and this client over one run, per instance."""
+
+    def __init__(self, server_pid: int | None, storage_pid: int) -> None:
+        self.pids = (server_pid, storage_pid)
+
+    def __enter__(self) -> Meter:
+        self.started = self._read()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.used = [
+            after - before for after, before in zip(self._read(), self.started, strict=True)
+        ]
+
+    def _read(self) -> list[float]:
+        server, storage = self.pids
+        return [
+            cpu_seconds(server) if server is not None else 0.0,
+            cpu_seconds(storage),
+            time.process_time(),
+        ]
+
+    def per(self, count: int) -> Costs:
+        server, storage, client = (seconds * 1000 / count for seconds in self.used)
+        return Costs(server=server, storage=storage, client=client)
+
+
+def storage_alone(portal: Portal, paths: list[Path], threads: int) -> float:
+    """PUT the same files straight into SeaweedFS with boto3, no portal; seconds taken.
+
+    What SeaweedFS costs on its own for these objects is the floor under any design that
+    stores each instance as an object before answering.
+    """
+    client = build_s3_client(portal.settings.storage)
+    bucket = portal.settings.storage.bucket
+
+    def put(item: tuple[int, Path]) -> None:
+        number, path = item
+        client.put_object(
+            Bucket=bucket, Key=f"bench/{threads}/{number:05d}", Body=path.read_bytes()
+        )
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(put, enumerate(paths)))
+    return time.perf_counter() - started
+
+
+def budget_at_half(
+    theirs: dict[int, tuple[float, float, float]],
+    alone: dict[int, float],
+    costs: dict[int, Costs],
+    count: int,
+    cores: int,
+) -> str:
+    """What the portal itself may spend per instance to ingest at half Orthanc's rate.
+
+    One client thread is a chain: client, portal, S3 PUT, one after the other, so the time
+    per instance at half Orthanc's rate, less the SeaweedFS PUT on its own (``alone``) and
+    the client's CPU, is what is left for the portal. With four threads every core is busy,
+    so it is the CPU time per instance at that rate, less SeaweedFS's and the client's.
+    """
+    serial = theirs[1][0] * 2 / count * 1000 - alone[1] / count * 1000 - costs[1].client
+    parallel = theirs[4][0] * 2 / count * 1000 * cores - costs[4].storage - costs[4].client
+    return (
+        f"to reach 0.5x orthanc the portal could spend per instance: {serial:.1f} ms at 1 "
+        f"thread (spends {costs[1].server:.1f} ms CPU), {parallel:.1f} ms CPU at 4 threads "
+        f"(spends {costs[4].server:.1f} ms)"
+    )
+
+
 def big_dicom_stream(total: int) -> tuple[bytes, Iterator[bytes], int]:
     """A valid multi-frame DICOM of about ``total`` bytes, streamed (never held in memory)."""
     rows = cols = 512
@@ -285,34 +343,54 @@ def main() -> None:
         "--big-gb", type=float, default=2.0, help="size of the tus upload (0 to skip)"
     )
     parser.add_argument(
-        "--orthanc-client", nargs=2, metavar=("LISTING", "THREADS"), help=argparse.SUPPRESS
+        "--orthanc-client", nargs=3, metavar=("LISTING", "THREADS", "PID"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     if args.orthanc_client:
-        orthanc_client(Path(args.orthanc_client[0]), int(args.orthanc_client[1]))
+        listing, threads, pid = args.orthanc_client
+        orthanc_client(Path(listing), int(threads), int(pid))
         return
     root = Path(tempfile.mkdtemp(prefix="portal-bench-ingest-"))
     root.chmod(0o755)
+    cores = len(os.sched_getaffinity(0))
     try:
         paths = ct_series(root / "series", args.instances)
         megabytes = sum(p.stat().st_size for p in paths) / 1e6
-        print(f"series: {len(paths)} instances of 512x512x16 bit, {megabytes:.0f} MB")
+        print(
+            f"series: {len(paths)} instances of 512x512x16 bit, {megabytes:.0f} MB; {cores} cores"
+        )
         ours: dict[int, float] = {}
+        alone: dict[int, float] = {}
+        costs: dict[int, Costs] = {}
         print(f"server: portal serve with {args.workers} worker process(es)")
         with Portal(root / "portal", workers=args.workers) as portal:
-            assert portal.process is not None
+            assert portal.process is not None and portal.s3.pid is not None
             headers = portal.patient()
             for threads in (1, 4):
                 case_id = portal.new_case(headers)
                 reset_peak(portal.process.pid)
-                seconds = upload_all(
-                    f"{portal.url}/api/cases/{case_id}/files", paths, threads, headers
-                )
+                with Meter(portal.process.pid, portal.s3.pid) as meter:
+                    seconds = upload_all(
+                        f"{portal.url}/api/cases/{case_id}/files", paths, threads, headers
+                    )
                 ours[threads] = seconds
                 rss = peak_rss_mb(portal.process.pid)
+                cost = costs[threads] = meter.per(len(paths))
                 print(
                     f"portal, {threads} thread(s): {len(paths) / seconds:.1f} instances/s, "
-                    f"{megabytes / seconds:.1f} MB/s, server peak RSS {rss:.0f} MB"
+                    f"{megabytes / seconds:.1f} MB/s, server peak RSS {rss:.0f} MB; "
+                    f"CPU ms/instance: portal {cost.server:.1f}, SeaweedFS {cost.storage:.1f}, "
+                    f"client {cost.client:.1f}"
+                )
+            for threads in (1, 4):
+                with Meter(None, portal.s3.pid) as meter:
+                    seconds = storage_alone(portal, paths, threads)
+                alone[threads] = seconds
+                cost = meter.per(len(paths))
+                print(
+                    f"SeaweedFS alone (boto3 PutObject of the same files), {threads} thread(s): "
+                    f"{len(paths) / seconds:.1f} objects/s; CPU ms/object: SeaweedFS "
+                    f"{cost.storage:.1f}, client {cost.client:.1f}"
                 )
             if args.big_gb > 0:
                 reset_peak(portal.process.pid)
@@ -326,11 +404,19 @@ def main() -> None:
                 )
         if orthanc_available() and os.geteuid() == 0:
             theirs = run_orthanc(paths, [1, 4], root)
-            for threads, seconds in theirs.items():
+            for threads, (seconds, server_ms, client_ms) in theirs.items():
                 print(
                     f"orthanc, {threads} thread(s): {len(paths) / seconds:.1f} instances/s; "
-                    f"portal/orthanc = {seconds / ours[threads]:.2f}x"
+                    f"portal/orthanc = {seconds / ours[threads]:.2f}x; CPU ms/instance: "
+                    f"Orthanc {server_ms:.1f}, client {client_ms:.1f}"
                 )
+            for threads, seconds in alone.items():
+                print(
+                    f"SeaweedFS alone / orthanc, {threads} thread(s): "
+                    f"{theirs[threads][0] / seconds:.2f}x (the most a portal that stores each "
+                    "instance in SeaweedFS before answering could reach)"
+                )
+            print(budget_at_half(theirs, alone, costs, len(paths), cores))
         else:
             print("orthanc: not installed (apt-get install orthanc) — no comparison this run")
     finally:

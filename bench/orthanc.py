@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.procs import cpu_seconds
 from tests.services import wait_for
 
 NETNS = "portal-bench-orthanc"
@@ -26,8 +27,14 @@ def orthanc_available() -> bool:
     return shutil.which("Orthanc") is not None and shutil.which("ip") is not None
 
 
-def run_orthanc(paths: list[Path], threads_list: list[int], root: Path) -> dict[int, float]:
-    """Orthanc in its own network namespace; the client runs in there too."""
+def run_orthanc(
+    paths: list[Path], threads_list: list[int], root: Path
+) -> dict[int, tuple[float, float, float]]:
+    """Orthanc in its own network namespace; the client runs in there too.
+
+    For each client thread count: seconds taken, then Orthanc's and the client's CPU time
+    per instance in milliseconds.
+    """
     subprocess.run(["ip", "netns", "add", NETNS], check=True)
     try:
         subprocess.run(["ip", "netns", "exec", NETNS, "ip", "link", "set", "lo", "up"], check=True)
@@ -70,13 +77,20 @@ def run_orthanc(paths: list[Path], threads_list: list[int], root: Path) -> dict[
                         "--orthanc-client",
                         str(listing),
                         str(threads),
+                        str(server.pid),
                     ],
                     capture_output=True,
                     text=True,
                     check=True,
                     cwd=Path(__file__).resolve().parents[1],
                 )
-                results[threads] = float(done.stdout.strip().splitlines()[-1])
+                last = done.stdout.strip().splitlines()[-1]
+                seconds, client_cpu, server_cpu = map(float, last.split())
+                results[threads] = (
+                    seconds,
+                    server_cpu * 1000 / len(paths),
+                    client_cpu * 1000 / len(paths),
+                )
             finally:
                 server.terminate()
                 server.wait(timeout=30)
@@ -85,8 +99,9 @@ def run_orthanc(paths: list[Path], threads_list: list[int], root: Path) -> dict[
         subprocess.run(["ip", "netns", "delete", NETNS], check=False)
 
 
-def orthanc_client(listing: Path, threads: int) -> None:
-    """Inside the namespace: wait for Orthanc, POST /instances, print seconds taken."""
+def orthanc_client(listing: Path, threads: int, server_pid: int) -> None:
+    """Inside the namespace: wait for Orthanc, POST /instances; print the seconds taken and
+    the CPU seconds the client and Orthanc (``server_pid``, read after it is ready) used."""
     paths = [Path(line) for line in listing.read_text().splitlines()]
     url = "http://127.0.0.1:8042"
     assert wait_for(lambda: _answers(f"{url}/system"), timeout=60), "Orthanc did not start"
@@ -95,10 +110,12 @@ def orthanc_client(listing: Path, threads: int) -> None:
         client.post(f"{url}/instances", content=path.read_bytes()).raise_for_status()
 
     clients = [httpx.Client(timeout=120) for _ in range(threads)]
-    started = time.perf_counter()
+    server_started = cpu_seconds(server_pid)
+    started, cpu_started = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(lambda item: send(item[1], clients[item[0] % threads]), enumerate(paths)))
-    print(time.perf_counter() - started)
+    seconds, client_cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    print(seconds, client_cpu, cpu_seconds(server_pid) - server_started)
 
 
 def _answers(url: str) -> bool:

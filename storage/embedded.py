@@ -74,6 +74,11 @@ class EmbeddedS3:
         return f"http://127.0.0.1:{self.s3_port}"
 
     @property
+    def pid(self) -> int | None:
+        """The ``weed`` process id while it runs (benchmarks read its CPU time)."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def master_port(self) -> int:
         return self.s3_port + _PORT_OFFSETS["master.port"]
 
