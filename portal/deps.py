@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from sqlmodel import Session
 
@@ -22,14 +23,29 @@ CSRF_HEADER = "x-csrf-token"
 CSRF_PURPOSE = "csrf"
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies that only read the request or the app's state are ``async def``: FastAPI runs a
+# plain ``def`` dependency in a worker thread, and a thread hop costs more than they do.
+
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """A session for the request; it connects on first use, in whichever thread uses it.
+
+    Closing it only talks to the database when a transaction is still open (a rollback):
+    then it is closed in a worker thread, otherwise right here.
+    """
+    session = Session(request.app.state.engine, expire_on_commit=False)
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            await anyio.to_thread.run_sync(session.close)
+        else:
+            session.close()
 
 
 def vault_of(request: Request) -> Vault:
@@ -38,7 +54,7 @@ def vault_of(request: Request) -> Vault:
     return vault
 
 
-def get_box(request: Request) -> SecretBox:
+async def get_box(request: Request) -> SecretBox:
     box: SecretBox = request.app.state.box
     return box
 
@@ -53,7 +69,7 @@ def csrf_token_for(box: SecretBox, auth_session: AuthSession) -> str:
     return box.sign(CSRF_PURPOSE, str(auth_session.id))
 
 
-def client_context(request: Request) -> AuditContext:
+async def client_context(request: Request) -> AuditContext:
     return AuditContext(
         client_ip=request.client.host if request.client else None,
         request_id=getattr(request.state, "request_id", None),
@@ -104,12 +120,16 @@ def _authenticate(
     return SignedInCaller(user, auth_session, ctx)
 
 
-def enrolling_caller(caller: Annotated[SignedInCaller, Depends(_authenticate)]) -> SignedInCaller:
+async def enrolling_caller(
+    caller: Annotated[SignedInCaller, Depends(_authenticate)],
+) -> SignedInCaller:
     """Any signed-in caller, including a staff session that may only set up TOTP."""
     return caller
 
 
-def signed_in_caller(caller: Annotated[SignedInCaller, Depends(_authenticate)]) -> SignedInCaller:
+async def signed_in_caller(
+    caller: Annotated[SignedInCaller, Depends(_authenticate)],
+) -> SignedInCaller:
     """A fully signed-in caller; enrolment-only sessions are refused."""
     if caller.auth_session.enrollment_only:
         raise Forbidden("Set up two-factor authentication before using the portal.")

@@ -52,7 +52,7 @@ def enrolling_page_caller(
     return caller
 
 
-def page_caller(
+async def page_caller(
     caller: Annotated[SignedInCaller, Depends(enrolling_page_caller)],
 ) -> SignedInCaller:
     """The signed-in visitor of a page (form posts use ``FormCaller``, which checks CSRF)."""
@@ -61,7 +61,7 @@ def page_caller(
     return caller
 
 
-def form_caller(
+async def form_caller(
     caller: Annotated[SignedInCaller, Depends(page_caller)],
     box: BoxDep,
     csrf_token: Annotated[str, Form(max_length=200)] = "",
@@ -85,7 +85,7 @@ EnrollingPageCaller = Annotated[SignedInCaller, Depends(enrolling_page_caller)]
 FormCaller = Annotated[SignedInCaller, Depends(form_caller)]
 
 
-def enrolling_form_caller(
+async def enrolling_form_caller(
     caller: EnrollingPageCaller,
     box: BoxDep,
     csrf_token: Annotated[str, Form(max_length=200)] = "",
