@@ -25,7 +25,7 @@ from portal.accounts.models import (
 )
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
-from portal.db import utcnow
+from portal.db import begin_read_only, utcnow
 from portal.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, TooManyRequests
 from portal.sealing import SecretBox
 from portal.settings import Settings
@@ -263,25 +263,31 @@ def _open_session(
 def resolve_session(
     *, session: Session, settings: Settings, token: str
 ) -> tuple[User, AuthSession]:
-    """The account behind a token, enforcing revocation, idle timeout and absolute lifetime."""
-    auth_session = session.exec(
-        select(AuthSession).where(AuthSession.token_hash == hash_token(token))
+    """The account behind a token, enforcing revocation, idle timeout and absolute lifetime.
+
+    Every request passes here, so it reads in a read-only transaction (on SQLite: no write
+    lock) and writes only when ``last_seen_at`` is due to move, at most once a granule.
+    """
+    begin_read_only(session)
+    found = session.exec(
+        select(AuthSession, User)
+        .join(User, col(User.id) == col(AuthSession.user_id))
+        .where(AuthSession.token_hash == hash_token(token))
     ).first()
+    session.commit()
     now = utcnow()
-    if auth_session is None or auth_session.revoked_at is not None:
+    if found is None:
+        raise SessionExpired()
+    auth_session, user = found
+    if auth_session.revoked_at is not None or not user.is_active:
         raise SessionExpired()
     idle_limit = auth_session.last_seen_at + timedelta(minutes=settings.session_idle_minutes)
     if now >= auth_session.expires_at or now >= idle_limit:
         raise SessionExpired()
-    user = session.get(User, auth_session.user_id)
-    if user is None or not user.is_active:
-        raise SessionExpired()
     if now - auth_session.last_seen_at >= _LAST_SEEN_GRANULARITY:
         auth_session.last_seen_at = now
         session.add(auth_session)
-    # End the transaction now: on SQLite it holds the write lock until it ends, and the
-    # request's own work may run much later (after other thread hops).
-    session.commit()
+        session.commit()
     return user, auth_session
 
 

@@ -13,6 +13,7 @@ from portal.accounts.models import STAFF_ROLES, User
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.cases.models import Case, CaseStatus
+from portal.db import begin_read_only
 from portal.errors import Conflict, NotFound
 from portal.intake import indexing
 from portal.intake.models import (
@@ -32,6 +33,7 @@ UPLOAD_STATUSES = frozenset({CaseStatus.draft, CaseStatus.info_requested})
 
 def case_for_upload(*, session: Session, principal: Principal, case_id: uuid.UUID) -> Case:
     """The owner's case, if it accepts files now (while a draft, or when asked for more)."""
+    begin_read_only(session)  # checked on every upload: it must not take SQLite's write lock
     case = access.owned_case(session=session, principal=principal, case_id=case_id)
     if case.status not in UPLOAD_STATUSES:
         raise Conflict(
