@@ -32,7 +32,7 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(TEST_STAMP)
-	$(BIN)/mypy portal storage reviewers
+	$(BIN)/mypy portal storage reviewers bench
 
 # tus-js-client (the most used third-party tus client) for the interoperability test, from npm.
 $(JS_STAMP): tests/js/package-lock.json

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from bench.orthanc import orthanc_available, orthanc_client, run_orthanc
@@ -55,7 +55,7 @@ def ct_series(folder: Path, count: int, size: int = 512) -> list[Path]:
         meta.MediaStorageSOPClassUID = CTImageStorage
         meta.MediaStorageSOPInstanceUID = generate_uid()
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+        ds = FileDataset(f"ct{i:04d}.dcm", Dataset(), file_meta=meta, preamble=b"\0" * 128)
         ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
         ds.PatientName, ds.PatientID, ds.Modality = "BENCH^SYNTHETIC", "BENCH-1", "CT"
@@ -88,7 +88,7 @@ class Portal:
             endpoint_url=self.s3.endpoint_url,
             access_key_id="bench",
             secret_access_key=self.s3.secret_key,
-            bucket="bench-objects",  # type: ignore[arg-type]
+            bucket="bench-objects",
             keyring_path=root / "keyring.json",
             embedded=False,
         )
@@ -96,7 +96,7 @@ class Portal:
             data_dir=root,
             database_url=f"sqlite:///{root / 'portal.db'}",
             storage=storage,
-            secret_key=secrets.token_urlsafe(32),  # type: ignore[arg-type]
+            secret_key=secrets.token_urlsafe(32),
         )
         self.port = free_port_block(start=45000)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -266,7 +266,7 @@ def big_dicom_stream(total: int) -> tuple[bytes, Iterator[bytes], int]:
     meta.MediaStorageSOPClassUID = CTImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    ds = FileDataset("big.dcm", Dataset(), file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID = ds.SeriesInstanceUID = generate_uid()
     ds.Modality, ds.Rows, ds.Columns, ds.NumberOfFrames = "CT", rows, cols, frames
