@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import os
 import secrets
 import shutil
@@ -176,6 +177,49 @@ def upload_all(url: str, paths: list[Path], threads: int, headers: dict[str, str
     return elapsed
 
 
+def tus_all(
+    portal: Portal, case_id: str, paths: list[Path], threads: int, headers: dict[str, str]
+) -> float:
+    """Each file as the browser sends a folder: creation-with-upload carrying the whole file
+    and its SHA-256, then a GET of the upload for what was accepted; seconds taken."""
+
+    def send(path: Path, client: httpx.Client) -> None:
+        data = path.read_bytes()
+        digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        created = client.post(
+            f"{portal.url}/api/uploads",
+            content=data,
+            headers={
+                **headers,
+                "Tus-Resumable": "1.0.0",
+                "Upload-Length": str(len(data)),
+                "Upload-Metadata": tus_metadata(case_id, path.name),
+                "Upload-Checksum": f"sha256 {digest}",
+                "Content-Type": "application/offset+octet-stream",
+            },
+        )
+        created.raise_for_status()
+        status = client.get(portal.url + created.headers["location"], headers=headers).json()
+        if not (status["complete"] and status["result"]["accepted"]):
+            raise RuntimeError(f"{path.name} not accepted: {status}")
+
+    clients = [httpx.Client(timeout=120) for _ in range(threads)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda item: send(item[1], clients[item[0] % threads]), enumerate(paths)))
+    elapsed = time.perf_counter() - started
+    for client in clients:
+        client.close()
+    return elapsed
+
+
+def tus_metadata(case_id: str, filename: str) -> str:
+    return ",".join(
+        f"{key} {base64.b64encode(value.encode()).decode()}"
+        for key, value in (("case_id", case_id), ("filename", filename))
+    )
+
+
 @dataclass
 class Costs:
     """CPU milliseconds per instance of each party in one run."""
@@ -297,14 +341,14 @@ def tus_big_upload(
     portal: Portal, headers: dict[str, str], case_id: str, gigabytes: float
 ) -> tuple[float, float]:
     _header, chunks, size = big_dicom_stream(int(gigabytes * 1024**3))
-    meta = ",".join(
-        f"{k} {base64.b64encode(v.encode()).decode()}"
-        for k, v in (("case_id", case_id), ("filename", "big.dcm"))
-    )
     tus = {**headers, "Tus-Resumable": "1.0.0"}
     created = httpx.post(
         f"{portal.url}/api/uploads",
-        headers={**tus, "Upload-Length": str(size), "Upload-Metadata": meta},
+        headers={
+            **tus,
+            "Upload-Length": str(size),
+            "Upload-Metadata": tus_metadata(case_id, "big.dcm"),
+        },
     )
     created.raise_for_status()
     location = portal.url + created.headers["location"]
@@ -381,6 +425,16 @@ def main() -> None:
                     f"{megabytes / seconds:.1f} MB/s, server peak RSS {rss:.0f} MB; "
                     f"CPU ms/instance: portal {cost.server:.1f}, SeaweedFS {cost.storage:.1f}, "
                     f"client {cost.client:.1f}"
+                )
+            for threads in (1, 4):
+                case_id = portal.new_case(headers)
+                with Meter(portal.process.pid, portal.s3.pid) as meter:
+                    seconds = tus_all(portal, case_id, paths, threads, headers)
+                cost = meter.per(len(paths))
+                print(
+                    f"portal via tus (as the browser sends a folder), {threads} thread(s): "
+                    f"{len(paths) / seconds:.1f} instances/s; CPU ms/instance: portal "
+                    f"{cost.server:.1f}, SeaweedFS {cost.storage:.1f}, client {cost.client:.1f}"
                 )
             for threads in (1, 4):
                 with Meter(None, portal.s3.pid) as meter:

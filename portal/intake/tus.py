@@ -2,7 +2,8 @@
 
 Each PATCH body becomes one encrypted object (a chunk); the upload's offset moves only when a
 chunk is stored and recorded. When the last byte arrives the chunks are read back in order
-through the same ingest as every other upload, then deleted. State lives in the database and
+through the same ingest as every other upload, then deleted. A creation request that carries
+the whole file goes through the ingest directly (``ingest_whole``). State lives in the database and
 object storage, so an upload resumes after a dropped connection or a server restart.
 """
 
@@ -214,6 +215,66 @@ def append(
             upload=locked,
         )
     return locked
+
+
+def ingest_whole(
+    *,
+    session: Session,
+    vault: Vault,
+    settings: Settings,
+    principal: Principal,
+    ctx: AuditContext,
+    upload: TusUpload,
+    body: Iterable[bytes],
+    checksum: Checksum | None,
+) -> TusUpload:
+    """Creation-with-upload whose body is the whole file: straight into the common ingest.
+
+    Nobody can resume this upload yet (its address is in this request's answer), so keeping
+    a chunk for a resume would only cost a second encryption, write, read and delete. A body
+    that stops short or fails its checksum stores nothing and leaves the offset at 0.
+    """
+    case = intake_service.case_for_upload(
+        session=session, principal=principal, case_id=upload.case_id
+    )
+    ingest = Ingest(
+        session=session,
+        vault=vault,
+        settings=settings,
+        ctx=ctx,
+        case=case,
+        uploader_id=principal.user_id,
+    )
+    hasher = _ChunkHasher(body, upload.length, checksum)
+    try:
+        ingest.add(filename=upload.filename, chunks=_whole(hasher, upload.length), source="tus")
+    except _CutShort:
+        session.rollback()
+        return upload
+    finished = session.get(TusUpload, upload.id) or upload
+    finished.offset = finished.length
+    finished.completed_at = utcnow()
+    finished.result = ingest.result.model_dump_json()
+    session.add(finished)
+    session.commit()
+    return finished
+
+
+class _CutShort(Exception):
+    """The body ended before the length it declared: the client went away."""
+
+
+def _whole(hasher: _ChunkHasher, length: int) -> Iterator[bytes]:
+    """The body, then a check that all of it came and matched its checksum.
+
+    Raised as the last chunk is consumed, so the object being stored is abandoned before any
+    row vouches for it.
+    """
+    yield from hasher
+    if hasher.received < length:
+        raise _CutShort()
+    if not hasher.matches():
+        raise ChecksumMismatch()
 
 
 def complete(

@@ -74,7 +74,10 @@ async def create(
         length=length,
         metadata=metadata,
     )
-    if request.headers.get("content-type") == OFFSET_STREAM or length == 0:
+    whole = request.headers.get("content-length") == str(length) and length > 0
+    if request.headers.get("content-type") == OFFSET_STREAM and whole:
+        upload = await _ingest_whole(request, caller, session, settings, upload)
+    elif request.headers.get("content-type") == OFFSET_STREAM or length == 0:
         upload = await _append(request, caller, session, settings, upload, offset=0)
     location = str(request.url_for("upload_status", upload_id=str(upload.id)).path)
     return Response(status_code=201, headers=_headers(upload, Location=location))
@@ -129,6 +132,25 @@ async def _append(
             body=body,
             checksum=checksum,
             disconnected=lambda: body.disconnected,
+        )
+    )
+
+
+async def _ingest_whole(
+    request: Request, caller: Caller, session: SessionDep, settings: Settings, upload: TusUpload
+) -> TusUpload:
+    checksum = tus.Checksum.parse(request.headers.get("upload-checksum"))
+    body = BodyReader(request.stream().__aiter__())
+    return await anyio.to_thread.run_sync(
+        lambda: tus.ingest_whole(
+            session=session,
+            vault=vault_of(request),
+            settings=settings,
+            principal=caller.principal,
+            ctx=caller.ctx,
+            upload=upload,
+            body=body,
+            checksum=checksum,
         )
     )
 
