@@ -43,7 +43,8 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         yield session
     finally:
         if session.in_transaction():
-            await anyio.to_thread.run_sync(session.close)
+            with anyio.CancelScope(shield=True):  # a client that hangs up must not leak it
+                await anyio.to_thread.run_sync(session.close)
         else:
             session.close()
 
