@@ -234,17 +234,7 @@ def ingest_whole(
     a chunk for a resume would only cost a second encryption, write, read and delete. A body
     that stops short or fails its checksum stores nothing and leaves the offset at 0.
     """
-    case = intake_service.case_for_upload(
-        session=session, principal=principal, case_id=upload.case_id
-    )
-    ingest = Ingest(
-        session=session,
-        vault=vault,
-        settings=settings,
-        ctx=ctx,
-        case=case,
-        uploader_id=principal.user_id,
-    )
+    ingest = _ingest_into_case(session, vault, settings, principal, ctx, upload)
     hasher = _ChunkHasher(body, upload.length, checksum)
     try:
         ingest.add(filename=upload.filename, chunks=_whole(hasher, upload.length), source="tus")
@@ -258,6 +248,28 @@ def ingest_whole(
     session.add(finished)
     session.commit()
     return finished
+
+
+def _ingest_into_case(
+    session: Session,
+    vault: Vault,
+    settings: Settings,
+    principal: Principal,
+    ctx: AuditContext,
+    upload: TusUpload,
+) -> Ingest:
+    """The common ingest for the upload's case, once the case still accepts files."""
+    case = intake_service.case_for_upload(
+        session=session, principal=principal, case_id=upload.case_id
+    )
+    return Ingest(
+        session=session,
+        vault=vault,
+        settings=settings,
+        ctx=ctx,
+        case=case,
+        uploader_id=principal.user_id,
+    )
 
 
 class _CutShort(Exception):
@@ -287,18 +299,8 @@ def complete(
     upload: TusUpload,
 ) -> UploadResult:
     """Run the assembled bytes through the common ingest, then drop the chunks."""
-    case = intake_service.case_for_upload(
-        session=session, principal=principal, case_id=upload.case_id
-    )
+    ingest = _ingest_into_case(session, vault, settings, principal, ctx, upload)
     chunks = _chunks(session, upload.id)
-    ingest = Ingest(
-        session=session,
-        vault=vault,
-        settings=settings,
-        ctx=ctx,
-        case=case,
-        uploader_id=principal.user_id,
-    )
     ingest.add(filename=upload.filename, chunks=_read_back(session, vault, chunks), source="tus")
     _drop_chunks(session, vault, chunks)
     upload = session.get(TusUpload, upload.id) or upload

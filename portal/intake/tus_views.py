@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable
 from email.utils import format_datetime
 
 import anyio
@@ -76,7 +78,7 @@ async def create(
     )
     whole = request.headers.get("content-length") == str(length) and length > 0
     if request.headers.get("content-type") == OFFSET_STREAM and whole:
-        upload = await _ingest_whole(request, caller, session, settings, upload)
+        upload = await _append(request, caller, session, settings, upload, offset=None)
     elif request.headers.get("content-type") == OFFSET_STREAM or length == 0:
         upload = await _append(request, caller, session, settings, upload, offset=0)
     location = str(request.url_for("upload_status", upload_id=str(upload.id)).path)
@@ -116,33 +118,19 @@ async def _append(
     settings: Settings,
     upload: TusUpload,
     *,
-    offset: int,
+    offset: int | None,
 ) -> TusUpload:
+    """Stream the body into the upload: at ``offset`` as a chunk, or (``None``) as the whole
+    file straight into the ingest."""
     checksum = tus.Checksum.parse(request.headers.get("upload-checksum"))
     body = BodyReader(request.stream().__aiter__())
-    return await anyio.to_thread.run_sync(
-        lambda: tus.append(
-            session=session,
-            vault=vault_of(request),
-            settings=settings,
-            principal=caller.principal,
-            ctx=caller.ctx,
-            upload=upload,
-            offset=offset,
-            body=body,
-            checksum=checksum,
-            disconnected=lambda: body.disconnected,
-        )
+    receive: Callable[..., TusUpload] = (
+        tus.ingest_whole
+        if offset is None
+        else functools.partial(tus.append, offset=offset, disconnected=lambda: body.disconnected)
     )
-
-
-async def _ingest_whole(
-    request: Request, caller: Caller, session: SessionDep, settings: Settings, upload: TusUpload
-) -> TusUpload:
-    checksum = tus.Checksum.parse(request.headers.get("upload-checksum"))
-    body = BodyReader(request.stream().__aiter__())
     return await anyio.to_thread.run_sync(
-        lambda: tus.ingest_whole(
+        lambda: receive(
             session=session,
             vault=vault_of(request),
             settings=settings,
