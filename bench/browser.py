@@ -43,7 +43,8 @@ import numpy as np
 import pyotp
 from sqlmodel import Session
 
-from bench.ingest import Portal, ct_series, upload_all
+from bench.clients import upload_all
+from bench.ingest import Portal, ct_series
 from portal.accounts import service as accounts_service
 from portal.accounts import totp
 from portal.accounts.models import Role, User, UserCreate

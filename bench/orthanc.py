@@ -12,11 +12,11 @@ import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
+from bench.clients import send_each
 from bench.procs import cpu_seconds
 from tests.services import wait_for
 
@@ -109,12 +109,9 @@ def orthanc_client(listing: Path, threads: int, server_pid: int) -> None:
     def send(path: Path, client: httpx.Client) -> None:
         client.post(f"{url}/instances", content=path.read_bytes()).raise_for_status()
 
-    clients = [httpx.Client(timeout=120) for _ in range(threads)]
-    server_started = cpu_seconds(server_pid)
-    started, cpu_started = time.perf_counter(), time.process_time()
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda item: send(item[1], clients[item[0] % threads]), enumerate(paths)))
-    seconds, client_cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    server_started, cpu_started = cpu_seconds(server_pid), time.process_time()
+    seconds = send_each(paths, threads, send)
+    client_cpu = time.process_time() - cpu_started
     print(seconds, client_cpu, cpu_seconds(server_pid) - server_started)
 
 
