@@ -3,8 +3,9 @@
 Each PATCH body becomes one encrypted object (a chunk); the upload's offset moves only when a
 chunk is stored and recorded. When the last byte arrives the chunks are read back in order
 through the same ingest as every other upload, then deleted. A creation request that carries
-the whole file goes through the ingest directly (``ingest_whole``). State lives in the database and
-object storage, so an upload resumes after a dropped connection or a server restart.
+the whole file goes through the ingest directly (``ingest_whole``). State lives in the
+database and object storage, so an upload resumes after a dropped connection or a server
+restart.
 """
 
 from __future__ import annotations
