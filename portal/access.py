@@ -1,44 +1,186 @@
 """Who may see and do what. The one module that decides; everything else asks it.
 
-Deny by default: a permission not granted below is refused, and a case outside the caller's
+Two questions are answered here and nowhere else:
+
+* the caller's **relation** to a case (:func:`relation_to`): its owner, the specialist it is
+  offered to, the specialist who accepted it, a coordinator, an admin, the system (matching
+  and the sweep), or none;
+* which relations may take each **action** on a case (:data:`CASE_ACTIONS`), and which roles
+  hold each permission that is not about one case (:data:`ROLE_PERMISSIONS`).
+
+Deny by default: an action not granted below is refused, and a case outside the caller's
 visibility is reported exactly like a case that does not exist (404), so ids reveal nothing.
+Rules about a case's *state* (files are added while it is a draft, a patient reads the opinion
+once it is delivered) live with the domain; rules about *who* live here.
+
+A principal may be *scoped* to one case and to reading only: a DICOMweb token. It never holds
+more than the account that made it holds now, on that one case, for reading images.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
-from sqlalchemy import ColumnElement, false, true
+from sqlalchemy import ColumnElement, and_, false, true
 from sqlmodel import Session, select
 
 from portal.accounts.models import Role
-from portal.cases.models import Case
+from portal.cases.models import Case, CaseStatus
 from portal.errors import Forbidden, NotFound
 
 
 @dataclass(frozen=True)
 class Principal:
-    """The signed-in caller."""
+    """The signed-in caller (or a token acting for an account on one case)."""
 
     user_id: uuid.UUID
     role: Role
     session_id: uuid.UUID | None = None
+    scope_case_id: uuid.UUID | None = None
+    """Set for a case-scoped, read-only token: only this case, only :data:`SCOPED_ACTIONS`."""
 
 
-PERMISSIONS: dict[str, frozenset[Role]] = {
-    "case.create": frozenset({Role.patient}),
-    "case.list": frozenset(Role),
-    "audit.read": frozenset({Role.coordinator, Role.admin}),
-    "users.manage": frozenset({Role.admin}),
-    "specialists.read": frozenset({Role.coordinator, Role.admin}),
-    "specialists.manage": frozenset({Role.coordinator, Role.admin}),
-    "case.assign": frozenset({Role.coordinator, Role.admin}),
+class Relation(StrEnum):
+    owner = "owner"
+    offered_specialist = "offered_specialist"
+    assigned_specialist = "assigned_specialist"
+    coordinator = "coordinator"
+    admin = "admin"
+    system = "system"
+
+
+R = Relation
+EVERYONE = frozenset({R.owner, R.offered_specialist, R.assigned_specialist, R.coordinator, R.admin})
+SPECIALISTS = frozenset({R.offered_specialist, R.assigned_specialist})
+COORDINATING = frozenset({R.coordinator, R.admin})
+STAFF = SPECIALISTS | COORDINATING
+
+COORDINATING_ROLES = frozenset({Role.coordinator, Role.admin})
+"""Roles that see every case: coordinators and admins."""
+
+CASE_ACTIONS: dict[str, frozenset[Relation]] = {
+    # Reading.
+    "case.read": EVERYONE,
+    "case.content.read": EVERYONE,  # files, images, records, DICOMweb
+    "case.identity.check": STAFF,  # does the name in the images match the account's?
+    "case.opinion.read": EVERYONE,  # the patient's copy also waits for delivery (opinions)
+    "case.opinion.read_draft": STAFF,
+    "case.assignments.read": COORDINATING,
+    "case.audit.read": COORDINATING,
+    "case.dicomweb.read": EVERYONE,
+    "case.dicomweb.token": frozenset({R.owner, R.assigned_specialist, R.coordinator}),
+    # The patient's side.
+    "case.consent": frozenset({R.owner}),
+    "case.files.add": frozenset({R.owner}),  # multipart, tus and STOW-RS
+    "case.submit": frozenset({R.owner}),
+    "case.follow_up.ask": frozenset({R.owner}),
+    "case.clarification.answer": frozenset({R.owner}),
+    # The specialist's side.
+    "case.offer.accept": frozenset({R.offered_specialist}),
+    "case.offer.decline": frozenset({R.offered_specialist}),
+    "case.clarification.ask": frozenset({R.assigned_specialist}),
+    "case.follow_up.answer": frozenset({R.assigned_specialist}),
+    "case.opinion.write": frozenset({R.assigned_specialist}),  # drafts, signing, addenda
+    # Coordination.
+    "case.assign": COORDINATING,
+    "case.match": frozenset({R.system}),  # matching, offer timeouts
+    "case.close": frozenset({R.owner, R.coordinator, R.admin}),
+    "case.cancel": frozenset({R.owner, R.coordinator, R.admin}),
 }
+
+SCOPED_ACTIONS = frozenset({"case.dicomweb.read"})
+"""All that a case-scoped token may do."""
+
+ROLE_PERMISSIONS: dict[str, frozenset[Role]] = {
+    "case.create": frozenset({Role.patient}),
+    "cases.dashboard": COORDINATING_ROLES,  # every case, triage and workload at a glance
+    "audit.read": COORDINATING_ROLES,
+    "users.manage": frozenset({Role.admin}),
+    "specialists.read": COORDINATING_ROLES,
+    "specialists.manage": COORDINATING_ROLES,
+}
+
+_ROLE_RELATIONS: dict[Role, frozenset[Relation]] = {
+    Role.patient: frozenset({R.owner}),
+    Role.specialist: SPECIALISTS,
+    Role.coordinator: frozenset({R.coordinator}),
+    Role.admin: frozenset({R.admin}),
+}
+
+_REFUSALS: dict[str, str] = {
+    "case.consent": "Only the patient who opened this case can do this.",
+    "case.files.add": "Only the patient who opened this case can add files to it.",
+    "case.submit": "Only the patient who opened this case can do this.",
+    "case.offer.accept": "Only the specialist this case is offered to can accept or decline it.",
+    "case.offer.decline": "Only the specialist this case is offered to can accept or decline it.",
+    "case.opinion.write": "Only the specialist the case is assigned to can write its opinion.",
+    "case.dicomweb.token": "Only the case's patient, its specialist or a coordinator can do this.",
+}
+_REFUSED = "You are not allowed to do this on this case."
+
+
+def relation_to(principal: Principal | None, case: Case) -> Relation | None:
+    """The caller's relation to ``case``; ``None`` (the system) means matching or the sweep."""
+    if principal is None:
+        return R.system
+    if principal.scope_case_id is not None and principal.scope_case_id != case.id:
+        return None
+    match principal.role:
+        case Role.patient if case.patient_id == principal.user_id:
+            return R.owner
+        case Role.specialist if case.assigned_specialist_id == principal.user_id:
+            offered = case.status == CaseStatus.assigned
+            return R.offered_specialist if offered else R.assigned_specialist
+        case Role.coordinator:
+            return R.coordinator
+        case Role.admin:
+            return R.admin
+    return None
+
+
+def allows(relation: Relation | None, action: str) -> bool:
+    """Whether ``relation`` may take ``action`` on a case.
+
+    Raises
+    ------
+    ValueError
+        ``action`` is not in :data:`CASE_ACTIONS` (a misspelt action must not pass unnoticed).
+    """
+    if action not in CASE_ACTIONS:
+        raise ValueError(f"unknown case action {action!r}")
+    return relation is not None and relation in CASE_ACTIONS[action]
+
+
+def may(principal: Principal | None, case: Case, action: str) -> bool:
+    """Whether this caller may take ``action`` on ``case`` now."""
+    permitted = allows(relation_to(principal, case), action)
+    scoped = principal is not None and principal.scope_case_id is not None
+    return permitted and (not scoped or action in SCOPED_ACTIONS)
+
+
+def may_ever(principal: Principal | None, actions: Iterable[str]) -> bool:
+    """Whether this caller's role could take any of ``actions`` on some case.
+
+    Tells a move this caller may never make (403) from one it may make, but not in the
+    case's present state (409).
+    """
+    held = frozenset({R.system}) if principal is None else _ROLE_RELATIONS[principal.role]
+    return any(held & CASE_ACTIONS[action] for action in actions)
+
+
+def granted(principal: Principal, case: Case) -> frozenset[str]:
+    """Every action this caller may take on ``case`` (what a page offers them)."""
+    return frozenset(action for action in CASE_ACTIONS if may(principal, case, action))
 
 
 def is_allowed(principal: Principal, permission: str) -> bool:
-    return principal.role in PERMISSIONS.get(permission, frozenset())
+    """Whether the caller's role holds ``permission`` (not about any one case)."""
+    if permission not in ROLE_PERMISSIONS:
+        raise ValueError(f"unknown permission {permission!r}")
+    return principal.scope_case_id is None and principal.role in ROLE_PERMISSIONS[permission]
 
 
 def require(principal: Principal, permission: str) -> None:
@@ -48,45 +190,41 @@ def require(principal: Principal, permission: str) -> None:
 
 
 def case_visibility(principal: Principal) -> ColumnElement[bool]:
-    """SQL condition selecting the cases this caller may see."""
+    """SQL condition selecting the cases this caller may see (those it has a relation to)."""
     match principal.role:
         case Role.coordinator | Role.admin:
-            return true()
+            visible: ColumnElement[bool] = true()
         case Role.patient:
-            return Case.patient_id == principal.user_id  # type: ignore[return-value]
+            visible = Case.patient_id == principal.user_id  # type: ignore[assignment]
         case Role.specialist:
-            return Case.assigned_specialist_id == principal.user_id  # type: ignore[return-value]
-    return false()
+            visible = Case.assigned_specialist_id == principal.user_id  # type: ignore[assignment]
+        case _:
+            return false()
+    if principal.scope_case_id is not None:
+        return and_(visible, Case.id == principal.scope_case_id)  # type: ignore[arg-type]
+    return visible
 
 
-def may_see_case(principal: Principal, case: Case) -> bool:
-    match principal.role:
-        case Role.coordinator | Role.admin:
-            return True
-        case Role.patient:
-            return case.patient_id == principal.user_id
-        case Role.specialist:
-            return case.assigned_specialist_id == principal.user_id
-    return False
+def case_for(
+    *, session: Session, principal: Principal, case_id: uuid.UUID, action: str = "case.read"
+) -> Case:
+    """The case, if this caller may see it and take ``action`` on it.
 
-
-def is_case_owner(principal: Principal, case: Case) -> bool:
-    return principal.role == Role.patient and case.patient_id == principal.user_id
-
-
-def visible_case(*, session: Session, principal: Principal, case_id: uuid.UUID) -> Case:
-    """The case, if this caller may see it; otherwise ``NotFound`` as if it did not exist."""
+    Raises
+    ------
+    NotFound
+        The case does not exist or the caller may not see it (indistinguishable).
+    Forbidden
+        The caller sees the case but may not take ``action``.
+    """
+    if CASE_ACTIONS[action] <= COORDINATING and not may_ever(principal, [action]):
+        # Only roles that see every case may: refused by role first, saying nothing of the case.
+        raise Forbidden(_REFUSALS.get(action, _REFUSED))
     case = session.exec(
         select(Case).where(Case.id == case_id).where(case_visibility(principal))
     ).first()
     if case is None:
         raise NotFound("Case not found.")
-    return case
-
-
-def owned_case(*, session: Session, principal: Principal, case_id: uuid.UUID) -> Case:
-    """The case, if the caller is the patient who owns it; staff get 403, strangers 404."""
-    case = visible_case(session=session, principal=principal, case_id=case_id)
-    if not is_case_owner(principal, case):
-        raise Forbidden("Only the patient who opened this case can do this.")
+    if not may(principal, case, action):
+        raise Forbidden(_REFUSALS.get(action, _REFUSED))
     return case

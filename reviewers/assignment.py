@@ -135,8 +135,8 @@ def current_offer(*, session: Session, case: Case) -> CaseAssignment | None:
 def _case_for_specialist(
     *, session: Session, principal: Principal, case_id: uuid.UUID
 ) -> tuple[Case, CaseAssignment]:
-    case = access.visible_case(session=session, principal=principal, case_id=case_id)
-    if workflow.actor_of(principal, case) != workflow.Actor.specialist:
+    case = access.case_for(session=session, principal=principal, case_id=case_id)
+    if not access.may_ever(principal, ["case.offer.accept"]):
         raise Forbidden("Only the specialist this case is offered to can accept or decline it.")
     case = workflow.lock_case(session=session, case=case)
     workflow.check(case=case, to=S.in_review, principal=principal)
@@ -237,8 +237,9 @@ def assign(
     reason: str | None,
 ) -> Case:
     """A coordinator gives the case to a specialist of their choice (also to reassign)."""
-    access.require(principal, "case.assign")
-    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(
+        session=session, principal=principal, case_id=case_id, action="case.assign"
+    )
     case = workflow.lock_case(session=session, case=case)
     workflow.check(case=case, to=S.assigned, principal=principal)
     specialist = session.get(User, specialist_id)
@@ -328,8 +329,9 @@ def suggestions_for(
     case_id: uuid.UUID,
 ) -> MatchResult:
     """Ranked candidates for a coordinator choosing by hand (triage or reassignment)."""
-    access.require(principal, "case.assign")
-    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(
+        session=session, principal=principal, case_id=case_id, action="case.assignments.read"
+    )
     result = rank(session=session, case=case, settings=settings, now=utcnow())
     audit_service.record(
         session=session,
@@ -347,8 +349,9 @@ def list_assignments(
     *, session: Session, principal: Principal, ctx: AuditContext, case_id: uuid.UUID
 ) -> list[AssignmentPublic]:
     """The offer history of a case for coordinators (who was asked, why, what they said)."""
-    access.require(principal, "case.assign")
-    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(
+        session=session, principal=principal, case_id=case_id, action="case.assignments.read"
+    )
     audit_service.record(
         session=session,
         ctx=ctx,

@@ -13,7 +13,8 @@ from typing import Any
 from fastapi import Request, Response
 from sqlmodel import Session, col, select
 
-from portal.accounts.models import Role, User
+from portal import access
+from portal.accounts.models import User
 from portal.audit import service as audit_service
 from portal.cases import service as cases_service
 from portal.cases import wording
@@ -29,7 +30,6 @@ from portal.web.templating import render
 from reviewers import assignment, opinions, questions, specialists
 from reviewers.models import QuestionKind
 from reviewers.suggestions import suggestions_public
-from reviewers.workflow import Actor, actor_of
 
 DONE = {
     "accepted": "You have accepted the case.",
@@ -41,7 +41,6 @@ DONE = {
     "signed": "The opinion is signed and delivered to the patient.",
     "addendum": "The addendum has been added.",
 }
-STAFF = {Role.coordinator, Role.admin}
 
 
 def case_context(
@@ -52,7 +51,7 @@ def case_context(
     case = cases_service.read_case(
         session=session, principal=principal, ctx=caller.ctx, case_id=case_id
     )
-    actor = actor_of(principal, case)
+    may = access.granted(principal, case)
     files = intake_service.list_files(
         session=session, principal=principal, ctx=caller.ctx, case_id=case.id
     )
@@ -65,7 +64,7 @@ def case_context(
     context: dict[str, Any] = {
         "case": cases_service.describe(session=session, case=case),
         "words": wording.status_in_words(case, role=principal.role),
-        "actor": actor.value if actor else "",
+        "may": may,
         "files": [CaseFilePublic.model_validate(item) for item in files],
         "studies": studies,
         "questions": asked,
@@ -79,9 +78,9 @@ def case_context(
         "consent_version": CURRENT_VERSION,
         "consent_text": CONSENT_TEXTS[CURRENT_VERSION],
         "opinion": _opinion(session, caller, case),
-        "uploads_open": case.status in intake_service.UPLOAD_STATUSES and actor == Actor.owner,
+        "uploads_open": case.status in intake_service.UPLOAD_STATUSES and "case.files.add" in may,
     }
-    if principal.role in STAFF:
+    if "case.assign" in may:
         context["assignments"] = assignment.list_assignments(
             session=session, principal=principal, ctx=caller.ctx, case_id=case.id
         )

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from portal import access
 from portal.access import Principal
 from portal.accounts import service as accounts_service
-from portal.accounts.models import Role, User
+from portal.accounts.models import User
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.cases.models import Case, CaseStatus
@@ -33,7 +33,6 @@ from reviewers.models import (
     OpinionStatus,
 )
 from reviewers.pdf import Addendum, AnsweredQuestion, OpinionDocument
-from reviewers.workflow import Actor
 
 S = CaseStatus
 CANONICAL_FORMAT = "second-opinion/1"
@@ -47,8 +46,8 @@ def canonical_bytes(document: dict[str, Any]) -> bytes:
 
 
 def _specialist_case(*, session: Session, principal: Principal, case_id: uuid.UUID) -> Case:
-    case = access.visible_case(session=session, principal=principal, case_id=case_id)
-    if workflow.actor_of(principal, case) != Actor.specialist:
+    case = access.case_for(session=session, principal=principal, case_id=case_id)
+    if not access.may_ever(principal, ["case.opinion.write"]):
         raise Forbidden("Only the specialist the case is assigned to can write its opinion.")
     return case
 
@@ -190,7 +189,7 @@ def add_addendum(
     question: CaseQuestion | None = None,
 ) -> OpinionAddendum:
     """A dated addition to the signed opinion by its specialist (the caller commits)."""
-    if workflow.actor_of(principal, case) != Actor.specialist:
+    if not access.may(principal, case, "case.opinion.write"):
         raise Forbidden("Only the case's specialist can add to its opinion.")
     if case.status != S.opinion_delivered:
         raise Conflict("Addenda are added to a delivered opinion.")
@@ -235,7 +234,7 @@ def write_addendum(
     *, session: Session, principal: Principal, ctx: AuditContext, case_id: uuid.UUID, text: str
 ) -> OpinionAddendum:
     """The specialist adds a correction or a note to the delivered opinion."""
-    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(session=session, principal=principal, case_id=case_id)
     case = workflow.lock_case(session=session, case=case)
     addendum = add_addendum(session=session, principal=principal, ctx=ctx, case=case, text=text)
     session.commit()
@@ -246,10 +245,11 @@ def readable_opinion(
     *, session: Session, principal: Principal, ctx: AuditContext, case_id: uuid.UUID, action: str
 ) -> tuple[Case, Opinion]:
     """The opinion, for staff at any time and for the patient once it is delivered."""
-    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(session=session, principal=principal, case_id=case_id)
     opinion = _opinion(session, case.id)
     delivered = opinion is not None and opinion.status == OpinionStatus.signed
-    if opinion is None or (principal.role == Role.patient and not delivered):
+    readable = "case.opinion.read" if delivered else "case.opinion.read_draft"
+    if opinion is None or not access.may(principal, case, readable):
         raise NotFound("There is no opinion on this case yet.")
     audit_service.record(
         session=session,

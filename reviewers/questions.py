@@ -21,7 +21,6 @@ from portal.notifications.models import NotificationKind
 from portal.settings import Settings
 from reviewers import opinions, workflow
 from reviewers.models import CaseQuestion, QuestionKind, QuestionPublic
-from reviewers.workflow import Actor
 
 S = CaseStatus
 
@@ -30,7 +29,7 @@ def list_questions(
     *, session: Session, principal: Principal, ctx: AuditContext, case_id: uuid.UUID
 ) -> list[QuestionPublic]:
     """Every question on the case with its answer, oldest first."""
-    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(session=session, principal=principal, case_id=case_id)
     rows = session.exec(
         select(CaseQuestion, User.role)
         .join(User, col(User.id) == col(CaseQuestion.asked_by))
@@ -71,12 +70,11 @@ def ask(
 ) -> QuestionPublic:
     """The assigned specialist asks the patient (the case then waits for the answer), or the
     patient asks a follow-up about a delivered opinion."""
-    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(session=session, principal=principal, case_id=case_id)
     case = workflow.lock_case(session=session, case=case)
-    actor = workflow.actor_of(principal, case)
-    if actor == Actor.specialist:
+    if access.may_ever(principal, ["case.clarification.ask"]):
         question = _ask_patient(session, principal, ctx, settings, case, text)
-    elif actor == Actor.owner:
+    elif access.may(principal, case, "case.follow_up.ask"):
         question = _ask_follow_up(session, principal, ctx, settings, case, text)
     else:
         raise Forbidden("Only the case's specialist or its patient can ask questions here.")
@@ -165,17 +163,17 @@ def answer(
 ) -> QuestionPublic:
     """The other side answers: the patient a clarification (review resumes once all are
     answered), the specialist a follow-up (as a dated addendum to the signed opinion)."""
-    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(session=session, principal=principal, case_id=case_id)
     case = workflow.lock_case(session=session, case=case)
     question = session.get(CaseQuestion, question_id)
     if question is None or question.case_id != case.id:
         raise NotFound("Question not found.")
-    actor = workflow.actor_of(principal, case)
-    expected = Actor.owner if question.kind == QuestionKind.clarification else Actor.specialist
-    if actor != expected:
+    clarification = question.kind == QuestionKind.clarification
+    action = "case.clarification.answer" if clarification else "case.follow_up.answer"
+    if not access.may(principal, case, action):
         raise Forbidden(
             "Only the patient can answer the specialist's questions."
-            if expected == Actor.owner
+            if clarification
             else "Only the case's specialist can answer follow-up questions."
         )
     if question.answered_at is not None:

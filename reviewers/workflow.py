@@ -1,27 +1,22 @@
 """The case state machine: every status change goes through ``transition``.
 
-One table says which moves exist and who may make them; an illegal move raises ``Conflict``
-(409) and changes nothing. Each move lands on the case timeline and in the audit trail with
-its actor and reason, and its side effects (the deadline clock, notifications) happen here.
-
-Who may move a case is named by the caller's relation to it:
-
-``owner``        the patient who opened it;
-``specialist``   the specialist it is assigned (or offered) to;
-``coordinator``  a coordinator or an admin;
-``system``       matching and the sweep, acting on nobody's behalf.
+One table says which moves exist and which actions make them; an illegal move raises
+``Conflict`` (409) and changes nothing. Each move lands on the case timeline and in the audit
+trail with its actor and reason; its side effects (the deadline clock, notifications) happen
+here. Who may take each action is decided by ``portal.access`` from the caller's relation to
+the case (``None`` as the principal is the system: matching and the sweep).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 
 from sqlmodel import Session, select
 
+from portal import access
 from portal.access import Principal
-from portal.accounts.models import Role, User
+from portal.accounts.models import User
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.cases.models import Case, CaseEvent, CaseStatus
@@ -31,52 +26,31 @@ from portal.notifications import service as notifications
 from portal.notifications.models import NotificationKind
 from reviewers import deadlines
 
-
-class Actor(StrEnum):
-    owner = "owner"
-    specialist = "specialist"
-    coordinator = "coordinator"
-    system = "system"
-
-
 S = CaseStatus
-A = Actor
 
-TRANSITIONS: dict[tuple[CaseStatus, CaseStatus], frozenset[Actor]] = {
-    (S.draft, S.submitted): frozenset({A.owner}),
-    (S.submitted, S.assigned): frozenset({A.system, A.coordinator}),
-    (S.submitted, S.triage): frozenset({A.system}),
-    (S.triage, S.assigned): frozenset({A.coordinator, A.system}),
+TRANSITIONS: dict[tuple[CaseStatus, CaseStatus], frozenset[str]] = {
+    (S.draft, S.submitted): frozenset({"case.submit"}),
+    (S.submitted, S.assigned): frozenset({"case.match", "case.assign"}),
+    (S.submitted, S.triage): frozenset({"case.match"}),
+    (S.triage, S.assigned): frozenset({"case.match", "case.assign"}),
     # Another specialist: after a decline or a timeout (next candidate), or by a coordinator.
-    (S.assigned, S.assigned): frozenset({A.specialist, A.system, A.coordinator}),
-    (S.assigned, S.triage): frozenset({A.specialist, A.system}),
-    (S.assigned, S.in_review): frozenset({A.specialist}),
-    (S.in_review, S.info_requested): frozenset({A.specialist}),
-    (S.info_requested, S.in_review): frozenset({A.owner}),
-    (S.in_review, S.assigned): frozenset({A.coordinator}),
-    (S.info_requested, S.assigned): frozenset({A.coordinator}),
-    (S.in_review, S.opinion_delivered): frozenset({A.specialist}),
-    (S.opinion_delivered, S.closed): frozenset({A.owner, A.coordinator}),
-    (S.draft, S.cancelled): frozenset({A.owner, A.coordinator}),
-    (S.submitted, S.cancelled): frozenset({A.owner, A.coordinator}),
-    (S.triage, S.cancelled): frozenset({A.owner, A.coordinator}),
+    (S.assigned, S.assigned): frozenset({"case.offer.decline", "case.match", "case.assign"}),
+    (S.assigned, S.triage): frozenset({"case.offer.decline", "case.match"}),
+    (S.assigned, S.in_review): frozenset({"case.offer.accept"}),
+    (S.in_review, S.info_requested): frozenset({"case.clarification.ask"}),
+    (S.info_requested, S.in_review): frozenset({"case.clarification.answer"}),
+    (S.in_review, S.assigned): frozenset({"case.assign"}),
+    (S.info_requested, S.assigned): frozenset({"case.assign"}),
+    (S.in_review, S.opinion_delivered): frozenset({"case.opinion.write"}),
+    (S.opinion_delivered, S.closed): frozenset({"case.close"}),
+    (S.draft, S.cancelled): frozenset({"case.cancel"}),
+    (S.submitted, S.cancelled): frozenset({"case.cancel"}),
+    (S.triage, S.cancelled): frozenset({"case.cancel"}),
 }
+"""Each move and the actions that make it."""
 
 ACTIVE_STATUSES = frozenset({S.assigned, S.in_review, S.info_requested})
 """A specialist is busy with a case in one of these (its deadline runs)."""
-
-
-def actor_of(principal: Principal | None, case: Case) -> Actor | None:
-    """The caller's relation to the case, or ``None`` when it has none."""
-    if principal is None:
-        return Actor.system
-    if principal.role == Role.patient and case.patient_id == principal.user_id:
-        return Actor.owner
-    if principal.role == Role.specialist and case.assigned_specialist_id == principal.user_id:
-        return Actor.specialist
-    if principal.role in {Role.coordinator, Role.admin}:
-        return Actor.coordinator
-    return None
 
 
 def lock_case(*, session: Session, case: Case) -> Case:
@@ -89,22 +63,22 @@ def lock_case(*, session: Session, case: Case) -> Case:
     return locked
 
 
-def check(*, case: Case, to: CaseStatus, principal: Principal | None) -> Actor:
-    """Raise unless this caller may move ``case`` to ``to`` now; return in which capacity.
+def check(*, case: Case, to: CaseStatus, principal: Principal | None) -> access.Relation:
+    """Raise unless this caller may move ``case`` to ``to`` now; return in which relation.
 
     Someone who may never make such a move is refused (403) whatever the state; someone who
     may, but not from the case's current state, gets a conflict (409) naming the state.
     """
-    actor = actor_of(principal, case)
-    ever = any(actor in who for (_, target), who in TRANSITIONS.items() if target == to)
-    if actor is None or not ever:
+    into = [action for (_, end), made_by in TRANSITIONS.items() if end == to for action in made_by]
+    relation = access.relation_to(principal, case)
+    if relation is None or not access.may_ever(principal, into):
         raise Forbidden("You are not allowed to change this case's status.")
-    allowed = TRANSITIONS.get((case.status, to))
-    if allowed is None:
+    actions = TRANSITIONS.get((case.status, to))
+    if actions is None:
         raise Conflict(f"A case that is {_words(case.status)} cannot become {_words(to)}.")
-    if actor not in allowed:
+    if not any(access.may(principal, case, action) for action in actions):
         raise Forbidden("You are not allowed to change this case's status.")
-    return actor
+    return relation
 
 
 def transition(
@@ -123,7 +97,7 @@ def transition(
 
     Entering ``assigned`` needs ``specialist_id``: the specialist the case is offered to.
     """
-    actor = check(case=case, to=to, principal=principal)
+    relation = check(case=case, to=to, principal=principal)
     if (to == S.assigned) != (specialist_id is not None):
         raise ValueError("a specialist is named exactly when a case becomes assigned")
     now = now or utcnow()
@@ -151,7 +125,7 @@ def transition(
         entity_type="case",
         entity_id=case.id,
         case_id=case.id,
-        details={"from": previous.value, "to": to.value, "as": actor.value},
+        details={"from": previous.value, "to": to.value, "as": relation.value},
     )
     return event
 

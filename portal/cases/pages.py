@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request, Response
 from pydantic import ValidationError
 
+from portal import access
 from portal.accounts.models import Role
 from portal.cases import consent, service, wording
 from portal.cases.models import BodyRegion, CaseCreate, CaseStatus, ConsentRequest, Priority
@@ -51,7 +52,7 @@ def case_list(
     specialist: uuid.UUID | None = None,
 ) -> Response:
     role = caller.principal.role
-    if role in {Role.coordinator, Role.admin}:
+    if access.is_allowed(caller.principal, "cases.dashboard"):
         return case_view.dashboard(
             request=request,
             caller=caller,

@@ -83,7 +83,6 @@ def list_cases(
     *, session: Session, principal: Principal, ctx: AuditContext, status: CaseStatus | None = None
 ) -> Sequence[Case]:
     """The cases this caller may see, newest first."""
-    access.require(principal, "case.list")
     query = (
         select(Case).where(access.case_visibility(principal)).order_by(col(Case.created_at).desc())
     )
@@ -104,7 +103,7 @@ def read_case(
     *, session: Session, principal: Principal, ctx: AuditContext, case_id: uuid.UUID
 ) -> Case:
     """One case the caller may see; the read itself is audited."""
-    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(session=session, principal=principal, case_id=case_id)
     audit_service.record(
         session=session,
         ctx=ctx,
@@ -176,7 +175,9 @@ def record_consent(
     data: ConsentRequest,
 ) -> CaseConsent:
     """The owner accepts the current consent text for this case."""
-    case = access.owned_case(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(
+        session=session, principal=principal, case_id=case_id, action="case.consent"
+    )
     if not data.accepted:
         raise InvalidInput("Consent is given by accepting the text; to withdraw, cancel the case.")
     if data.version != consent.CURRENT_VERSION:
@@ -225,7 +226,9 @@ def submit_case(
     from portal.intake.models import CaseFile
     from reviewers import assignment, deadlines, workflow
 
-    case = access.owned_case(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(
+        session=session, principal=principal, case_id=case_id, action="case.submit"
+    )
     case = workflow.lock_case(session=session, case=case)
     if case.status != CaseStatus.draft:
         raise Conflict(f"This case was already submitted (it is {case.status.replace('_', ' ')}).")
@@ -268,7 +271,7 @@ def cancel_case(
     """The patient (or a coordinator) withdraws a case that no specialist has taken yet."""
     from reviewers import workflow
 
-    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(session=session, principal=principal, case_id=case_id)
     case = workflow.lock_case(session=session, case=case)
     workflow.transition(
         session=session,
@@ -294,7 +297,7 @@ def close_case(
     """The opinion is delivered and nothing more is expected: the case is closed."""
     from reviewers import workflow
 
-    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(session=session, principal=principal, case_id=case_id)
     case = workflow.lock_case(session=session, case=case)
     workflow.transition(
         session=session,

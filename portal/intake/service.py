@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 
 from portal import access
 from portal.access import Principal
-from portal.accounts.models import STAFF_ROLES, User
+from portal.accounts.models import User
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.cases.models import Case, CaseStatus
@@ -34,7 +34,9 @@ UPLOAD_STATUSES = frozenset({CaseStatus.draft, CaseStatus.info_requested})
 def case_for_upload(*, session: Session, principal: Principal, case_id: uuid.UUID) -> Case:
     """The owner's case, if it accepts files now (while a draft, or when asked for more)."""
     begin_read_only(session)  # checked on every upload: it must not take SQLite's write lock
-    case = access.owned_case(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(
+        session=session, principal=principal, case_id=case_id, action="case.files.add"
+    )
     if case.status not in UPLOAD_STATUSES:
         raise Conflict(
             "Files can be added while the case is a draft or when the specialist asks for more."
@@ -46,7 +48,7 @@ def case_for_upload(*, session: Session, principal: Principal, case_id: uuid.UUI
 def list_files(
     *, session: Session, principal: Principal, ctx: AuditContext, case_id: uuid.UUID
 ) -> Sequence[CaseFile]:
-    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(session=session, principal=principal, case_id=case_id)
     files = session.exec(
         select(CaseFile)
         .where(CaseFile.case_id == case.id)
@@ -69,7 +71,9 @@ def open_file(
     file_id: uuid.UUID,
 ) -> tuple[CaseFile, Iterator[bytes]]:
     """The original bytes of a file (verified against their SHA-256 as they stream); audited."""
-    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(
+        session=session, principal=principal, case_id=case_id, action="case.content.read"
+    )
     case_file = session.exec(
         select(CaseFile).where(CaseFile.id == file_id).where(CaseFile.case_id == case.id)
     ).first()
@@ -94,7 +98,7 @@ def studies(
     *, session: Session, principal: Principal, ctx: AuditContext, case_id: uuid.UUID
 ) -> StudiesPublic:
     """Studies → series → instance counts, with the identity check for staff."""
-    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(session=session, principal=principal, case_id=case_id)
     study_rows = session.exec(
         select(DicomStudy).where(DicomStudy.case_id == case.id).order_by(col(DicomStudy.study_date))
     ).all()
@@ -119,7 +123,11 @@ def studies(
     reports = session.exec(select(ArchiveReport).where(ArchiveReport.case_id == case.id)).all()
     patient = session.get(User, case.patient_id)
     assert patient is not None
-    identity = identity_check(patient, study_rows) if principal.role in STAFF_ROLES else None
+    identity = (
+        identity_check(patient, study_rows)
+        if access.may(principal, case, "case.identity.check")
+        else None
+    )
     audit_service.record(
         session=session,
         ctx=ctx,

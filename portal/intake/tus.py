@@ -25,6 +25,7 @@ from portal import access
 from portal.access import Principal
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
+from portal.cases.models import Case
 from portal.db import utcnow
 from portal.errors import ChecksumMismatch, Conflict, Gone, InvalidInput, NotFound, PayloadTooLarge
 from portal.intake import service as intake_service
@@ -123,9 +124,9 @@ def create_upload(
 def owned_upload(*, session: Session, principal: Principal, upload_id: uuid.UUID) -> TusUpload:
     """The caller's own upload; anyone else's is reported as not existing."""
     upload = session.get(TusUpload, upload_id)
-    if upload is None or upload.owner_id != principal.user_id:
+    case = session.get(Case, upload.case_id) if upload is not None else None
+    if upload is None or case is None or not access.may(principal, case, "case.files.add"):
         raise NotFound("Upload not found.")
-    access.owned_case(session=session, principal=principal, case_id=upload.case_id)
     if upload.completed_at is None and upload.expires_at <= utcnow():
         raise Gone("This upload expired; start it again.")
     return upload

@@ -156,7 +156,9 @@ def _record(
     session: Session, principal: Principal, case_id: uuid.UUID, file_id: uuid.UUID
 ) -> tuple[Case, CaseFile]:
     """The case and its file, if the caller may see them (else 404) and the file is a record."""
-    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(
+        session=session, principal=principal, case_id=case_id, action="case.content.read"
+    )
     case_file = session.exec(
         select(CaseFile).where(CaseFile.id == file_id).where(CaseFile.case_id == case.id)
     ).first()

@@ -49,7 +49,9 @@ def series_for_viewer(
     series_id: uuid.UUID,
 ) -> SeriesView:
     """The series' instances in scrolling order, its default window and presets; audited."""
-    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(
+        session=session, principal=principal, case_id=case_id, action="case.content.read"
+    )
     series = _series(session, case.id, series_id)
     instances = _ordered_instances(session, series.id)
     _audit_view(session, state, principal, ctx, case_id=case.id, series_id=series.id, via="series")
@@ -76,7 +78,9 @@ def render_frame(
     window: WindowRequest,
 ) -> bytes:
     """Frame ``frame`` (numbered from 1, like DICOM) of an instance as PNG; audited per series."""
-    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(
+        session=session, principal=principal, case_id=case_id, action="case.content.read"
+    )
     located = _instance(session, case.id, instance_id)
     count = located.instance.number_of_frames
     if not 1 <= frame <= count:
@@ -97,7 +101,9 @@ def thumbnail(
     series_id: uuid.UUID,
 ) -> bytes:
     """The middle frame of the middle instance, default window, at most 128 px; audited."""
-    case = access.visible_case(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(
+        session=session, principal=principal, case_id=case_id, action="case.content.read"
+    )
     series = _series(session, case.id, series_id)
     instances = _ordered_instances(session, series.id)
     if not instances:
