@@ -23,6 +23,8 @@ from portal.cases.pages import router as case_pages
 from portal.cases.views import consent_router
 from portal.cases.views import router as cases_router
 from portal.db import create_db_engine
+from portal.dicomweb.token_views import router as dicomweb_tokens_router
+from portal.dicomweb.views import router as dicomweb_router
 from portal.errors import (
     InvalidInput,
     NotAuthenticated,
@@ -55,7 +57,9 @@ from storage.vault import Vault, build_vault
 log = logging.getLogger(__name__)
 
 JSON_BODY_LIMIT = 1024 * 1024
-STREAMING_PATHS = re.compile(r"^/api/uploads(/|$)|^/api/cases/[^/]+/files$")
+STREAMING_PATHS = re.compile(
+    r"^/api/uploads(/|$)|^/api/cases/[^/]+/files$|^/api/cases/[^/]+/dicomweb/studies(/[^/]+)?$"
+)
 
 
 def vault_checks(vault: Vault) -> Callable[[], dict[str, str]]:
@@ -139,6 +143,8 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         specialists_router,
         viewer_router,
         records_router,
+        dicomweb_router,
+        dicomweb_tokens_router,
         account_pages,
         case_pages,
         record_pages,

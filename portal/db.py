@@ -11,6 +11,8 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import DateTime, String, TypeDecorator
 from sqlmodel import Session, create_engine
 
@@ -98,6 +100,8 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        # SQLite's lower() folds ASCII only; names in DICOM are often Cyrillic, Greek, CJK.
+        dbapi_connection.create_function("casefold", 1, _casefold, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
@@ -134,3 +138,26 @@ class StrEnumColumn(TypeDecorator[StrEnum]):
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> StrEnum | None:
         return None if value is None else self.enum(value)
+
+
+def _casefold(value: object) -> object:
+    return value.casefold() if isinstance(value, str) else value
+
+
+class casefold(FunctionElement[str]):
+    """Unicode case-folded text, for case-insensitive matching: ``lower()`` on PostgreSQL
+    (locale-aware), a registered Python ``str.casefold`` on SQLite."""
+
+    type = String()
+    inherit_cache = True
+    name = "casefold"
+
+
+@compiles(casefold)
+def _casefold_default(element: casefold, compiler: Any, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(casefold, "sqlite")
+def _casefold_sqlite(element: casefold, compiler: Any, **kw: Any) -> str:
+    return f"casefold({compiler.process(element.clauses, **kw)})"

@@ -103,9 +103,10 @@ def _token_from(request: Request, settings: Settings) -> tuple[str, bool] | None
     return None
 
 
-def _authenticate(
+def authenticate(
     request: Request, session: SessionDep, settings: SettingsDep, box: BoxDep, ctx: AnonymousCtx
 ) -> SignedInCaller:
+    """The caller of a sign-in token (bearer header) or session cookie (with its CSRF token)."""
     found = _token_from(request, settings)
     if found is None:
         raise NotAuthenticated()
@@ -122,14 +123,14 @@ def _authenticate(
 
 
 async def enrolling_caller(
-    caller: Annotated[SignedInCaller, Depends(_authenticate)],
+    caller: Annotated[SignedInCaller, Depends(authenticate)],
 ) -> SignedInCaller:
     """Any signed-in caller, including a staff session that may only set up TOTP."""
     return caller
 
 
 async def signed_in_caller(
-    caller: Annotated[SignedInCaller, Depends(_authenticate)],
+    caller: Annotated[SignedInCaller, Depends(authenticate)],
 ) -> SignedInCaller:
     """A fully signed-in caller; enrolment-only sessions are refused."""
     if caller.auth_session.enrollment_only:

@@ -60,6 +60,16 @@ class UnsupportedMediaType(PortalError):
     default_message = "The request body has the wrong content type."
 
 
+class NotAcceptable(PortalError):
+    default_message = "None of the media types in the Accept header can be given."
+
+
+class BadRequest(PortalError):
+    """Malformed in its syntax (a query, a frame list), as opposed to invalid data (422)."""
+
+    default_message = "The request is not well-formed."
+
+
 class PreconditionFailed(PortalError):
     default_message = "A precondition of the request does not hold."
 
@@ -72,9 +82,11 @@ class ChecksumMismatch(PortalError):
 
 HTTP_STATUS: list[tuple[type[PortalError], int]] = [
     (InvalidInput, 422),
+    (BadRequest, 400),
     (NotAuthenticated, 401),
     (Forbidden, 403),
     (NotFound, 404),
+    (NotAcceptable, 406),
     (Conflict, 409),
     (Gone, 410),
     (PreconditionFailed, 412),

@@ -3,6 +3,7 @@
 from portal.accounts.models import AuthSession, LoginFailure, User
 from portal.audit.models import AuditEvent, AuditHead
 from portal.cases.models import Case, CaseConsent, CaseEvent
+from portal.dicomweb.models import DicomwebToken
 from portal.intake.models import (
     ArchiveReport,
     CaseFile,
@@ -37,6 +38,7 @@ __all__ = [
     "DicomInstance",
     "DicomSeries",
     "DicomStudy",
+    "DicomwebToken",
     "LoginFailure",
     "Opinion",
     "OpinionAddendum",

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     due_soon_hours: int = 24
     """A running deadline closer than this is 'due soon'."""
     max_follow_up_questions: int = 3
+    dicomweb_token_hours: float = Field(default=8.0, gt=0, le=24 * 30)
+    """How long a case's read-only DICOMweb token works (a working day by default)."""
+    dicomweb_max_tokens_per_case: int = Field(default=20, ge=1)
+    """Live tokens one account may hold on one case; making another is refused."""
     sweep_enabled: bool = True
     """Run the deadline and acceptance sweep (and mail delivery) inside the server."""
     sweep_interval_seconds: float = 60.0

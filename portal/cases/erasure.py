@@ -13,6 +13,7 @@ from sqlmodel import Session, SQLModel, col, delete, select
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.cases.models import Case, CaseConsent, CaseEvent
+from portal.dicomweb.models import DicomwebToken
 from portal.errors import NotFound
 from portal.intake.models import (
     ArchiveReport,
@@ -42,6 +43,7 @@ CASE_DEPENDENTS: list[type[SQLModel]] = [
     CaseQuestion,
     CaseAssignment,
     OutboxMessage,
+    DicomwebToken,
 ]
 
 

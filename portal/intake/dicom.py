@@ -57,6 +57,9 @@ class DicomHeader:
     patient_sex: str | None
     study_instance_uid: str
     study_date: str | None
+    study_time: str | None
+    study_id: str | None
+    referring_physician_name: str | None
     study_description: str | None
     accession_number: str | None
     series_instance_uid: str
@@ -64,12 +67,15 @@ class DicomHeader:
     body_part_examined: str | None
     series_description: str | None
     series_number: int | None
+    series_date: str | None
+    series_time: str | None
     sop_class_uid: str
     sop_instance_uid: str
     instance_number: int | None
     transfer_syntax_uid: str
     rows: int | None
     columns: int | None
+    bits_allocated: int | None
     number_of_frames: int
     specific_character_set: str | None
 
@@ -248,6 +254,9 @@ def _header(ds: Dataset) -> DicomHeader:
             patient_sex=text(ds, "PatientSex"),
             study_instance_uid=_uid(ds, "StudyInstanceUID"),
             study_date=text(ds, "StudyDate"),
+            study_time=text(ds, "StudyTime"),
+            study_id=text(ds, "StudyID"),
+            referring_physician_name=text(ds, "ReferringPhysicianName"),
             study_description=text(ds, "StudyDescription"),
             accession_number=text(ds, "AccessionNumber"),
             series_instance_uid=_uid(ds, "SeriesInstanceUID"),
@@ -255,12 +264,15 @@ def _header(ds: Dataset) -> DicomHeader:
             body_part_examined=text(ds, "BodyPartExamined"),
             series_description=text(ds, "SeriesDescription"),
             series_number=integer(ds, "SeriesNumber"),
+            series_date=text(ds, "SeriesDate"),
+            series_time=text(ds, "SeriesTime"),
             sop_class_uid=_uid(ds, "SOPClassUID"),
             sop_instance_uid=_uid(ds, "SOPInstanceUID"),
             instance_number=integer(ds, "InstanceNumber"),
             transfer_syntax_uid=_uid(ds.file_meta, "TransferSyntaxUID"),
             rows=integer(ds, "Rows"),
             columns=integer(ds, "Columns"),
+            bits_allocated=integer(ds, "BitsAllocated"),
             number_of_frames=frames(ds),
             specific_character_set=text(ds, "SpecificCharacterSet"),
         )

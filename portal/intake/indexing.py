@@ -101,7 +101,10 @@ def index_instance(
         lambda: DicomStudy(
             case_id=case_id,
             study_instance_uid=header.study_instance_uid,
-            study_date=header.study_date,
+            study_date=_clip(header.study_date, 16),
+            study_time=_clip(header.study_time, 16),
+            study_id=_clip(header.study_id, 16),
+            referring_physician_name=_clip(header.referring_physician_name),
             description=_clip(header.study_description),
             accession_number=_clip(header.accession_number, 64),
             patient_name=_clip(header.patient_name),
@@ -124,6 +127,8 @@ def index_instance(
             body_part_examined=_clip(header.body_part_examined, 64),
             description=_clip(header.series_description),
             series_number=header.series_number,
+            series_date=_clip(header.series_date, 16),
+            series_time=_clip(header.series_time, 16),
         ),
     )
     if header.modality and header.modality not in study.modalities.split(","):
@@ -142,6 +147,7 @@ def index_instance(
         transfer_syntax_uid=header.transfer_syntax_uid,
         rows=header.rows,
         columns=header.columns,
+        bits_allocated=header.bits_allocated,
         number_of_frames=header.number_of_frames,
     )
     session.add(instance)

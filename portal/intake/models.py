@@ -43,6 +43,9 @@ class DicomStudy(SQLModel, table=True):
     case_id: uuid.UUID = Field(foreign_key="cases.id", index=True)
     study_instance_uid: str = Field(max_length=64)
     study_date: str | None = Field(default=None, max_length=16)
+    study_time: str | None = Field(default=None, max_length=16)
+    study_id: str | None = Field(default=None, max_length=16)
+    referring_physician_name: str | None = Field(default=None, max_length=255)
     description: str | None = Field(default=None, max_length=255)
     accession_number: str | None = Field(default=None, max_length=64)
     patient_name: str | None = Field(default=None, max_length=255)
@@ -64,6 +67,8 @@ class DicomSeries(SQLModel, table=True):
     body_part_examined: str | None = Field(default=None, max_length=64)
     description: str | None = Field(default=None, max_length=255)
     series_number: int | None = None
+    series_date: str | None = Field(default=None, max_length=16)
+    series_time: str | None = Field(default=None, max_length=16)
 
 
 class DicomInstance(SQLModel, table=True):
@@ -78,6 +83,7 @@ class DicomInstance(SQLModel, table=True):
     transfer_syntax_uid: str = Field(max_length=64)
     rows: int | None = None
     columns: int | None = None
+    bits_allocated: int | None = None
     number_of_frames: int = 1
 
 
@@ -111,6 +117,8 @@ class AcceptedFile(SQLModel):
 class RejectedFile(SQLModel):
     filename: str
     reason: str
+    code: str | None = Field(default=None, exclude=True)
+    """Why, for machines (DICOMweb failure reasons); not part of the JSON answer."""
 
 
 class ArchiveCompleteness(SQLModel):

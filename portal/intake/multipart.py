@@ -20,20 +20,36 @@ from portal.errors import InvalidInput
 BATCH_BYTES = 1024 * 1024
 
 
+FORM_DATA = "multipart/form-data"
+FORM_DATA_REFUSAL = "Send the files as multipart/form-data in a field named 'files'."
+
+
 @dataclass
 class PartHeaders:
     field: str | None
     filename: str | None
+    content_type: str | None = None
 
 
 class MultipartStream:
-    """Incremental parser fed from an ASGI body iterator; consumed from a worker thread."""
+    """Incremental parser fed from an ASGI body iterator; consumed from a worker thread.
 
-    def __init__(self, content_type: str, body: AsyncIterator[bytes]) -> None:
-        media_type, options = parse_options_header(content_type)
+    Parses ``multipart/form-data`` (browser uploads) or, when asked, another multipart type
+    such as ``multipart/related`` (DICOMweb STOW-RS): the framing is the same (RFC 2046).
+    """
+
+    def __init__(
+        self,
+        content_type: str,
+        body: AsyncIterator[bytes],
+        *,
+        media_type: str = FORM_DATA,
+        refusal: str = FORM_DATA_REFUSAL,
+    ) -> None:
+        sent_type, options = parse_options_header(content_type)
         boundary = options.get(b"boundary")
-        if media_type != b"multipart/form-data" or not boundary:
-            raise InvalidInput("Send the files as multipart/form-data in a field named 'files'.")
+        if sent_type != media_type.encode() or not boundary:
+            raise InvalidInput(refusal)
         self._body = body
         self._events: deque[tuple[str, bytes]] = deque()
         self._header_field = b""
@@ -81,7 +97,7 @@ class MultipartStream:
             try:
                 self._parser.write(chunk)
             except Exception as exc:  # python-multipart raises its own error types
-                raise InvalidInput("The upload is not well-formed multipart/form-data.") from exc
+                raise InvalidInput("The upload is not well-formed multipart data.") from exc
         batch = list(self._events)
         self._events.clear()
         return batch
@@ -120,4 +136,5 @@ def _part_headers(headers: dict[str, str]) -> PartHeaders:
     message["content-disposition"] = headers.get("content-disposition", "")
     params = dict(message.get_params(header="content-disposition") or [])
     filename = message.get_filename()
-    return PartHeaders(field=params.get("name"), filename=filename)
+    content_type = headers.get("content-type")
+    return PartHeaders(field=params.get("name"), filename=filename, content_type=content_type)

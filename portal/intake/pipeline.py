@@ -67,6 +67,10 @@ class Ingest:
     case: Case
     uploader_id: uuid.UUID
     result: UploadResult = field(default_factory=UploadResult)
+    only_dicom: bool = False
+    """Refuse anything but DICOM instances (DICOMweb STOW-RS)."""
+    study_uid: str | None = None
+    """Refuse instances of any other study (STOW-RS to ``/studies/{study}``)."""
 
     def add(self, *, filename: str, chunks: Iterable[bytes], source: str) -> None:
         """Ingest one uploaded file (a ZIP expands into its entries)."""
@@ -93,6 +97,8 @@ class Ingest:
             self._reject(filename, rejected, source)
             return
         try:
+            if self.only_dicom and capture.kind is not FileKind.dicom:
+                raise Rejected("not_dicom", "This is not a DICOM instance.")
             if capture.kind is FileKind.zip:
                 if in_archive:
                     raise Rejected(
@@ -118,6 +124,11 @@ class Ingest:
         page_count = width = height = None
         if kind is FileKind.dicom:
             header = inspect_dicom(head, tail=capture.tail, total_size=capture.total)
+            if self.study_uid is not None and header.study_instance_uid != self.study_uid:
+                raise Rejected(
+                    "study_mismatch",
+                    "This instance belongs to another study than the one it was sent to.",
+                )
             begin_read_only(self.session)
             known = indexing.lookup(session=self.session, case_id=self.case.id, header=header)
             self.session.commit()
@@ -214,7 +225,9 @@ class Ingest:
             details={"code": rejected.code, "source": source},
         )
         self.session.commit()
-        self.result.rejected.append(RejectedFile(filename=filename, reason=rejected.reason))
+        self.result.rejected.append(
+            RejectedFile(filename=filename, reason=rejected.reason, code=rejected.code)
+        )
 
     # -- archives ------------------------------------------------------------------------
 

@@ -116,6 +116,28 @@ def thumbnail(
     return render.to_png(decoded, window=IMAGE_DEFAULT, max_side=THUMBNAIL_SIDE)
 
 
+def instance_png(
+    *,
+    session: Session,
+    vault: Vault,
+    state: ViewerState,
+    instance: DicomInstance,
+    stored_object_id: uuid.UUID,
+    index: int,
+    window: WindowRequest = IMAGE_DEFAULT,
+    max_side: int | None = None,
+) -> bytes:
+    """Frame ``index`` (0-based) of an instance the caller already may see, as PNG.
+
+    For other interfaces (DICOMweb ``/rendered``) that check access and audit themselves.
+    """
+    count = instance.number_of_frames
+    if not 0 <= index < count:
+        raise FrameNotFound(f"This image has {count} frame(s), numbered 1 to {count}.")
+    decoded = _decode(session, vault, state, _Located(instance, stored_object_id), index)
+    return render.to_png(decoded, window=window, max_side=max_side)
+
+
 def _series(session: Session, case_id: uuid.UUID, series_id: uuid.UUID) -> DicomSeries:
     series = session.exec(
         select(DicomSeries)

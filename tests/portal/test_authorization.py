@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from portal.accounts.models import Role
 from portal.cases.consent import CURRENT_VERSION
 from portal.cases.models import Case
-from portal.intake.models import DicomInstance
+from portal.intake.models import DicomInstance, DicomSeries, DicomStudy
 from reviewers.models import CaseQuestion, Opinion, QuestionKind
 from tests.fixtures.app import Account, Accounts, open_case
 from tests.portal import samples
@@ -49,6 +49,14 @@ STAFF_ONLY = {
     "other_specialist": 403,
     "coordinator": 200,
     "admin": 200,
+}
+STORES = {
+    "owner": 415,
+    "other_patient": 404,
+    "assigned_specialist": 403,
+    "other_specialist": 404,
+    "coordinator": 403,
+    "admin": 403,
 }
 MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/api/me"): dict.fromkeys(ROLES, 200),
@@ -220,6 +228,35 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
         "coordinator": 409,
         "admin": 409,
     },
+    # DICOMweb: stored by the owner only (here with a body of the wrong type, so the owner
+    # gets 415 once allowed); read by whoever sees the case (DICOMWEB_READS, below).
+    ("POST", "/api/cases/{case_id}/dicomweb/studies"): STORES,
+    ("POST", "/api/cases/{case_id}/dicomweb/studies/{study}"): STORES,
+    ("POST", "/api/cases/{case_id}/dicomweb-tokens"): {
+        "owner": 201,
+        "other_patient": 404,
+        "assigned_specialist": 201,
+        "other_specialist": 404,
+        "coordinator": 201,
+        "admin": 403,
+    },
+    ("GET", "/api/cases/{case_id}/dicomweb-tokens"): {
+        "owner": 200,
+        "other_patient": 404,
+        "assigned_specialist": 200,
+        "other_specialist": 404,
+        "coordinator": 200,
+        "admin": 403,
+    },
+    # The owner's own token: theirs to revoke, and any coordinator's; nobody else's to see.
+    ("DELETE", "/api/cases/{case_id}/dicomweb-tokens/{token_id}"): {
+        "owner": 204,
+        "other_patient": 404,
+        "assigned_specialist": 404,
+        "other_specialist": 404,
+        "coordinator": 204,
+        "admin": 403,
+    },
     ("GET", "/api/specialists"): STAFF_ONLY,
     ("GET", "/api/specialists/{specialist_id}"): STAFF_ONLY,
     ("PATCH", "/api/specialists/{specialist_id}"): STAFF_ONLY,
@@ -233,6 +270,27 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
         "admin": 409,
     },
 }
+DICOMWEB = "/api/cases/{case_id}/dicomweb"
+STUDY = DICOMWEB + "/studies/{study}"
+SERIES = STUDY + "/series/{series}"
+INSTANCE = SERIES + "/instances/{instance}"
+DICOMWEB_READS = [
+    *(DICOMWEB + level for level in ("/studies", "/series", "/instances")),
+    STUDY + "/series",
+    STUDY + "/instances",
+    SERIES + "/instances",
+    STUDY,
+    SERIES,
+    INSTANCE,
+    *(path + "/metadata" for path in (STUDY, SERIES, INSTANCE)),
+    INSTANCE + "/frames/{frame_list}",
+    INSTANCE + "/bulkdata/{tag}",
+    INSTANCE + "/rendered",
+    INSTANCE + "/frames/{frame_list}/rendered",
+    INSTANCE + "/thumbnail",
+    SERIES + "/thumbnail",
+]
+MATRIX.update({("GET", path): SEES_CASE for path in DICOMWEB_READS})
 # Reached without an account, or acting on the caller's own session: probed in their own tests.
 PUBLIC_OR_SELF = {
     # Resumable uploads belong to their creator alone: probed in test_tus.py.
@@ -312,9 +370,20 @@ def cast(client: TestClient, accounts: Accounts, db: Session) -> dict[str, Any]:
     opinion = Opinion(case_id=stored.id, author_id=people["assigned_specialist"].user_id)
     db.add_all([stored, question, opinion])
     db.commit()
+    token = client.post(
+        f"/api/cases/{case['id']}/dicomweb-tokens", json={}, headers=people["owner"].headers
+    )
+    series = db.get(DicomSeries, instance.series_id)
+    study = db.get(DicomStudy, series.study_id) if series else None
+    assert series is not None and study is not None
+    db.commit()  # end the read: on SQLite it holds the write lock the requests need
     return {
         "people": people,
         "case_id": case["id"],
+        "token_id": token.json()["id"],
+        "study": study.study_instance_uid,
+        "series": series.series_instance_uid,
+        "instance": instance.sop_instance_uid,
         "file_id": file_id,
         "question_id": question.id,
         "specialist_id": people["assigned_specialist"].user_id,
@@ -374,6 +443,12 @@ def test_matrix(client: TestClient, cast: dict[str, Any]):
             instance_id=cast["instance_id"],
             frame=1,
             page=1,
+            study=cast["study"],
+            series=cast["series"],
+            instance=cast["instance"],
+            frame_list="1",
+            tag="7FE00010",
+            token_id=cast["token_id"],
         )
         anonymous = _call(client, method, path, None, n)
         if anonymous != 401:
