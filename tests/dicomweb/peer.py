@@ -6,7 +6,7 @@ through ``tests.dicomweb.peer_client`` started with ``ip netns exec``, and bench
 timed loops in there with :meth:`OrthancPeer.run_python`. Storage is a temp dir; the process
 and the namespace are removed on exit, also when starting or a request failed.
 
-Configuration, chosen so that Orthanc answers as PS3.18 says (details in docs/dicomweb.md):
+Configuration, chosen so that Orthanc answers as PS3.18 says (docs/dicomweb-conformance.md):
 
 - ``StudiesMetadata`` / ``SeriesMetadata`` ``"Full"``: WADO-RS ``/metadata`` reads every
   instance from storage, so it holds all of an instance's attributes, as the standard asks;
@@ -44,7 +44,8 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 # Where this peer (Debian 12: Orthanc 1.10.1, DICOMweb plugin 1.7, configured as above) answers
 # otherwise than PS3.18, keyed by (what was asked, tag). Measured, not assumed:
-# tests/dicomweb/test_peer.py fails when this stops being exactly true. docs/dicomweb.md explains.
+# tests/dicomweb/test_peer.py fails when this stops being exactly true.
+# docs/dicomweb-conformance.md explains each.
 PEER_DEVIATIONS: dict[tuple[str, str], str] = {
     # InstanceAvailability (C, "if known"): never returned, though everything it holds is ONLINE.
     ("studies", "00080056"): "no InstanceAvailability",

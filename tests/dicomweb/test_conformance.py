@@ -40,7 +40,7 @@ PASSWORD = "conformance passphrase 2026"
 # Differences the portal may keep, keyed by (what was asked, tag) like PEER_DEVIATIONS: "json"
 # for the form of DICOM JSON, "metadata" for WADO-RS metadata, else the search target
 # ("studies", "study series", "series", "series instances", "instances"). Each entry says why,
-# which paragraph of PS3.18 allows it, and has its section in docs/dicomweb.md. For example:
+# which paragraph of PS3.18 allows it, and has its paragraph in docs/dicomweb-conformance.md, e.g.
 #     ("studies", "00080201"): "Timezone Offset From UTC: … (PS3.18 10.6.3.3.1, C: if known)",
 ALLOWED_DIFFERENCES: dict[tuple[str, str], str] = {}
 

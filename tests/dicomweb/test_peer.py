@@ -49,7 +49,7 @@ def measured_deviations(peer: OrthancPeer, catalogue: Catalogue) -> dict[tuple[s
 
 def test_peer_departs_from_the_standard_only_as_documented(peer: OrthancPeer, catalogue: Catalogue):
     found = measured_deviations(peer, catalogue)
-    print("\nOrthanc's departures from PS3.18 on the samples (docs/dicomweb.md):")
+    print("\nOrthanc's departures from PS3.18 on the samples (docs/dicomweb-conformance.md):")
     for (target, tag), example in sorted(found.items()):
         print(f"  {target:17} {tag}  {example[:160]}")
     undocumented = {key: found[key] for key in found.keys() - PEER_DEVIATIONS.keys()}
