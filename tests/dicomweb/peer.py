@@ -198,7 +198,12 @@ class OrthancPeer:
                 stderr=subprocess.STDOUT,
             )
         ready = f"{self.dicomweb_url}/studies" if self.dicomweb else f"{self.url}/system"
-        waited = self.run_python("tests.dicomweb.peer_client", "--wait", ready, check=False)
+        for _ in range(30):  # two-second waits, so that a process that died is noticed soon
+            waited = self.run_python(
+                "tests.dicomweb.peer_client", "--wait", ready, "--timeout", "2", check=False
+            )
+            if waited.returncode == 0 or self.process.poll() is not None:
+                break
         if waited.returncode != 0 or self.process.poll() is not None:
             tail = self.log.read_text(errors="replace")[-3000:]
             self.stop()
