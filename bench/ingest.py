@@ -36,6 +36,7 @@ from portal.settings import Settings
 from storage.embedded import PORT_SPAN, EmbeddedS3
 from storage.objectstore import build_s3_client
 from storage.settings import StorageSettings
+from tests.fixtures.http_api import create_case, register_patient
 from tests.fixtures.live import settings_env
 from tests.services import free_port_block, wait_for
 
@@ -105,7 +106,16 @@ class Portal:
         from portal import runner
 
         self.s3.start()
-        runner.init(self.settings, with_demo=False)
+        try:
+            runner.init(self.settings, with_demo=False)
+            self.start_server()
+        except BaseException:
+            self.s3.stop()
+            raise
+        return self
+
+    def start_server(self) -> None:
+        """``portal serve`` on the prepared database and SeaweedFS; waits until ready."""
         env = {
             **settings_env(self.settings),
             "PORTAL_PORT": str(self.port),
@@ -116,11 +126,16 @@ class Portal:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "portal.cli", "serve"],
             env=env,
-            stdout=(self.root / "serve.log").open("wb"),
+            stdout=(self.root / "serve.log").open("ab"),
             stderr=subprocess.STDOUT,
         )
         assert wait_for(self._ready, timeout=60), "portal did not start"
-        return self
+
+    def stop_server(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+            self.process = None
 
     def _ready(self) -> bool:
         try:
@@ -129,27 +144,14 @@ class Portal:
             return False
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
+        self.stop_server()
         self.s3.stop()
 
     def patient(self) -> dict[str, str]:
-        email = f"bench-{secrets.token_hex(4)}@example.org"
-        body = {"email": email, "password": PASSWORD, "full_name": "Bench Patient"}
-        httpx.post(f"{self.url}/api/auth/register", json=body).raise_for_status()
-        token = httpx.post(f"{self.url}/api/auth/login", json=body).json()["access_token"]
-        return {"Authorization": f"Bearer {token}"}
+        return register_patient(self.url, PASSWORD).headers
 
     def new_case(self, headers: dict[str, str]) -> str:
-        body = {
-            "subject": "Benchmark",
-            "body_region": "spine",
-            "clinical_question": "Benchmark ingest run.",
-        }
-        response = httpx.post(f"{self.url}/api/cases", json=body, headers=headers)
-        response.raise_for_status()
-        return str(response.json()["id"])
+        return create_case(self.url, headers)
 
 
 @dataclass
