@@ -49,6 +49,7 @@ ATTRIBUTES: tuple[Attribute, ...] = (
     _attr("StudyInstanceUID", Level.study, DicomStudy.study_instance_uid),
     _attr("StudyDate", Level.study, DicomStudy.study_date),
     _attr("StudyTime", Level.study, DicomStudy.study_time),
+    _attr("TimezoneOffsetFromUTC", Level.study, DicomStudy.timezone_offset),
     _attr("AccessionNumber", Level.study, DicomStudy.accession_number),
     _attr("ModalitiesInStudy", Level.study),
     _attr("ReferringPhysicianName", Level.study, DicomStudy.referring_physician_name),

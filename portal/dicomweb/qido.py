@@ -39,6 +39,8 @@ _CONTROL = frozenset({"limit", "offset", "fuzzymatching", "includefield", "accep
 _DATE = re.compile(r"\d{8}")
 _TIME = re.compile(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?")
 _UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+_EVERY_LEVEL = frozenset({"StudyInstanceUID", "SeriesInstanceUID", "TimezoneOffsetFromUTC"})
+"""Returned at every level (the UIDs of the levels above; the time zone of the dates)."""
 _WILDCARD_VRS = frozenset({"PN", "LO", "SH", "CS", "LT", "ST", "UT", "UC", "AE"})
 
 
@@ -55,6 +57,17 @@ class Search:
     limit: int = MAX_RESULTS
     offset: int = 0
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def levels_returned(self) -> set[Level]:
+        """Levels whose attributes all come back: the searched one, and those above it that
+        the path does not fix (a relational search, PS3.18 Tables 10.6.3-4 and -5)."""
+        levels = {self.level}
+        if self.level >= Level.series and self.study_uid is None:
+            levels.add(Level.study)
+        if self.level == Level.instance and self.series_uid is None:
+            levels.add(Level.series)
+        return levels
 
 
 def parse(
@@ -285,6 +298,8 @@ def _answer(row: Any, search: Search, base_url: str) -> dict[str, Any]:
             value = getattr(rows[attribute.level], attribute.column.key)
         else:
             value = values.get(attribute.keyword)
+        if attribute.keyword == "NumberOfFrames" and not rows[Level.instance].frames_declared:
+            continue  # as in the file: a single-frame image that does not state it
         answer[attribute.tag] = element(attribute, value)
     answer[INSTANCE_AVAILABILITY.tag] = element(INSTANCE_AVAILABILITY, "ONLINE")
     answer[RETRIEVE_URL.tag] = element(RETRIEVE_URL, url)
@@ -295,6 +310,6 @@ def _returned(attribute: Attribute, search: Search) -> bool:
     """The level's own attributes, the UIDs above it, and whatever was matched or asked for."""
     if attribute.level > search.level:
         return False
-    if attribute.level == search.level or search.include_all or attribute.tag in search.include:
+    if attribute.level in search.levels_returned or search.include_all:
         return True
-    return attribute.keyword in {"StudyInstanceUID", "SeriesInstanceUID"}
+    return attribute.tag in search.include or attribute.keyword in _EVERY_LEVEL

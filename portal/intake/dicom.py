@@ -58,6 +58,7 @@ class DicomHeader:
     study_instance_uid: str
     study_date: str | None
     study_time: str | None
+    timezone_offset: str | None
     study_id: str | None
     referring_physician_name: str | None
     study_description: str | None
@@ -77,6 +78,8 @@ class DicomHeader:
     columns: int | None
     bits_allocated: int | None
     number_of_frames: int
+    frames_declared: bool
+    """Whether the file states its Number of Frames (single-frame images often do not)."""
     specific_character_set: str | None
 
 
@@ -255,6 +258,7 @@ def _header(ds: Dataset) -> DicomHeader:
             study_instance_uid=_uid(ds, "StudyInstanceUID"),
             study_date=text(ds, "StudyDate"),
             study_time=text(ds, "StudyTime"),
+            timezone_offset=text(ds, "TimezoneOffsetFromUTC"),
             study_id=text(ds, "StudyID"),
             referring_physician_name=text(ds, "ReferringPhysicianName"),
             study_description=text(ds, "StudyDescription"),
@@ -274,6 +278,7 @@ def _header(ds: Dataset) -> DicomHeader:
             columns=integer(ds, "Columns"),
             bits_allocated=integer(ds, "BitsAllocated"),
             number_of_frames=frames(ds),
+            frames_declared=integer(ds, "NumberOfFrames") is not None,
             specific_character_set=text(ds, "SpecificCharacterSet"),
         )
     except Rejected:

@@ -103,6 +103,7 @@ def index_instance(
             study_instance_uid=header.study_instance_uid,
             study_date=_clip(header.study_date, 16),
             study_time=_clip(header.study_time, 16),
+            timezone_offset=_clip(header.timezone_offset, 16),
             study_id=_clip(header.study_id, 16),
             referring_physician_name=_clip(header.referring_physician_name),
             description=_clip(header.study_description),
@@ -149,6 +150,7 @@ def index_instance(
         columns=header.columns,
         bits_allocated=header.bits_allocated,
         number_of_frames=header.number_of_frames,
+        frames_declared=header.frames_declared,
     )
     session.add(instance)
     session.flush()

@@ -44,6 +44,7 @@ class DicomStudy(SQLModel, table=True):
     study_instance_uid: str = Field(max_length=64)
     study_date: str | None = Field(default=None, max_length=16)
     study_time: str | None = Field(default=None, max_length=16)
+    timezone_offset: str | None = Field(default=None, max_length=16)
     study_id: str | None = Field(default=None, max_length=16)
     referring_physician_name: str | None = Field(default=None, max_length=255)
     description: str | None = Field(default=None, max_length=255)
@@ -85,6 +86,8 @@ class DicomInstance(SQLModel, table=True):
     columns: int | None = None
     bits_allocated: int | None = None
     number_of_frames: int = 1
+    frames_declared: bool = True
+    """The file states Number of Frames; single-frame images often leave it out."""
 
 
 class ArchiveReport(SQLModel, table=True):

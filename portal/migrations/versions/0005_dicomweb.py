@@ -43,6 +43,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table('dicom_instances', schema=None) as batch_op:
         batch_op.add_column(sa.Column('bits_allocated', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('frames_declared', sa.Boolean(), nullable=False, server_default=sa.true()))
 
     with op.batch_alter_table('dicom_series', schema=None) as batch_op:
         batch_op.add_column(sa.Column('series_date', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True))
@@ -50,6 +51,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table('dicom_studies', schema=None) as batch_op:
         batch_op.add_column(sa.Column('study_time', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True))
+        batch_op.add_column(sa.Column('timezone_offset', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True))
         batch_op.add_column(sa.Column('study_id', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True))
         batch_op.add_column(sa.Column('referring_physician_name', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True))
 
@@ -61,6 +63,7 @@ def downgrade() -> None:
     with op.batch_alter_table('dicom_studies', schema=None) as batch_op:
         batch_op.drop_column('referring_physician_name')
         batch_op.drop_column('study_id')
+        batch_op.drop_column('timezone_offset')
         batch_op.drop_column('study_time')
 
     with op.batch_alter_table('dicom_series', schema=None) as batch_op:
@@ -68,6 +71,7 @@ def downgrade() -> None:
         batch_op.drop_column('series_date')
 
     with op.batch_alter_table('dicom_instances', schema=None) as batch_op:
+        batch_op.drop_column('frames_declared')
         batch_op.drop_column('bits_allocated')
 
     with op.batch_alter_table('dicomweb_tokens', schema=None) as batch_op:
