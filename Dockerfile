@@ -9,6 +9,9 @@ COPY portal ./portal
 COPY storage ./storage
 COPY reviewers ./reviewers
 RUN pip install . && mkdir -p /var/lib/portal && chown portal /var/lib/portal
+# The OHIF viewer, verified against its pinned hash, baked into the image (read-only at run time).
+ENV PORTAL_OHIF_DIR=/opt/ohif
+RUN portal ohif install
 USER portal
 EXPOSE 8000
 # Migrations are idempotent: every start brings the schema to head, then serves.

@@ -41,6 +41,7 @@ from portal.middleware import (
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
+from portal.ohif.views import router as ohif_router
 from portal.records.pages import router as record_pages
 from portal.records.views import router as records_router
 from portal.sealing import SecretBox
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         case_pages,
         record_pages,
         review_pages,
+        ohif_router,
     )
     for router in routers:
         app.include_router(router)

@@ -122,6 +122,12 @@ def _sweep(args: argparse.Namespace, settings: Settings) -> int:
     return storage_commands.sweep(settings, mail=not args.no_mail)
 
 
+def _ohif_install(args: argparse.Namespace, settings: Settings) -> int:
+    from portal.ohif import install
+
+    return install.install_command(settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="portal", description="Second-opinion portal")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -202,6 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--no-mail", action="store_true", help="leave queued mail for later")
     sweep.set_defaults(handler=_sweep)
+
+    ohif = commands.add_parser("ohif", help="the OHIF viewer for specialists").add_subparsers(
+        dest="ohif_command", required=True
+    )
+    ohif.add_parser(
+        "install", help="download the pinned @ohif/app release, verify and unpack it (idempotent)"
+    ).set_defaults(handler=_ohif_install)
     return parser
 
 

@@ -73,6 +73,21 @@ class Settings(BaseSettings):
     """Run the deadline and acceptance sweep (and mail delivery) inside the server."""
     sweep_interval_seconds: float = 60.0
 
+    ohif_version: str = Field(default="3.13.2", pattern=r"^\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$")
+    """The pinned ``@ohif/app`` release; bump it together with ``ohif_integrity`` (docs/ohif.md)."""
+    ohif_integrity: str = Field(
+        default=(
+            "sha512-WZdxmpmG7rqFgW9ZJLcbgr3XCtLi1KDNPoMaeY5PPe6j4G4fjEjjkycZM6C6Zk2F87BKxFfpq+jd5"
+            "xXZB9E8EA=="
+        ),
+        pattern=r"^sha512-[A-Za-z0-9+/]{86}==$",
+    )
+    """The npm registry's ``dist.integrity`` of that release: the tarball must hash to it."""
+    ohif_registry_url: str = "https://registry.npmjs.org"
+    """Where ``portal ohif install`` fetches the tarball (an npm registry or a mirror of one)."""
+    ohif_dir: Path | None = None
+    """Installed viewer releases, one folder per version; unset means ``data_dir/ohif``."""
+
     log_level: str = "INFO"
     log_format: Literal["json", "plain", "auto"] = "auto"
     """``auto``: plain lines on a terminal, JSON lines otherwise (services, containers)."""
@@ -85,6 +100,11 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'portal.db'}"
         return self
+
+    @property
+    def ohif_root(self) -> Path:
+        """The folder holding installed OHIF releases."""
+        return self.ohif_dir if self.ohif_dir is not None else self.data_dir / "ohif"
 
     @property
     def production(self) -> bool:

@@ -12,6 +12,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from portal.middleware import PAGE_CSP
+from portal.ohif.links import ohif_study_url
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -36,6 +37,7 @@ def build_templates() -> Jinja2Templates:
     environment.filters["date"] = _date
     environment.filters["moment"] = _moment
     environment.filters["words"] = lambda value: str(value).replace("_", " ")
+    environment.globals["ohif_study_url"] = ohif_study_url
     return Jinja2Templates(env=environment)
 
 
