@@ -62,7 +62,8 @@ def app_config(*, case_id: uuid.UUID) -> dict[str, Any]:
         "routerBasename": shell_base(case_id),
         "extensions": [],
         "modes": [],
-        "customizationService": {},
+        # No guided tour: it is a first-visit pop-up over the image a specialist came to read.
+        "customizationService": {"ohif.tours": {"$set": []}},
         # The case page is the study list; OHIF opens one study of one case.
         "showStudyList": False,
         "investigationalUseDialog": {"option": "never"},
@@ -94,9 +95,9 @@ def _dicomweb(root: str) -> dict[str, Any]:
         # A real PS3.18 server: it filters QIDO itself (not a static file tree) and answers
         # multipart/related, the standard's default, for frames and bulk data.
         "staticWado": False,
-        "qidoSupportsIncludeField": False,
+        "qidoSupportsIncludeField": True,
         "supportsFuzzyMatching": False,
-        "supportsWildcard": False,
+        "supportsWildcard": True,
         "imageRendering": "wadors",
         # Thumbnails are drawn from frames in the browser: no rendered endpoint is needed.
         "thumbnailRendering": "wadors",

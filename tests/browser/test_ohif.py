@@ -10,6 +10,8 @@ reads it from the portal itself.
 
 from __future__ import annotations
 
+import io
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,9 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
+from PIL import Image
 from pydicom import dcmread
+from sqlmodel import Session
 
+from portal.cases.models import Case
 from portal.ohif import urls
 from portal.ohif.bundle import installed
 from portal.settings import Settings
@@ -29,7 +35,7 @@ from tests.portal import samples
 from tests.services import IN_CI, unavailable
 
 try:
-    from playwright.sync_api import Browser, ConsoleMessage, Request, expect
+    from playwright.sync_api import Browser, ConsoleMessage, Locator, Request, expect
 except ImportError:
     if IN_CI:
         raise
@@ -196,3 +202,79 @@ def test_ohif_workers_decode_compressed_frames_under_the_viewer_csp(
     assert any(url.endswith(".wasm") for url in viewer.requests) == webassembly
     assert not viewer.foreign_requests(), viewer.foreign_requests()
     assert not viewer.errors, viewer.errors
+
+
+def test_a_specialist_opens_the_case_study_in_ohif_and_switches_to_mpr(
+    viewer: Viewer,
+    accounts: Accounts,
+    client: TestClient,
+    settings: Settings,
+    app: Any,
+) -> None:
+    patient, specialist = accounts.patient(), accounts.specialist()
+    case = open_case(client, patient)
+    volume = samples.ct_volume()
+    sent = client.post(
+        f"/api/cases/{case['id']}/files",
+        files=[
+            ("files", (f"ct{i}.dcm", data, "application/dicom")) for i, data in enumerate(volume)
+        ],
+        headers=patient.headers,
+    )
+    assert len(sent.json()["accepted"]) == len(volume), sent.text
+    with Session(app.state.engine) as db:
+        stored = db.get(Case, uuid.UUID(case["id"]))
+        assert stored is not None
+        stored.assigned_specialist_id = specialist.user_id
+        db.add(stored)
+        db.commit()
+    study_uid = str(dcmread(io.BytesIO(volume[0])).StudyInstanceUID)
+    viewer.sign_in(specialist, settings)
+
+    viewer.open_shell(urls.viewer_url(uuid.UUID(case["id"]), study_uid))
+
+    # The stack opens at one end of the volume, beside the ball: water and the denser strip.
+    assert _strip(drawn(viewer.page.locator('[data-viewportid="default"] canvas').first))
+    viewer.page.locator('[data-cy="Layout"]').click()
+    viewer.page.get_by_text("MPR", exact=True).click()
+    views = {
+        name: drawn(viewer.page.locator(f'[data-viewportid="mpr-{name}"] canvas').first)
+        for name in ("axial", "sagittal", "coronal")
+    }
+    # The phantom has a denser strip along one side (x > 3/4 of the width): the coronal and
+    # axial views cut across it, the sagittal view through the middle does not.
+    assert all(view.max() > 200 for view in views.values())
+    assert _strip(views["coronal"]) and _strip(views["axial"]) and not _strip(views["sagittal"])
+    ohif_reads = [url for url in viewer.requests if "/dicomweb/" in url]
+    assert any("/frames/" in url for url in ohif_reads) and any(
+        "/series" in url for url in ohif_reads
+    )
+    assert not viewer.foreign_requests(), viewer.foreign_requests()
+    assert not viewer.errors, viewer.errors
+
+
+def drawn(canvas: Locator, timeout: float = 60.0) -> np.ndarray:
+    """The canvas's pixels (grey) once an image is drawn on it and has stopped changing (the
+    volume fills in as frames arrive): not one flat colour, the same in two looks in a row."""
+    deadline = time.monotonic() + timeout
+    previous = None
+    while True:
+        grey = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("L"))
+        rows, columns = grey.shape
+        # The middle, away from OHIF's text, orientation letters and slider over the canvas.
+        grey = grey[rows // 5 : rows * 4 // 5, columns // 12 : columns * 11 // 12]
+        settled = previous is not None and np.array_equal(grey, previous)
+        if (settled and grey.std() > 20) or time.monotonic() > deadline:
+            assert grey.std() > 20, "nothing was drawn in the viewport"
+            return grey
+        previous = grey
+        time.sleep(1.0)
+
+
+def _strip(view: np.ndarray) -> bool:
+    """Whether the 60 HU strip shows: columns of the image (not the black around it) mostly of
+    a grey between water's (0 HU, about 102 in the window 40/400) and the ball's white."""
+    image = view >= 60
+    band = image & (view > 122) & (view < 200)
+    share = band.sum(axis=0) / np.maximum(image.sum(axis=0), 1)
+    return bool((share > 0.6).any())

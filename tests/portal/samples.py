@@ -7,9 +7,12 @@ import os
 import zipfile
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 from pydicom import dcmread
 from pydicom.data import get_charset_files, get_testdata_file
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from pypdf import PdfWriter
 
 
@@ -93,3 +96,39 @@ def ct_series(count: int, *, body_part: str = "SPINE", modality: str = "CT") -> 
         dataset.save_as(out, enforce_file_format=True)
         instances.append(out.getvalue())
     return instances
+
+
+def ct_volume(
+    count: int = 40, size: int = 64, *, patient_name: str = "PHANTOM^BALL"
+) -> list[bytes]:
+    """A synthetic CT volume with full geometry (a bright ball in water), one file per slice:
+    enough for a viewer to stack the slices and reformat them (MPR)."""
+    study, series, frame = generate_uid(), generate_uid(), generate_uid()
+    grid = np.indices((size, size)).astype(np.float64) - size / 2
+    files = []
+    for index in range(count):
+        z = index - count / 2
+        inside = grid[0] ** 2 + grid[1] ** 2 + (z * size / count) ** 2 < (size / 3) ** 2
+        hu = np.where(inside, 400, 0) + (grid[1] > size / 4) * 60
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = FileDataset("", Dataset(), file_meta=meta, preamble=b"\0" * 128)
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
+        ds.PatientName, ds.PatientID, ds.Modality = patient_name, "PH-1", "CT"
+        ds.StudyDate, ds.SeriesNumber, ds.InstanceNumber = "20261101", 2, index + 1
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [-size / 2, -size / 2, float(z * 2)]
+        ds.PixelSpacing, ds.SliceThickness = [1, 1], 2
+        ds.Rows = ds.Columns = size
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
+        ds.WindowCenter, ds.WindowWidth = 40, 400
+        ds.PixelData = (hu + 1024).astype("<i2").tobytes()
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        files.append(buffer.getvalue())
+    return files
