@@ -64,3 +64,35 @@ class DataKeyCache:
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
+
+
+class HeaderCache:
+    """Maps an object key to its encryption header and stored size (LRU, bounded).
+
+    Objects are written once under a random key and never changed, so what their first bytes
+    say stays true; the header holds no secret (salt, nonce prefix, key commitment). Caching it
+    lets a range read fetch only the segments it needs.
+    """
+
+    def __init__(self, *, max_entries: int = 16384) -> None:
+        self._max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[bytes, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, object_key: str) -> tuple[bytes, int] | None:
+        with self._lock:
+            entry = self._entries.get(object_key)
+            if entry is not None:
+                self._entries.move_to_end(object_key)
+            return entry
+
+    def put(self, object_key: str, header: bytes, stored_size: int) -> None:
+        with self._lock:
+            self._entries[object_key] = (header, stored_size)
+            self._entries.move_to_end(object_key)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+
+    def forget(self, object_key: str) -> None:
+        with self._lock:
+            self._entries.pop(object_key, None)

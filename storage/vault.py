@@ -26,7 +26,7 @@ from storage.cipher import (
     segment_span,
 )
 from storage.errors import IntegrityError
-from storage.keycache import DataKeyCache
+from storage.keycache import DataKeyCache, HeaderCache
 from storage.keyprovider import KeyProvider
 from storage.keys import build_key_provider
 from storage.objectstore import ObjectInfo, S3ObjectStore, build_s3_client
@@ -69,6 +69,7 @@ class Vault:
         self.store = store
         self.segment_size = segment_size
         self.cache = cache if cache is not None else DataKeyCache()
+        self.headers = HeaderCache()
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -167,7 +168,7 @@ class Vault:
             raise ValueError(f"invalid byte range [{start}, {end})")
         binding = object_binding(case_id, object_key)
         data_key = self._data_key(case_id, wrapped_key)
-        header, stored_size = self.store.get_range(object_key, 0, HEADER_BYTES)
+        header, stored_size = self._header(object_key)
         cipher = SegmentCipher.for_stored_object(data_key, header, binding)
         size = plaintext_size(stored_size, cipher.segment_size)
         end = min(end, size)
@@ -179,12 +180,21 @@ class Vault:
 
     def size(self, object_key: str) -> int:
         """Plaintext size of a stored object, from its stored size (no key needed)."""
-        header, stored_size = self.store.get_range(object_key, 0, HEADER_BYTES)
+        header, stored_size = self._header(object_key)
         return plaintext_size(stored_size, check_header(header))
+
+    def _header(self, object_key: str) -> tuple[bytes, int]:
+        """The object's encryption header and stored size, fetched once per object."""
+        cached = self.headers.get(object_key)
+        if cached is None:
+            cached = self.store.get_range(object_key, 0, HEADER_BYTES)
+            self.headers.put(object_key, *cached)
+        return cached
 
     def delete(self, object_key: str) -> None:
         """Delete one object."""
         parse_object_key(object_key)
+        self.headers.forget(object_key)
         self.store.delete(object_key)
 
     def erase_case(self, case_id: str) -> int:

@@ -27,6 +27,8 @@ from portal.viewer import render
 from storage.vault import Vault
 
 FRAME_WINDOW = 64 * 1024
+_UNCUT = frozenset({DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian})
+"""Syntaxes whose frames are not byte ranges of the file (compressed whole, or byte-swapped)."""
 UNDEFINED = 0xFFFFFFFF
 
 MEDIA_TYPES: dict[str, str] = {
@@ -56,7 +58,8 @@ class FrameLayout:
     """Offset of the pixel data value (after the element's header)."""
     frame_bytes: int | None
     """Bytes per native frame; ``None`` for encapsulated pixel data."""
-    header: Dataset
+    header: Dataset | None = None
+    """The data set without pixel data, when it had to be read (decoding needs it)."""
 
 
 def parse_frame_list(text: str) -> list[int]:
@@ -72,7 +75,28 @@ def parse_frame_list(text: str) -> list[int]:
 
 
 def layout(vault: Vault, wrapped: bytes, located: Located) -> FrameLayout:
-    """Read the instance's header and work out where its frames are."""
+    """Where the instance's frames are: from the index when it knows (the pixel data's offset
+    was recorded at upload), else from the instance's header, read from storage."""
+    known = _indexed_layout(located)
+    return known if known is not None else _read_layout(vault, wrapped, located)
+
+
+def _indexed_layout(located: Located) -> FrameLayout | None:
+    row = located.instance
+    syntax = row.transfer_syntax_uid
+    if row.pixel_data_offset is None or syntax in _UNCUT:
+        return None
+    if UID(syntax).is_encapsulated:
+        return FrameLayout(syntax, row.number_of_frames, row.pixel_data_offset, None)
+    sizes = (row.rows, row.columns, row.samples_per_pixel or 1, row.bits_allocated)
+    if None in sizes or (row.bits_allocated or 0) % 8:
+        return None
+    rows, columns, samples, bits = (int(size or 0) for size in sizes)
+    frame_bytes = rows * columns * samples * bits // 8
+    return FrameLayout(syntax, row.number_of_frames, row.pixel_data_offset, frame_bytes)
+
+
+def _read_layout(vault: Vault, wrapped: bytes, located: Located) -> FrameLayout:
     with open_stored(vault, wrapped, located, HEADER_WINDOW) as source:
         ds, pixel_at = read_header(source)
         if pixel_at >= located.stored.size:
@@ -103,7 +127,7 @@ def stored_frame(
     """Frame ``n`` (from 1) in the stored transfer syntax: native bytes or one compressed frame."""
     if not 1 <= n <= where.frames:
         raise NotFound(f"This instance has {where.frames} frame(s), numbered 1 to {where.frames}.")
-    if where.transfer_syntax in {DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian}:
+    if where.transfer_syntax in _UNCUT:
         raise UnsupportedMediaType("Frames of this transfer syntax are not served; use /rendered.")
     if where.frame_bytes is not None:
         start = where.value_at + (n - 1) * where.frame_bytes
@@ -126,9 +150,13 @@ def native_frame(
     if where.frame_bytes is not None:
         return stored_frame(vault, wrapped, located, where, n)
     compressed = stored_frame(vault, wrapped, located, where, n)
-    frame = render.decode_frame(_single_frame(where.header, compressed), index=0)
+    header = where.header
+    if header is None:
+        with open_stored(vault, wrapped, located, HEADER_WINDOW) as source:
+            header, _ = read_header(source)
+    frame = render.decode_frame(_single_frame(header, compressed), index=0)
     pixels = np.ascontiguousarray(frame.pixels)
-    bits = int(where.header.get("BitsAllocated", 8))
+    bits = int(header.get("BitsAllocated", 8))
     dtype = pixels.dtype.newbyteorder("<")
     if bits == 16 and pixels.dtype.itemsize != 2:
         dtype = np.dtype("<i2" if pixels.dtype.kind == "i" else "<u2")

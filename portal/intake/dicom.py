@@ -18,7 +18,7 @@ import warnings
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -77,10 +77,14 @@ class DicomHeader:
     rows: int | None
     columns: int | None
     bits_allocated: int | None
+    samples_per_pixel: int | None
     number_of_frames: int
     frames_declared: bool
     """Whether the file states its Number of Frames (single-frame images often do not)."""
     specific_character_set: str | None
+    pixel_data_offset: int | None = None
+    """Where the pixel data's value starts in the file (``None``: no pixel data, or a deflated
+    data set, whose offsets are not the file's): frames are read from there."""
 
 
 def inspect_dicom(head: bytes, *, tail: bytes, total_size: int) -> DicomHeader:
@@ -113,8 +117,10 @@ def inspect_dicom(head: bytes, *, tail: bytes, total_size: int) -> DicomHeader:
     with quiet_pydicom():
         parsed = _parse(head, total_size)
         header = _header(parsed.dataset)
-        check_pixel_data(parsed, tail)
-    return header
+        value_at = check_pixel_data(parsed, tail)
+    if value_at is None or header.transfer_syntax_uid == DeflatedExplicitVRLittleEndian:
+        return header
+    return replace(header, pixel_data_offset=value_at)
 
 
 @contextmanager
@@ -277,6 +283,7 @@ def _header(ds: Dataset) -> DicomHeader:
             rows=integer(ds, "Rows"),
             columns=integer(ds, "Columns"),
             bits_allocated=integer(ds, "BitsAllocated"),
+            samples_per_pixel=integer(ds, "SamplesPerPixel"),
             number_of_frames=frames(ds),
             frames_declared=integer(ds, "NumberOfFrames") is not None,
             specific_character_set=text(ds, "SpecificCharacterSet"),

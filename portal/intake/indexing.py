@@ -149,6 +149,8 @@ def index_instance(
         rows=header.rows,
         columns=header.columns,
         bits_allocated=header.bits_allocated,
+        samples_per_pixel=header.samples_per_pixel,
+        pixel_data_offset=header.pixel_data_offset,
         number_of_frames=header.number_of_frames,
         frames_declared=header.frames_declared,
     )

@@ -85,6 +85,9 @@ class DicomInstance(SQLModel, table=True):
     rows: int | None = None
     columns: int | None = None
     bits_allocated: int | None = None
+    samples_per_pixel: int | None = None
+    pixel_data_offset: int | None = Field(default=None, sa_type=BigInteger)
+    """Where the pixel data's value starts in the file: frames are read from there."""
     number_of_frames: int = 1
     frames_declared: bool = True
     """The file states Number of Frames; single-frame images often leave it out."""

@@ -31,7 +31,9 @@ _SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 _TRAILING_PADDING = b"\xfc\xff\xfc\xffOB\x00\x00"
 
 
-def check_pixel_data(parsed: Parsed, tail: bytes) -> None:
+def check_pixel_data(parsed: Parsed, tail: bytes) -> int | None:
+    """Raise unless the pixel data is whole; return where its value starts in ``parsed.data``
+    (``None``: the file has none)."""
     data, pos, end, ds = parsed.data, parsed.stop, parsed.end, parsed.dataset
     if pos >= end:  # no pixel data: fine for a report, a waveform or an RT plan, not an image
         if "Rows" in ds or "Image Storage" in UID(ds.SOPClassUID).name:
@@ -40,12 +42,12 @@ def check_pixel_data(parsed: Parsed, tail: bytes) -> None:
                 "This image file contains no image data; it may be incomplete. "
                 "Please upload it again.",
             )
-        return
+        return None
     header_length, length = _element_header(data, pos, ds, whole_file=len(data) == end)
     value_at = pos + header_length
     if length == _UNDEFINED:
         _check_encapsulated(ds, data, value_at, end, tail)
-        return
+        return value_at
     if UID(ds.file_meta.TransferSyntaxUID).is_compressed:
         raise Rejected("malformed_dicom", MALFORMED)
     expected = _expected_length(ds)
@@ -56,6 +58,7 @@ def check_pixel_data(parsed: Parsed, tail: bytes) -> None:
         )
     if value_at + length > end:
         raise Rejected("truncated", TRUNCATED)
+    return value_at
 
 
 def _element_header(data: bytes, pos: int, ds: Dataset, *, whole_file: bool) -> tuple[int, int]:

@@ -27,6 +27,16 @@ def _moment(value: datetime | None) -> str:
     return f"{value.day} {value:%b %Y, %H:%M} UTC" if value else "—"
 
 
+def _dicom_date(value: str | None) -> str:
+    """A DICOM date (``YYYYMMDD``) as a date people read; anything else as it came."""
+    if not value:
+        return ""
+    try:
+        return _date(datetime.strptime(value.strip(), "%Y%m%d"))
+    except ValueError:
+        return value
+
+
 def build_templates() -> Jinja2Templates:
     environment = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
@@ -36,6 +46,7 @@ def build_templates() -> Jinja2Templates:
     )
     environment.filters["date"] = _date
     environment.filters["moment"] = _moment
+    environment.filters["dicom_date"] = _dicom_date
     environment.filters["words"] = lambda value: str(value).replace("_", " ")
     environment.globals["ohif_study_url"] = ohif_study_url
     return Jinja2Templates(env=environment)

@@ -43,6 +43,8 @@ def upgrade() -> None:
 
     with op.batch_alter_table('dicom_instances', schema=None) as batch_op:
         batch_op.add_column(sa.Column('bits_allocated', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('samples_per_pixel', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('pixel_data_offset', sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column('frames_declared', sa.Boolean(), nullable=False, server_default=sa.true()))
 
     with op.batch_alter_table('dicom_series', schema=None) as batch_op:
@@ -72,6 +74,8 @@ def downgrade() -> None:
 
     with op.batch_alter_table('dicom_instances', schema=None) as batch_op:
         batch_op.drop_column('frames_declared')
+        batch_op.drop_column('pixel_data_offset')
+        batch_op.drop_column('samples_per_pixel')
         batch_op.drop_column('bits_allocated')
 
     with op.batch_alter_table('dicomweb_tokens', schema=None) as batch_op:

@@ -1,6 +1,8 @@
 // The DICOM viewer: frames are rendered by the server (decrypted, decoded, windowed); this
 // script scrolls through them (wheel, arrow keys, slider), prefetches the neighbours, switches
 // window presets and lets the reader drag to adjust brightness (level) and contrast (width).
+// The frame fills its stage (CSS), and can be zoomed (Ctrl+wheel, + and -, buttons) and panned
+// (the Pan tool); 0 or Fit puts it back.
 (function () {
   "use strict";
   var root = document.getElementById("viewer");
@@ -14,6 +16,9 @@
   var presetBar = document.getElementById("viewer-presets");
   var problem = document.getElementById("viewer-problem");
   var stage = document.getElementById("viewer-stage");
+  var zoomLabel = document.getElementById("viewer-zoom");
+  var windowTool = document.getElementById("viewer-tool-window");
+  var panTool = document.getElementById("viewer-tool-pan");
   var api = "/api/cases/" + caseId;
 
   var slices = [];        // [{instance, frame}] in scrolling order
@@ -22,6 +27,8 @@
   var colour = false;
   var cache = new Map();  // url -> Image (prefetched)
   var PREFETCH = 3;
+  var view = { zoom: 1, x: 0, y: 0 };  // zoom over "fit", and the pan offset in CSS pixels
+  var ZOOM_MIN = 1, ZOOM_MAX = 16;
 
   function frameUrl(slice) {
     var url = api + "/instances/" + slice.instance + "/frames/" + slice.frame;
@@ -60,6 +67,28 @@
       if (index + step < slices.length) { fetchImage(frameUrl(slices[index + step])); }
       if (index - step >= 0) { fetchImage(frameUrl(slices[index - step])); }
     }
+  }
+
+  function place() {
+    image.style.transform = "translate(" + view.x + "px, " + view.y + "px) scale(" + view.zoom + ")";
+    zoomLabel.textContent = Math.round(view.zoom * 100) + "%";
+  }
+
+  function zoomBy(factor) {
+    var zoom = Math.min(ZOOM_MAX, Math.max(ZOOM_MIN, view.zoom * factor));
+    view.x = view.x * zoom / view.zoom;
+    view.y = view.y * zoom / view.zoom;
+    view.zoom = zoom;
+    if (zoom === 1) { view.x = 0; view.y = 0; }
+    place();
+  }
+
+  function fit() { view = { zoom: 1, x: 0, y: 0 }; place(); }
+
+  function useTool(name) {
+    stage.setAttribute("data-tool", name);
+    windowTool.setAttribute("aria-pressed", String(name === "window"));
+    panTool.setAttribute("aria-pressed", String(name === "pan"));
   }
 
   function go(delta) {
@@ -122,6 +151,7 @@
 
   root.addEventListener("wheel", function (event) {
     event.preventDefault();
+    if (event.ctrlKey || event.metaKey) { zoomBy(event.deltaY > 0 ? 1 / 1.2 : 1.2); return; }
     go(event.deltaY > 0 ? 1 : -1);
   }, { passive: false });
   root.addEventListener("keydown", function (event) {
@@ -129,19 +159,34 @@
     if (event.key in moves) { event.preventDefault(); go(moves[event.key]); }
     if (event.key === "Home") { event.preventDefault(); go(-slices.length); }
     if (event.key === "End") { event.preventDefault(); go(slices.length); }
+    if (event.key === "+" || event.key === "=") { event.preventDefault(); zoomBy(1.25); }
+    if (event.key === "-") { event.preventDefault(); zoomBy(1 / 1.25); }
+    if (event.key === "0") { event.preventDefault(); fit(); }
   });
   slider.addEventListener("input", function () { index = parseInt(slider.value, 10) - 1; show(); });
 
   // Drag: horizontal changes the width (contrast), vertical the level (brightness).
   var drag = null;
   var dragTimer = null;
+  var panning = null;
   stage.addEventListener("pointerdown", function (event) {
+    if (stage.getAttribute("data-tool") === "pan") {
+      panning = { x: event.clientX - view.x, y: event.clientY - view.y };
+      stage.setPointerCapture(event.pointerId);
+      return;
+    }
     if (colour || !windowing) { return; }
     var base = windowing.center === undefined ? { center: 40, width: 400 } : windowing;
     drag = { x: event.clientX, y: event.clientY, center: base.center, width: base.width };
     stage.setPointerCapture(event.pointerId);
   });
   stage.addEventListener("pointermove", function (event) {
+    if (panning) {
+      view.x = event.clientX - panning.x;
+      view.y = event.clientY - panning.y;
+      place();
+      return;
+    }
     if (!drag) { return; }
     var scale = Math.max(1, drag.width / 200);
     windowing = {
@@ -153,7 +198,18 @@
     clearTimeout(dragTimer);
     dragTimer = setTimeout(show, 60);
   });
-  stage.addEventListener("pointerup", function () { drag = null; show(); });
+  stage.addEventListener("pointerup", function () {
+    if (panning) { panning = null; return; }
+    drag = null;
+    show();
+  });
+  windowTool.addEventListener("click", function () { useTool("window"); });
+  panTool.addEventListener("click", function () { useTool("pan"); });
+  document.getElementById("viewer-zoom-in").addEventListener("click", function () { zoomBy(1.25); });
+  document.getElementById("viewer-zoom-out").addEventListener("click", function () { zoomBy(1 / 1.25); });
+  document.getElementById("viewer-fit").addEventListener("click", fit);
+  useTool("window");
+  place();
 
   fetch(api + "/series/" + seriesId, { credentials: "same-origin" })
     .then(function (response) {
