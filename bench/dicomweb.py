@@ -129,11 +129,13 @@ def in_parallel(items: list[T], workers: int, work: Callable[[T, httpx.Client], 
         return time.perf_counter() - started
 
 
-def portal_side(root: Path, paths: list[Path], instances: list[Uids]) -> dict[str, Outcome]:
+def portal_side(
+    root: Path, paths: list[Path], instances: list[Uids], workers: int = 1
+) -> dict[str, Outcome]:
     """The portal's STOW-RS at each client count, SeaweedFS alone, and its frames."""
     results: dict[str, Outcome] = {}
     try:
-        with Portal(root) as portal:
+        with Portal(root, workers=workers) as portal:
             assert portal.s3.pid is not None
             headers = portal.patient()
             stored_in = ""
@@ -154,8 +156,12 @@ def portal_side(root: Path, paths: list[Path], instances: list[Uids]) -> dict[st
                 portal.start_server()
                 for phase in ("cold", "warm"):
                     try:
-                        seconds = load_frames(stored_in, instances, VIEWER_REQUESTS, headers)
-                        results[f"frames {phase}"] = Run(seconds, {})
+                        assert portal.process is not None
+                        with Meter(portal.process.pid, portal.s3.pid) as meter:
+                            seconds = load_frames(stored_in, instances, VIEWER_REQUESTS, headers)
+                        cost = meter.per(len(instances))
+                        cpu = {"portal": cost.server, "SeaweedFS": cost.storage}
+                        results[f"frames {phase}"] = Run(seconds, cpu)
                     except Exception as exc:
                         results[f"frames {phase}"] = describe(exc)
     except Exception as exc:  # the portal did not start: every portal line says why
@@ -198,8 +204,12 @@ def orthanc_side(root: Path, paths: list[Path], instances: list[Uids]) -> dict[s
                 used = (cpu_seconds(peer.pid) - started) * 1000 / len(paths)
                 results[f"stow {clients}"] = Run(float(done.stdout.split()[-1]), {"Orthanc": used})
             peer.restart()  # cold: a fresh process on the stored series
+            started = cpu_seconds(peer.pid)
             timed = peer.run_python("bench.dicomweb", "--peer-frames", str(listing))
-            cold, warm = (Run(float(seconds), {}) for seconds in timed.stdout.split())
+            per_frame = (cpu_seconds(peer.pid) - started) * 1000 / (2 * len(instances))
+            cold, warm = (
+                Run(float(seconds), {"Orthanc": per_frame}) for seconds in timed.stdout.split()
+            )
             results["frames cold"], results["frames warm"] = cold, warm
     except Exception as exc:
         for key in ("stow 1", "stow 4", "frames cold", "frames warm"):
@@ -238,7 +248,10 @@ def server_cpu(run: Run) -> float:
 
 
 def frames_cell(outcome: Outcome) -> str:
-    return outcome if isinstance(outcome, str) else f"{outcome.seconds:.2f} s"
+    if isinstance(outcome, str):
+        return outcome
+    costs = ", ".join(f"{party} {ms:.1f}" for party, ms in outcome.cpu.items())
+    return f"{outcome.seconds:.2f} s (CPU ms/frame: {costs})"
 
 
 def report(
@@ -246,6 +259,7 @@ def report(
 ) -> None:
     cores = len(os.sched_getaffinity(0))
     print(f"series: {count} instances of 512x512x16 bit, {megabytes:.0f} MB; {cores} cores")
+    print("(Orthanc's CPU for frames is the average of its cold and warm passes)")
     print(f"\nSTOW-RS, {BATCH} instances per request")
     alone = {f"stow {c}": ours.get(f"alone {c}", "not run") for c in CLIENTS}
     for name, side in (
@@ -266,7 +280,7 @@ def report(
     print(f"\nWADO-RS, frames/1 of {count} instances, {VIEWER_REQUESTS} requests at a time")
     for name, side in (("portal", ours), ("Orthanc", theirs)):
         cold, warm = frames_cell(side["frames cold"]), frames_cell(side["frames warm"])
-        print(f"  {name:27} cold {cold} | warm {warm} (to the last frame)")
+        print(f"  {name:10} cold {cold} | warm {warm}")
     cold = ratio(ours["frames cold"], theirs["frames cold"], seconds_of, "<= 2x")
     warm = ratio(ours["frames warm"], theirs["frames warm"], seconds_of, "<= 1.0x")
     print(f"  portal / Orthanc time: cold {cold}, warm {warm}")
@@ -289,6 +303,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--instances", type=int, default=500)
     parser.add_argument(
+        "--workers", type=int, default=1, help="portal server processes (PORTAL_WORKERS)"
+    )
+    parser.add_argument(
         "--peer-stow", nargs=2, metavar=("LISTING", "CLIENTS"), help=argparse.SUPPRESS
     )
     parser.add_argument("--peer-frames", metavar="LISTING", help=argparse.SUPPRESS)
@@ -302,7 +319,7 @@ def main() -> None:
         paths = ct_series(root / "series", args.instances)
         instances = [uids_of(path) for path in paths]
         megabytes = sum(p.stat().st_size for p in paths) / 1e6
-        ours = portal_side(root / "portal", paths, instances)
+        ours = portal_side(root / "portal", paths, instances, args.workers)
         theirs = orthanc_side(root, paths, instances)
         report(len(paths), megabytes, ours, theirs)
     finally:

@@ -23,6 +23,7 @@ from portal.cases.pages import router as case_pages
 from portal.cases.views import consent_router
 from portal.cases.views import router as cases_router
 from portal.db import create_db_engine
+from portal.dicomweb.pages import router as dicomweb_pages
 from portal.dicomweb.token_views import router as dicomweb_tokens_router
 from portal.dicomweb.views import router as dicomweb_router
 from portal.errors import (
@@ -46,6 +47,7 @@ from portal.records.pages import router as record_pages
 from portal.records.views import router as records_router
 from portal.sealing import SecretBox
 from portal.settings import Settings
+from portal.viewer.cache import BoundedCache
 from portal.viewer.views import router as viewer_router
 from portal.web.errors import is_page, page_error, page_status
 from portal.web.templating import STATIC_DIR
@@ -105,6 +107,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         app.state.engine = engine
         app.state.vault = vault or _open_vault(settings)
         app.state.vault_checks = vault_checks(app.state.vault)
+        app.state.dicomweb_frames = BoundedCache(settings.dicomweb_frame_cache_mb * 1024 * 1024)
         async with anyio.create_task_group() as tasks:
             if settings.sweep_enabled:
                 tasks.start_soon(
@@ -150,6 +153,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         case_pages,
         record_pages,
         review_pages,
+        dicomweb_pages,
         ohif_router,
     )
     for router in routers:

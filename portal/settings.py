@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     dicomweb_token_hours: float = Field(default=8.0, gt=0, le=24 * 30)
     """How long a case's read-only DICOMweb token works (a working day by default)."""
     dicomweb_max_tokens_per_case: int = Field(default=20, ge=1)
+    dicomweb_frame_cache_mb: int = Field(default=384, ge=0)
+    """Decrypted frames kept in each server process's memory for viewers that scroll back and
+    forth (a 512 x 512 CT series of 500 slices is 250 MiB); 0 turns it off."""
     """Live tokens one account may hold on one case; making another is refused."""
     sweep_enabled: bool = True
     """Run the deadline and acceptance sweep (and mail delivery) inside the server."""

@@ -22,6 +22,7 @@ from portal.cases.consent import CONSENT_TEXTS, CURRENT_VERSION
 from portal.cases.models import Case, CaseStatus
 from portal.db import utcnow
 from portal.deps import SignedInCaller
+from portal.dicomweb import tokens
 from portal.errors import NotFound
 from portal.intake import service as intake_service
 from portal.intake.models import CaseFilePublic, DicomStudy
@@ -80,6 +81,12 @@ def case_context(
         "opinion": _opinion(session, caller, case),
         "uploads_open": case.status in intake_service.UPLOAD_STATUSES and "case.files.add" in may,
     }
+    if "case.dicomweb.token" in may:
+        context["viewer_tokens"] = tokens.list_tokens(
+            session=session, principal=principal, case_id=case.id
+        )
+        context["dicomweb_url"] = f"{settings.base_url.rstrip('/')}/api/cases/{case.id}/dicomweb"
+        context["token_hours"] = f"{settings.dicomweb_token_hours:g}"
     if "case.assign" in may:
         context["assignments"] = assignment.list_assignments(
             session=session, principal=principal, ctx=caller.ctx, case_id=case.id

@@ -9,6 +9,7 @@ for uncompressed but stored compressed is decoded (pylibjpeg) and sent as native
 from __future__ import annotations
 
 import struct
+import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,7 @@ from pydicom.uid import (
 from portal.dicomweb.retrieve import HEADER_WINDOW, Located, open_stored, read_header
 from portal.errors import BadRequest, NotAcceptable, NotFound, UnsupportedMediaType
 from portal.viewer import render
+from portal.viewer.cache import BoundedCache
 from storage.vault import Vault
 
 FRAME_WINDOW = 64 * 1024
@@ -172,6 +174,33 @@ def _single_frame(header: Dataset, compressed: bytes) -> Dataset:
     ds.PixelData = encaps.encapsulate([compressed])
     ds["PixelData"].VR = "OB"
     return ds
+
+
+FrameCache = BoundedCache[tuple[uuid.UUID, int, bool], bytes]
+"""Frames by (stored object, frame number, decoded to native): plaintext, in memory only."""
+
+
+def cached_frame(
+    cache: FrameCache,
+    vault: Vault,
+    wrapped: bytes,
+    located: Located,
+    n: int,
+    *,
+    native: bool,
+) -> bytes:
+    """Frame ``n`` as :func:`stored_frame` or :func:`native_frame` gives it, kept in ``cache``.
+
+    The caller has already checked access to the instance: a hit skips only the storage read.
+    """
+    key = (located.stored.id, n, native)
+    data = cache.get(key)
+    if data is None:
+        where = layout(vault, wrapped, located)
+        read = native_frame if native else stored_frame
+        data = read(vault, wrapped, located, where, n)
+        cache.put(key, data, len(data))
+    return data
 
 
 def media_type_of(syntax: str) -> str:

@@ -16,7 +16,7 @@ from sqlmodel import Session
 from portal import access
 from portal.audit import service as audit_service
 from portal.cases.models import Case
-from portal.db import utcnow
+from portal.db import begin_read_only, utcnow
 from portal.dicomweb import qido, retrieve, stow
 from portal.dicomweb.attributes import Level
 from portal.dicomweb.deps import DicomwebCaller
@@ -35,7 +35,12 @@ Parts = Iterator[tuple[str, Iterator[bytes]]]
 
 
 def readable_case(*, session: Session, caller: DicomwebCaller, case_id: uuid.UUID) -> Case:
-    """The case, if the caller may read its DICOMweb (404 otherwise, like a missing case)."""
+    """The case, if the caller may read its DICOMweb (404 otherwise, like a missing case).
+
+    Begins a read-only transaction (on SQLite: no write lock) that the lookups that follow
+    join; only the audit record at the end writes, briefly.
+    """
+    begin_read_only(session)
     case = access.case_for(
         session=session, principal=caller.principal, case_id=case_id, action="case.dicomweb.read"
     )
@@ -51,6 +56,8 @@ def audit(
     details: dict[str, Any],
 ) -> None:
     """One record for the request; the token's last use moves with it. Commits."""
+    if session.in_transaction():
+        session.commit()  # end the reads: the write below takes the lock for itself alone
     if caller.token_id is not None:
         details = {**details, "token": str(caller.token_id)}
         token = session.get(DicomwebToken, caller.token_id)

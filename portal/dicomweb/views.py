@@ -68,7 +68,21 @@ def _check_json(request: Request) -> None:
         raise NotAcceptable(f"This resource is given as {DICOM_JSON}.")
 
 
+def _multipart_bytes(parts: list[tuple[str, bytes]], part_type: str) -> Response:
+    """A multipart/related answer of parts already in memory (frames): one body, no stream."""
+    boundary = secrets.token_hex(16)
+    body = bytearray()
+    for content_type, data in parts:
+        body += f"--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode()
+        body += data
+        body += b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    media_type = f'multipart/related; type="{part_type}"; boundary={boundary}'
+    return Response(bytes(body), media_type=media_type)
+
+
 def _multipart(parts: Iterable[tuple[str, Iterable[bytes]]], part_type: str) -> StreamingResponse:
+    """A multipart/related answer streamed part by part (instances, read from storage)."""
     boundary = secrets.token_hex(16)
 
     def body() -> Iterator[bytes]:
@@ -338,12 +352,12 @@ def retrieve_frames(
     )
     syntax = located.instance.transfer_syntax_uid
     native = frames.wants_native(accepted(request), syntax)
-    vault = vault_of(request)
-    where = frames.layout(vault, wrapped, located)
-    read = frames.native_frame if native else frames.stored_frame
-    pixels = [read(vault, wrapped, located, where, n) for n in numbers]
+    vault, cache = vault_of(request), request.app.state.dicomweb_frames
+    pixels = [
+        frames.cached_frame(cache, vault, wrapped, located, n, native=native) for n in numbers
+    ]
     part_type = frames.part_type(accepted(request), syntax, native=native)
-    return _multipart(((part_type, [data]) for data in pixels), part_type.split(";")[0])
+    return _multipart_bytes([(part_type, data) for data in pixels], part_type.split(";")[0])
 
 
 @router.get(INSTANCE + "/bulkdata/{tag}", summary="WADO-RS: a bulk data value")
@@ -367,7 +381,7 @@ def retrieve_bulkdata(
         read = frames.native_frame if native else frames.stored_frame
         pixels = [read(vault, wrapped, located, where, n) for n in range(1, where.frames + 1)]
         part_type = "application/octet-stream"
-        return _multipart(((part_type, [data]) for data in pixels), part_type)
+        return _multipart_bytes([(part_type, data) for data in pixels], part_type)
     try:
         number = int(tag, 16)
     except ValueError:
@@ -375,7 +389,7 @@ def retrieve_bulkdata(
     with retrieve.open_stored(vault, wrapped, located, retrieve.HEADER_WINDOW) as source:
         ds, _ = retrieve.read_header(source)
     value = retrieve.bulk_value(ds, number)
-    return _multipart([("application/octet-stream", [value])], "application/octet-stream")
+    return _multipart_bytes([("application/octet-stream", value)], "application/octet-stream")
 
 
 def _rendered(
