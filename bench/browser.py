@@ -10,7 +10,10 @@ specialist in through ``/login`` in Debian's Chromium, accepts the case, then ti
 
 * viewer: navigation start of ``/cases/{id}/viewer?series=…`` to the ``load`` of
   ``#viewer-image`` with ``naturalWidth > 0`` (the first frame on screen);
-* case page: navigation start of ``/cases/{id}`` to the ``load`` of the first series thumbnail.
+* case page: navigation start of ``/cases/{id}`` to the ``load`` of the first series thumbnail;
+* OHIF ("Open in OHIF"): navigation start of the study's OHIF address to the first
+  ``CORNERSTONE_IMAGE_RENDERED`` event (the first image drawn in a viewport), when the viewer is
+  installed (``portal ohif install``).
 
 Both are read in the page (``performance.now()`` in a capturing ``load`` listener added as an
 init script), so Playwright's polling does not count. Each round is a fresh browser context
@@ -50,7 +53,10 @@ from portal.accounts import totp
 from portal.accounts.models import Role, User, UserCreate
 from portal.cases.consent import CURRENT_VERSION
 from portal.db import create_db_engine
+from portal.ohif import urls
+from portal.ohif.bundle import installed_for
 from portal.sealing import SecretBox
+from portal.settings import Settings
 from reviewers import specialists
 from reviewers.models import SpecialistProfileUpdate
 from tests.fixtures.live import settings_env
@@ -82,7 +88,12 @@ document.addEventListener("load", function (event) {
     window.__marks.thumbnail = performance.now();
   }
 }, true);
+// Cornerstone's events do not bubble; a capturing listener on the document still hears them.
+document.addEventListener("CORNERSTONE_IMAGE_RENDERED", function () {
+  if (window.__marks.ohif === undefined) { window.__marks.ohif = performance.now(); }
+}, true);
 """
+REPO = Path(__file__).resolve().parents[1]
 
 
 class Server(Portal):
@@ -147,8 +158,9 @@ def make_specialist(server: Server) -> tuple[str, str]:
     return email, secret
 
 
-def submitted_case(server: Server, paths: list[Path]) -> tuple[str, str]:
-    """A patient's case with the series uploaded, consent given and submitted: (case, series)."""
+def submitted_case(server: Server, paths: list[Path]) -> tuple[str, str, str]:
+    """A patient's case with the series uploaded, consent given and submitted: (case, series,
+    study UID)."""
     headers = server.patient()
     case_id = server.new_case(headers)
     upload_all(f"{server.url}/api/cases/{case_id}/files", paths, 4, headers)
@@ -159,7 +171,7 @@ def submitted_case(server: Server, paths: list[Path]) -> tuple[str, str]:
     submitted.raise_for_status()
     assert submitted.json()["status"] == "assigned", submitted.json()["status"]
     studies = httpx.get(f"{api}/studies", headers=headers).json()["studies"]
-    return case_id, studies[0]["series"][0]["id"]
+    return case_id, studies[0]["series"][0]["id"], studies[0]["study_instance_uid"]
 
 
 def figures(label: str, values: list[float]) -> None:
@@ -185,8 +197,12 @@ def main(argv: list[str] | None = None) -> None:
         megabytes = sum(p.stat().st_size for p in paths) / 1e6
         print(f"series: {len(paths)} CT instances of 512x512x16 bit, {megabytes:.0f} MB")
         with Server(root / "portal") as server, sync_playwright() as playwright:
+            release = installed_for(Settings(ohif_dir=REPO / "var" / "ohif"))
+            if release is not None:
+                server.settings.ohif_dir = REPO / "var" / "ohif"
+                server.restart()
             email, secret = make_specialist(server)
-            case_id, series_id = submitted_case(server, paths)
+            case_id, series_id, study_uid = submitted_case(server, paths)
             browser = playwright.chromium.launch(
                 executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
             )
@@ -251,8 +267,13 @@ def main(argv: list[str] | None = None) -> None:
 
             viewer = f"/cases/{case_id}/viewer?series={series_id}"
             case_page = f"/cases/{case_id}"
+            ohif = urls.viewer_url(uuid.UUID(case_id), study_uid)
             results: dict[str, list[dict[str, Any]]] = {
-                key: [] for key in ("viewer cold", "viewer warm", "case cold", "case warm")
+                key: []
+                for key in (
+                    *("viewer cold", "viewer warm", "case cold", "case warm"),
+                    *("ohif cold", "ohif warm"),
+                )
             }
             started = time.perf_counter()
             for _ in range(options.rounds):
@@ -262,6 +283,10 @@ def main(argv: list[str] | None = None) -> None:
                 server.restart()
                 results["case cold"].append(visit(case_page, "thumbnail"))
                 results["case warm"].append(visit(case_page, "thumbnail"))
+                if release is not None:
+                    server.restart()
+                    results["ohif cold"].append(visit(ohif, "ohif"))
+                    results["ohif warm"].append(visit(ohif, "ohif"))
             browser.close()
             print(f"{options.rounds} rounds in {time.perf_counter() - started:.0f} s")
             print("viewer page -> first frame shown (navigation start to #viewer-image load)")
@@ -299,6 +324,11 @@ def main(argv: list[str] | None = None) -> None:
             print("case page -> first series thumbnail shown")
             for state in ("cold", "warm"):
                 figures(f"{state}", [m["thumbnail"] for m in results[f"case {state}"]])
+            print("Open in OHIF -> first image drawn (navigation start to the first render)")
+            if release is None:
+                print("  OHIF is not installed (portal ohif install): skipped")
+            for state in ("cold", "warm") if release is not None else ():
+                figures(f"{state}", [m["ohif"] for m in results[f"ohif {state}"]])
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -47,7 +47,9 @@ def test_the_owner_makes_a_token_on_the_case_page_reads_with_it_and_revokes_it(
     assert "dicomweb-token" not in again.ids, "the token is shown once only"
     revoke = next(f for f in again.forms if f["action"].endswith("/revoke"))
     gone = client.post(
-        revoke["action"], data={"csrf_token": revoke["inputs"]["csrf_token"]}, follow_redirects=False
+        revoke["action"],
+        data={"csrf_token": revoke["inputs"]["csrf_token"]},
+        follow_redirects=False,
     )
     assert gone.status_code == 303
     assert httpx.get(f"{root}/studies", headers=bearer).status_code == 401
