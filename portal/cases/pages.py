@@ -63,10 +63,13 @@ def case_list(
             specialist=specialist,
         )
     cases = service.list_cases(session=session, principal=caller.principal, ctx=caller.ctx)
+    readable = [c.id for c in cases if access.may(caller.principal, c, "case.dicomweb.read")]
+    studies = intake_service.study_uids_by_case(session=session, case_ids=readable)
     rows = [
         {
             "case": service.summarize(session=session, case=case),
             "words": wording.status_in_words(case, role=role),
+            "studies": studies.get(case.id, []),
         }
         for case in cases
     ]

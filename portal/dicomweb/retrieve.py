@@ -61,8 +61,9 @@ def locate(
     study_uid: str,
     series_uid: str | None = None,
     instance_uid: str | None = None,
-) -> list[Located]:
-    """The case's instances under the given UIDs, in series then instance order.
+) -> tuple[list[Located], bytes]:
+    """The case's instances under the given UIDs, in series then instance order, and the
+    case's wrapped data key to read them (one query).
 
     Raises
     ------
@@ -76,7 +77,9 @@ def locate(
             DicomInstance,
             CaseFile,
             StoredObject,
+            col(CaseKey.wrapped_key),
         )
+        .join(CaseKey, col(CaseKey.case_id) == col(DicomStudy.case_id))
         .join(DicomSeries, col(DicomSeries.study_id) == col(DicomStudy.id))
         .join(DicomInstance, col(DicomInstance.series_id) == col(DicomSeries.id))
         .join(CaseFile, col(CaseFile.id) == col(DicomInstance.file_id))
@@ -100,14 +103,7 @@ def locate(
     if not rows:
         what = "Instance" if instance_uid else "Series" if series_uid else "Study"
         raise NotFound(f"{what} not found in this case.")
-    return [Located(*row) for row in rows]
-
-
-def wrapped_key(*, session: Session, case_id: uuid.UUID) -> bytes:
-    key = session.get(CaseKey, case_id)
-    if key is None:
-        raise NotFound("This case has no stored images.")
-    return key.wrapped_key
+    return [Located(*row[:5]) for row in rows], rows[0][5]
 
 
 def instance_bytes(vault: Vault, wrapped: bytes, located: Located) -> Iterator[bytes]:

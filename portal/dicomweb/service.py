@@ -98,14 +98,13 @@ def instances(
 ) -> tuple[list[retrieve.Located], bytes]:
     """The instances a retrieval names, and the case's wrapped key to read them; audited."""
     case = readable_case(session=session, caller=caller, case_id=case_id)
-    found = retrieve.locate(
+    found, wrapped = retrieve.locate(
         session=session,
         case_id=case.id,
         study_uid=study_uid,
         series_uid=series_uid,
         instance_uid=instance_uid,
     )
-    wrapped = retrieve.wrapped_key(session=session, case_id=case.id)
     level = Level.instance if instance_uid else Level.series if series_uid else Level.study
     details = {"level": level.name, "instances": len(found)}
     audit(session=session, caller=caller, case=case, action=action, details=details)

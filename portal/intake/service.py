@@ -150,6 +150,21 @@ def _frames_per_series(session: Session, series_ids: list[uuid.UUID]) -> dict[uu
     return totals
 
 
+def study_uids_by_case(
+    *, session: Session, case_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[str]]:
+    """The Study Instance UIDs of each case, oldest study first (one query for all)."""
+    rows = session.exec(
+        select(DicomStudy.case_id, DicomStudy.study_instance_uid)
+        .where(col(DicomStudy.case_id).in_(list(case_ids)))
+        .order_by(col(DicomStudy.study_date), col(DicomStudy.study_instance_uid))
+    ).all()
+    found: dict[uuid.UUID, list[str]] = {}
+    for case_id, study_uid in rows:
+        found.setdefault(case_id, []).append(study_uid)
+    return found
+
+
 def identity_check(patient: User, study_rows: Sequence[DicomStudy]) -> IdentityCheck:
     """Whether the studies' patient name and birth date agree with the account."""
     names = sorted({s.patient_name for s in study_rows if s.patient_name})

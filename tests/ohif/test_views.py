@@ -247,3 +247,33 @@ def test_case_page_links_a_study_to_ohif_only_while_it_is_installed(
     assert missing.status_code == 503 and "not installed" in missing.text
     assert client.get(f"/ohif/cases/{case_id}/app-config.js").status_code == 404
     assert client.get(BASE + ENTRY).status_code == 404
+
+
+def test_the_specialist_worklist_opens_each_case_study_in_ohif(
+    client: TestClient, accounts: Accounts, app: Any
+):
+    from sqlmodel import Session
+
+    from portal.cases.models import Case
+
+    patient, specialist = accounts.patient(), accounts.specialist()
+    case_id = open_case(client, patient)["id"]
+    uploaded = client.post(
+        f"/api/cases/{case_id}/files",
+        files=[("files", ("ct.dcm", samples.dicom("CT_small.dcm"), "application/dicom"))],
+        headers=patient.headers,
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    other_case = open_case(client, accounts.patient())["id"]
+    with Session(app.state.engine) as db:
+        for assigned in (case_id, other_case):
+            case = db.get(Case, uuid.UUID(assigned))
+            assert case is not None
+            case.assigned_specialist_id = specialist.user_id
+            db.add(case)
+        db.commit()
+    study_uid = str(dcmread(samples.dicom_path("CT_small.dcm")).StudyInstanceUID)
+
+    worklist = Page(signed_in(client, specialist).get("/cases").text)
+    ohif_links = [link for link in worklist.links if link.startswith("/ohif/")]
+    assert ohif_links == [f"/ohif/cases/{case_id}/viewer?StudyInstanceUIDs={study_uid}"]
