@@ -24,6 +24,7 @@ from portal.cases.views import consent_router
 from portal.cases.views import router as cases_router
 from portal.db import create_db_engine
 from portal.dicomweb.pages import router as dicomweb_pages
+from portal.dicomweb.pixel_views import router as dicomweb_pixels_router
 from portal.dicomweb.token_views import router as dicomweb_tokens_router
 from portal.dicomweb.views import router as dicomweb_router
 from portal.errors import (
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         viewer_router,
         records_router,
         dicomweb_router,
+        dicomweb_pixels_router,
         dicomweb_tokens_router,
         account_pages,
         case_pages,
