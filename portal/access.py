@@ -123,7 +123,8 @@ _REFUSED = "You are not allowed to do this on this case."
 
 
 def relation_to(principal: Principal | None, case: Case) -> Relation | None:
-    """The caller's relation to ``case``; ``None`` (the system) means matching or the sweep."""
+    """The caller's relation to ``case``, or ``None`` when it has none (the case is then
+    invisible to it). A ``None`` principal is the system: matching and the sweep."""
     if principal is None:
         return R.system
     if principal.scope_case_id is not None and principal.scope_case_id != case.id:
