@@ -72,6 +72,7 @@ CASE_ACTIONS: dict[str, frozenset[Relation]] = {
     "case.audit.read": COORDINATING,
     "case.dicomweb.read": EVERYONE,
     "case.dicomweb.token": frozenset({R.owner, R.assigned_specialist, R.coordinator}),
+    "case.dicomweb.tokens.others": frozenset({R.coordinator}),  # list and revoke anyone's
     # The patient's side.
     "case.consent": frozenset({R.owner}),
     "case.files.add": frozenset({R.owner}),  # multipart, tus and STOW-RS

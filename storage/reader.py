@@ -17,6 +17,10 @@ DEFAULT_WINDOW = 4 * 1024 * 1024
 class VaultFile(io.RawIOBase):
     """``read``/``seek``/``tell`` over an encrypted object, window by window."""
 
+    name = "stored object"
+    """Readers that name what they read after its source (pydicom) find a name here, not a
+    path: the object's key is not shown anywhere."""
+
     def __init__(
         self,
         vault: Vault,
@@ -77,3 +81,13 @@ class VaultFile(io.RawIOBase):
         buffer[: len(chunk)] = chunk
         self._position += len(chunk)
         return len(chunk)
+
+
+def buffered(
+    vault: Vault, *, case_id: str, wrapped_key: bytes, object_key: str, window: int
+) -> io.BufferedReader:
+    """A seekable, buffered plaintext view of an object that decrypts only what is read."""
+    raw = VaultFile(
+        vault, case_id=case_id, wrapped_key=wrapped_key, object_key=object_key, window=window
+    )
+    return io.BufferedReader(raw, buffer_size=window)

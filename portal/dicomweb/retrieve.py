@@ -25,7 +25,7 @@ from portal.errors import NotFound
 from portal.intake.dicom import quiet_pydicom
 from portal.intake.models import CaseFile, DicomInstance, DicomSeries, DicomStudy
 from portal.objects.models import CaseKey, StoredObject
-from storage.reader import VaultFile
+from storage.reader import buffered
 from storage.vault import Vault
 
 BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
@@ -116,20 +116,15 @@ def instance_bytes(vault: Vault, wrapped: bytes, located: Located) -> Iterator[b
     )
 
 
-class _NamedVaultFile(VaultFile):
-    name = "stored object"  # pydicom names a data set after its source
-
-
 def open_stored(vault: Vault, wrapped: bytes, located: Located, window: int) -> io.BufferedReader:
     """A seekable plaintext view of the instance that decrypts only what is read."""
-    raw = _NamedVaultFile(
+    return buffered(
         vault,
         case_id=str(located.stored.case_id),
         wrapped_key=wrapped,
         object_key=located.stored.object_key,
         window=window,
     )
-    return io.BufferedReader(raw, buffer_size=window)
 
 
 def read_header(source: io.BufferedReader) -> tuple[Dataset, int]:

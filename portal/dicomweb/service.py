@@ -145,14 +145,13 @@ def store(
     vault: Vault,
     settings: Settings,
     caller: DicomwebCaller,
-    case_id: uuid.UUID,
+    case: Case,
     stream: MultipartStream,
     study_uid: str | None,
     root_url: str,
 ) -> stow.StoreAnswer:
-    """STOW-RS: each part through the ingest every upload takes; one audit record besides
-    the ingest's own per file."""
-    case = storable_case(session=session, caller=caller, case_id=case_id)
+    """STOW-RS into ``case`` (from :func:`storable_case`): each part through the ingest every
+    upload takes; one audit record besides the ingest's own per file."""
     ingest = Ingest(
         session=session,
         vault=vault,

@@ -7,7 +7,6 @@ account, or a revoked or expired token reads nothing.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from sqlmodel import Session, col, func, select
 from portal import access
 from portal.access import Principal
 from portal.accounts.models import Role, User
+from portal.accounts.service import hash_token
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.db import begin_read_only, utcnow
@@ -27,10 +27,6 @@ from portal.settings import Settings
 
 PREFIX = "dcmweb_"
 """Every DICOMweb token starts with this, so it is told from a sign-in token at a glance."""
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def issue(
@@ -85,7 +81,7 @@ def list_tokens(*, session: Session, principal: Principal, case_id: uuid.UUID) -
         session=session, principal=principal, case_id=case_id, action="case.dicomweb.token"
     )
     query = select(DicomwebToken).where(DicomwebToken.case_id == case.id)
-    if not access.may(principal, case, "case.assign"):
+    if not access.may(principal, case, "case.dicomweb.tokens.others"):
         query = query.where(DicomwebToken.user_id == principal.user_id)
     rows: Sequence[DicomwebToken] = session.exec(
         query.order_by(col(DicomwebToken.created_at).desc())
@@ -110,7 +106,7 @@ def revoke(
         session=session, principal=principal, case_id=case_id, action="case.dicomweb.token"
     )
     row = session.get(DicomwebToken, token_id)
-    others = access.may(principal, case, "case.assign")
+    others = access.may(principal, case, "case.dicomweb.tokens.others")
     if row is None or row.case_id != case.id or (row.user_id != principal.user_id and not others):
         raise NotFound("Token not found.")
     if row.revoked_at is None:

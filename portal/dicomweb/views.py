@@ -260,7 +260,7 @@ async def _store(
     settings: SettingsDep,
     study: str | None,
 ) -> Response:
-    await anyio.to_thread.run_sync(  # who may store here is told before what was sent
+    case = await anyio.to_thread.run_sync(  # who may store here is told before what was sent
         lambda: service.storable_case(session=session, caller=caller, case_id=case_id)
     )
     stow.check_content_type(request.headers.get("content-type", ""))
@@ -278,7 +278,7 @@ async def _store(
             vault=vault,
             settings=settings,
             caller=caller,
-            case_id=case_id,
+            case=case,
             stream=stream,
             study_uid=study,
             root_url=root,

@@ -7,7 +7,6 @@ and rendered pages are kept in this process's memory only (bounded), never writt
 
 from __future__ import annotations
 
-import io
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +27,7 @@ from portal.objects.models import CaseKey, StoredObject
 from portal.records import render
 from portal.records.render import PageNotFound, Rendered, UnreadableRecord
 from portal.viewer.cache import BoundedCache, SeenSeries
-from storage.reader import VaultFile
+from storage.reader import buffered
 from storage.vault import Vault
 
 DEFAULT_WIDTH = 1200
@@ -267,12 +266,11 @@ def _source(
         state.originals.put(object_id, data, len(data))
         yield data
         return
-    raw = VaultFile(
+    with buffered(
         vault,
         case_id=str(row.case_id),
         wrapped_key=key.wrapped_key,
         object_key=row.object_key,
         window=READ_WINDOW,
-    )
-    with io.BufferedReader(raw, buffer_size=READ_WINDOW) as stream:
+    ) as stream:
         yield stream

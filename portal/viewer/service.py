@@ -22,7 +22,7 @@ from portal.viewer.cache import CachedImage, ViewerState
 from portal.viewer.render import Frame, FrameNotFound, UnsupportedImage
 from portal.viewer.schemas import SeriesView
 from portal.viewer.windows import IMAGE_DEFAULT, WindowRequest
-from storage.reader import VaultFile
+from storage.reader import buffered
 from storage.vault import Vault
 
 WHOLE_OBJECT_LIMIT = 64 * 1024 * 1024
@@ -264,17 +264,10 @@ def _stored_file(session: Session, vault: Vault, object_id: uuid.UUID) -> io.Buf
     key = session.get(CaseKey, row.case_id) if row is not None else None
     if row is None or key is None:
         raise NotFound("Image not found.")
-    raw = _NamedVaultFile(
+    return buffered(
         vault,
         case_id=str(row.case_id),
         wrapped_key=key.wrapped_key,
         object_key=row.object_key,
         window=FRAME_READ_WINDOW,
     )
-    return io.BufferedReader(raw, buffer_size=FRAME_READ_WINDOW)
-
-
-class _NamedVaultFile(VaultFile):
-    """pydicom names a data set read from a buffered reader after the raw file's ``name``."""
-
-    name = "stored object"
