@@ -38,8 +38,15 @@ class Settings(BaseSettings):
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
 
-    login_max_failures: int = 5
-    login_failure_window_minutes: int = 15
+    # Sign-in throttling (docs/accounts.md): failures are counted per account and per client
+    # address (a keyed hash) over the window; after the free ones each further failure doubles
+    # the wait before the next attempt, up to a cap. The account's cap is short so a stranger's
+    # failures can only delay its owner, never lock them out.
+    login_free_failures: int = Field(default=5, ge=1)
+    login_failure_window_minutes: int = Field(default=60, ge=1)
+    login_delay_base_seconds: float = Field(default=30.0, gt=0)
+    login_client_max_delay_seconds: float = Field(default=15 * 60.0, gt=0)
+    login_account_max_delay_seconds: float = Field(default=60.0, gt=0)
     password_min_length: int = 12
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536

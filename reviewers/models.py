@@ -14,6 +14,7 @@ from sqlmodel import Field, SQLModel
 from portal.accounts.models import LANGUAGE_PATTERN
 from portal.cases.models import BodyRegion
 from portal.db import StrEnumColumn, UTCDateTime, new_id, utcnow
+from portal.inputs import MultiLineText, SingleLineText
 from reviewers.vocabulary import MODALITIES, Specialty
 
 
@@ -54,9 +55,9 @@ class SpecialistProfileUpdate(SQLModel):
 
     specialties: list[Specialty] | None = Field(default=None, max_length=20)
     body_regions: list[BodyRegion] | None = Field(default=None, max_length=20)
-    modalities: list[str] | None = Field(default=None, max_length=20)
-    languages: list[str] | None = Field(default=None, max_length=20)
-    credentials: str | None = Field(default=None, max_length=300)
+    modalities: list[SingleLineText] | None = Field(default=None, max_length=20)
+    languages: list[SingleLineText] | None = Field(default=None, max_length=20)
+    credentials: SingleLineText | None = Field(default=None, max_length=300)
     max_active_cases: int | None = Field(default=None, ge=0, le=200)
     available: bool | None = None
     absences: list[Absence] | None = Field(default=None, max_length=50)
@@ -175,7 +176,7 @@ class CaseQuestion(SQLModel, table=True):
 
 
 class TextBody(SQLModel):
-    text: str = Field(min_length=1, max_length=8000)
+    text: MultiLineText = Field(min_length=1, max_length=8000)
 
     @field_validator("text")
     @classmethod
@@ -249,28 +250,28 @@ class Urgency(StrEnum):
 
 
 class Recommendations(SQLModel):
-    treatment_options: str = Field(default="", max_length=20000)
+    treatment_options: MultiLineText = Field(default="", max_length=20000)
     urgency: Urgency | None = None
-    further_tests: str = Field(default="", max_length=20000)
+    further_tests: MultiLineText = Field(default="", max_length=20000)
 
 
 class AnswerToQuestion(SQLModel):
-    question: str = Field(max_length=8000)
-    answer: str = Field(max_length=20000)
+    question: MultiLineText = Field(max_length=8000)
+    answer: MultiLineText = Field(max_length=20000)
 
 
 class OpinionContent(SQLModel):
     """The structured sections of an opinion, as saved and as signed."""
 
-    summary: str = Field(default="", max_length=20000)
-    findings: str = Field(default="", max_length=50000)
+    summary: MultiLineText = Field(default="", max_length=20000)
+    findings: MultiLineText = Field(default="", max_length=50000)
     """Imaging findings."""
-    impression: str = Field(default="", max_length=20000)
+    impression: MultiLineText = Field(default="", max_length=20000)
     """Impression / diagnosis."""
     answers: list[AnswerToQuestion] = Field(default_factory=list, max_length=50)
     """Answers to the patient's own questions."""
     recommendations: Recommendations = Field(default_factory=Recommendations)
-    limitations: str = Field(default="", max_length=20000)
+    limitations: MultiLineText = Field(default="", max_length=20000)
 
     @field_validator("recommendations", mode="before")
     @classmethod
@@ -321,7 +322,7 @@ class AddendumPublic(SQLModel):
 
 
 class AddendumCreate(SQLModel):
-    text: str = Field(min_length=1, max_length=20000)
+    text: MultiLineText = Field(min_length=1, max_length=20000)
 
 
 class OpinionPublic(SQLModel):

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from portal.cases.pages import back_to
 from portal.deps import BoxDep, SessionDep, SettingsDep
 from portal.errors import InvalidInput
+from portal.inputs import MultiLineText
 from portal.web.deps import FormCaller, PageCaller
 from portal.web.errors import readable_validation_error
 from portal.web.templating import render, see_other
@@ -19,7 +20,7 @@ from reviewers.models import OpinionContent, OpinionDraft, Urgency
 
 router = APIRouter(include_in_schema=False)
 
-Text = Annotated[str, Form(max_length=20000)]
+Text = Annotated[MultiLineText, Form(max_length=20000)]
 
 
 @router.post("/cases/{case_id}/accept")
@@ -42,7 +43,7 @@ def decline(
     caller: FormCaller,
     session: SessionDep,
     settings: SettingsDep,
-    reason: Annotated[str, Form(max_length=2000)] = "",
+    reason: Annotated[MultiLineText, Form(max_length=2000)] = "",
 ) -> Response:
     if len(reason.strip()) < 3:
         raise InvalidInput("Say briefly why you decline, so a coordinator can plan.")
@@ -64,7 +65,7 @@ def assign(
     session: SessionDep,
     settings: SettingsDep,
     specialist_id: Annotated[uuid.UUID, Form()],
-    reason: Annotated[str, Form(max_length=2000)] = "",
+    reason: Annotated[MultiLineText, Form(max_length=2000)] = "",
 ) -> Response:
     assignment.assign(
         session=session,
@@ -150,7 +151,7 @@ def save_opinion(
     caller: FormCaller,
     session: SessionDep,
     summary: Text = "",
-    findings: Annotated[str, Form(max_length=50000)] = "",
+    findings: Annotated[MultiLineText, Form(max_length=50000)] = "",
     impression: Text = "",
     answers: Text = "",
     treatment_options: Text = "",

@@ -10,6 +10,7 @@ from sqlmodel import Field, SQLModel
 from portal.cases import service as cases_service
 from portal.cases.models import CasePublic
 from portal.deps import BoxDep, Caller, SessionDep, SettingsDep
+from portal.inputs import MultiLineText
 from reviewers import assignment, opinions, questions, specialists
 from reviewers import pdf as opinion_pdf
 from reviewers.models import (
@@ -31,12 +32,12 @@ specialists_router = APIRouter(prefix="/api/specialists", tags=["specialists"])
 
 
 class DeclineRequest(SQLModel):
-    reason: str = Field(min_length=3, max_length=2000)
+    reason: MultiLineText = Field(min_length=3, max_length=2000)
 
 
 class AssignRequest(SQLModel):
     specialist_id: uuid.UUID
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: MultiLineText | None = Field(default=None, max_length=2000)
 
 
 @router.post("/{case_id}/accept")

@@ -11,6 +11,7 @@ from sqlalchemy import Column
 from sqlmodel import Field, SQLModel
 
 from portal.db import StrEnumColumn, UTCDateTime, new_id, utcnow
+from portal.inputs import LanguageCode, SingleLineText
 
 
 class Role(StrEnum):
@@ -23,7 +24,7 @@ class Role(StrEnum):
 STAFF_ROLES = frozenset({Role.specialist, Role.coordinator, Role.admin})
 
 LANGUAGE_PATTERN = r"^[a-z]{2}$"
-"""ISO 639-1 code, lower case (``en``, ``ru``, ``de``…)."""
+"""ISO 639-1 code, lower case (``en``, ``ru``, ``de``…); the supported ones: ``portal.inputs``."""
 
 
 class UserBase(SQLModel):
@@ -54,8 +55,8 @@ class User(UserBase, table=True):
 class UserCreate(SQLModel):
     email: EmailStr
     password: str = Field(max_length=1024)
-    full_name: str = Field(min_length=1, max_length=200)
-    language: str = Field(default="en", regex=LANGUAGE_PATTERN)
+    full_name: SingleLineText = Field(min_length=1, max_length=200)
+    language: LanguageCode = Field(default="en", max_length=8)
     date_of_birth: date | None = None
 
     @field_validator("date_of_birth")
@@ -105,19 +106,33 @@ class AuthSession(SQLModel, table=True):
 
 
 class LoginFailure(SQLModel, table=True):
-    """One failed sign-in for an e-mail address, kept for the throttling window."""
+    """One failed sign-in (or re-entered password) for an e-mail address from a client.
+
+    Kept for the throttling window. The client's address is stored only as a keyed hash.
+    """
 
     __tablename__ = "login_failures"
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=254, index=True)
+    client_hash: str | None = Field(default=None, max_length=64, index=True)
+    """HMAC of the client's IP address under a key derived from ``PORTAL_SECRET_KEY``."""
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
 
 
 class LoginRequest(SQLModel):
-    email: str = Field(max_length=254)
+    email: SingleLineText = Field(max_length=254)
     password: str = Field(max_length=1024)
-    otp: str | None = Field(default=None, max_length=12)
+    otp: SingleLineText | None = Field(default=None, max_length=12)
+
+
+class RegistrationReceived(SQLModel):
+    """The answer to every accepted registration, new address or not."""
+
+    detail: str = (
+        "Registration received. Sign in with your e-mail address and password. If this address "
+        "already had an account, nothing was changed and its owner has been sent an e-mail."
+    )
 
 
 class LoginResponse(SQLModel):
@@ -135,10 +150,17 @@ class TotpEnrollment(SQLModel):
     qr_svg: str
 
 
-class OtpRequest(SQLModel):
-    otp: str = Field(max_length=12)
+class PasswordRequest(SQLModel):
+    """The current password, asked again before the account's sign-in is changed."""
+
+    password: str = Field(max_length=1024)
+
+
+class TotpConfirmRequest(SQLModel):
+    otp: SingleLineText = Field(max_length=12)
+    password: str = Field(max_length=1024)
 
 
 class TotpDisableRequest(SQLModel):
     password: str = Field(max_length=1024)
-    otp: str = Field(max_length=12)
+    otp: SingleLineText = Field(max_length=12)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request, Response, status
 from fastapi.responses import RedirectResponse
@@ -10,6 +10,7 @@ from markupsafe import Markup
 from pydantic import ValidationError
 
 from portal.accounts import service
+from portal.accounts.deps import PresessionForm, issue_form_token, set_form_cookie
 from portal.accounts.models import UserCreate
 from portal.deps import AnonymousCtx, BoxDep, SessionDep, SettingsDep
 from portal.errors import (
@@ -19,6 +20,8 @@ from portal.errors import (
     TooManyRequests,
     http_status,
 )
+from portal.inputs import SUPPORTED_LANGUAGES, SingleLineText
+from portal.sealing import SecretBox
 from portal.settings import Settings
 from portal.web.deps import EnrollingFormCaller, EnrollingPageCaller, FormCaller
 from portal.web.errors import readable_validation_error
@@ -26,19 +29,11 @@ from portal.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
-LANGUAGES = [
-    ("en", "English"),
-    ("ru", "Русский"),
-    ("de", "Deutsch"),
-    ("fr", "Français"),
-    ("es", "Español"),
-    ("it", "Italiano"),
-    ("uk", "Українська"),
-    ("ar", "العربية"),
-    ("he", "עברית"),
-    ("tr", "Türkçe"),
-    ("zh", "中文"),
-]
+LANGUAGES = list(SUPPORTED_LANGUAGES.items())
+REGISTERED_NOTICE = (
+    "Thank you. Sign in with your e-mail address and the password you chose. If this address "
+    "already had an account, nothing was changed and its owner has been sent an e-mail."
+)
 
 
 def safe_next(path: str | None) -> str:
@@ -62,22 +57,44 @@ def _signed_in_redirect(settings: Settings, token: str, target: str) -> Response
     return response
 
 
+def _form_page(
+    request: Request,
+    settings: Settings,
+    box: SecretBox,
+    template: str,
+    context: dict[str, Any],
+    status_code: int = 200,
+) -> Response:
+    """A sign-in or registration page, its form carrying a fresh pre-session token."""
+    token, nonce = issue_form_token(request, settings, box)
+    response = render(request, template, {**context, "form_token": token}, status_code=status_code)
+    set_form_cookie(response, settings, nonce)
+    return response
+
+
 @router.get("/login")
-def login_page(request: Request, next: str = "/") -> Response:
-    return render(request, "accounts/login.html", {"next": safe_next(next), "email": ""})
+def login_page(
+    request: Request, settings: SettingsDep, box: BoxDep, next: str = "/", registered: str = ""
+) -> Response:
+    context = {
+        "next": safe_next(next),
+        "email": "",
+        "notice": REGISTERED_NOTICE if registered else None,
+    }
+    return _form_page(request, settings, box, "accounts/login.html", context)
 
 
-@router.post("/login")
+@router.post("/login", dependencies=[PresessionForm])
 def login(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     box: BoxDep,
     ctx: AnonymousCtx,
-    email: Annotated[str, Form(max_length=254)],
+    email: Annotated[SingleLineText, Form(max_length=254)],
     password: Annotated[str, Form(max_length=1024)],
-    otp: Annotated[str, Form(max_length=12)] = "",
-    next: Annotated[str, Form(max_length=500)] = "/",
+    otp: Annotated[SingleLineText, Form(max_length=12)] = "",
+    next: Annotated[SingleLineText, Form(max_length=500)] = "/",
 ) -> Response:
     try:
         signed_in = service.sign_in(
@@ -92,17 +109,18 @@ def login(
     except (NotAuthenticated, TooManyRequests) as exc:
         code = 429 if isinstance(exc, TooManyRequests) else 401
         context = {"error": exc.message, "next": safe_next(next), "email": email}
-        return render(request, "accounts/login.html", context, status_code=code)
+        return _form_page(request, settings, box, "accounts/login.html", context, code)
     return _signed_in_redirect(settings, signed_in.token, safe_next(next))
 
 
 @router.get("/register")
-def register_page(request: Request) -> Response:
+def register_page(request: Request, settings: SettingsDep, box: BoxDep) -> Response:
     form = {"full_name": "", "email": "", "language": "en"}
-    return render(request, "accounts/register.html", {"form": form, "languages": LANGUAGES})
+    context = {"form": form, "languages": LANGUAGES}
+    return _form_page(request, settings, box, "accounts/register.html", context)
 
 
-@router.post("/register")
+@router.post("/register", dependencies=[PresessionForm])
 def register(
     request: Request,
     session: SessionDep,
@@ -114,27 +132,21 @@ def register(
     password: Annotated[str, Form(max_length=1024)],
     language: Annotated[str, Form(max_length=8)] = "en",
 ) -> Response:
-    form = {"full_name": full_name, "email": email, "language": language}
+    """New and known addresses answer alike: to the sign-in page (docs/accounts.md)."""
     try:
         data = UserCreate(email=email, password=password, full_name=full_name, language=language)
         service.register_patient(session=session, settings=settings, ctx=ctx, data=data)
-        signed_in = service.sign_in(
-            session=session,
-            settings=settings,
-            box=box,
-            ctx=ctx,
-            email=email,
-            password=password,
-            otp=None,
-        )
-    except ValidationError as exc:
-        error = readable_validation_error(exc)
-        context = {"error": error, "form": form, "languages": LANGUAGES}
-        return render(request, "accounts/register.html", context, status_code=422)
-    except PortalError as exc:
-        context = {"error": exc.message, "form": form, "languages": LANGUAGES}
-        return render(request, "accounts/register.html", context, status_code=http_status(exc))
-    return _signed_in_redirect(settings, signed_in.token, "/cases")
+    except (ValidationError, PortalError) as exc:
+        if isinstance(exc, ValidationError):
+            error, code = readable_validation_error(exc), 422
+        else:
+            error, code = exc.message, http_status(exc)
+        # Echo the form only when it is printable text (the template escapes it anyway).
+        form = {"full_name": full_name, "email": email, "language": language}
+        shown = {key: value if value.isprintable() else "" for key, value in form.items()}
+        context = {"error": error, "form": shown, "languages": LANGUAGES}
+        return _form_page(request, settings, box, "accounts/register.html", context, code)
+    return RedirectResponse("/login?registered=1", status_code=status.HTTP_303_SEE_OTHER)
 
 
 @router.post("/logout")
@@ -160,10 +172,21 @@ def two_step_start(
     session: SessionDep,
     settings: SettingsDep,
     box: BoxDep,
+    password: Annotated[str, Form(max_length=1024)] = "",
 ) -> Response:
-    enrollment = service.begin_totp_enrollment(
-        session=session, settings=settings, box=box, ctx=caller.ctx, user=caller.user
-    )
+    """A new secret for the authenticator app, after the current password."""
+    try:
+        enrollment = service.begin_totp_enrollment(
+            session=session,
+            settings=settings,
+            box=box,
+            ctx=caller.ctx,
+            user=caller.user,
+            password=password,
+        )
+    except (service.WrongPassword, TooManyRequests) as exc:
+        failed = {"enrollment": None, "error": exc.message}
+        return render(request, "accounts/two_step.html", failed, status_code=http_status(exc))
     qr = Markup(enrollment.qr_svg)  # noqa: S704 - segno draws our own URI as paths, no text
     context = {"enrollment": enrollment, "qr": qr, "error": None}
     return render(request, "accounts/two_step.html", context)
@@ -174,19 +197,24 @@ def two_step_confirm(
     request: Request,
     caller: EnrollingFormCaller,
     session: SessionDep,
+    settings: SettingsDep,
     box: BoxDep,
-    code: Annotated[str, Form(max_length=12)],
+    code: Annotated[SingleLineText, Form(max_length=12)],
+    password: Annotated[str, Form(max_length=1024)] = "",
 ) -> Response:
     try:
         service.confirm_totp_enrollment(
             session=session,
+            settings=settings,
             box=box,
             ctx=caller.ctx,
             user=caller.user,
             auth_session=caller.auth_session,
+            password=password,
             code=code.strip(),
         )
-    except InvalidInput as exc:
+    except (InvalidInput, service.WrongPassword, TooManyRequests) as exc:
+        # The secret stays as issued: the page asks to start again rather than show it twice.
         context = {"enrollment": None, "error": exc.message}
-        return render(request, "accounts/two_step.html", context, status_code=422)
+        return render(request, "accounts/two_step.html", context, status_code=http_status(exc))
     return RedirectResponse("/account/two-step?done=1", status_code=status.HTTP_303_SEE_OTHER)

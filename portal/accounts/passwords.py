@@ -75,3 +75,8 @@ def burn_verify_time(password: str, *, settings: Settings) -> None:
         settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
     )
     verify_password(dummy, password, settings=settings)
+
+
+def burn_hash_time(password: str, *, settings: Settings) -> None:
+    """Spend the time of hashing a new password without keeping the hash (registration)."""
+    hash_password(password, settings=settings)

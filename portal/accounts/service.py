@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func
-from sqlmodel import Session, col, delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
 
-from portal.accounts import passwords, totp
+from portal.accounts import passwords, throttle, totp
 from portal.accounts.models import (
     STAFF_ROLES,
     AuthSession,
-    LoginFailure,
     Role,
     TotpEnrollment,
     User,
@@ -27,6 +25,8 @@ from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.db import begin_read_only, utcnow
 from portal.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, TooManyRequests
+from portal.notifications import service as notifications
+from portal.notifications.models import NotificationKind
 from portal.sealing import SecretBox
 from portal.settings import Settings
 
@@ -79,18 +79,52 @@ def create_user(*, session: Session, settings: Settings, data: UserCreate, role:
 
 def register_patient(
     *, session: Session, settings: Settings, ctx: AuditContext, data: UserCreate
-) -> User:
-    """Self-registration: always a patient."""
-    user = create_user(session=session, settings=settings, data=data, role=Role.patient)
+) -> User | None:
+    """Self-registration: always a patient; the new account, or None if the address had one.
+
+    The caller answers both outcomes alike: whether an address has an account is not told
+    to whoever types it in. The owner of an existing account is sent an e-mail instead, and
+    the same argon2 work is spent, so the two take about as long (docs/accounts.md).
+    """
+    email = normalize_email(str(data.email))
+    passwords.check_policy(data.password, settings=settings, email=email, full_name=data.full_name)
+    existing = get_user_by_email(session=session, email=email)
+    if existing is None:
+        try:
+            user = create_user(session=session, settings=settings, data=data, role=Role.patient)
+        except IntegrityError:  # registered at the same moment by another request
+            session.rollback()
+            existing = get_user_by_email(session=session, email=email)
+        else:
+            audit_service.record(
+                session=session,
+                ctx=ctx.as_actor(user.id, user.role),
+                action="account.register",
+                entity_type="user",
+                entity_id=user.id,
+            )
+            session.commit()
+            return user
+    if existing is None:
+        raise Conflict("The account could not be created. Try again.")
+    passwords.burn_hash_time(data.password, settings=settings)
+    notifications.notify_account(
+        session=session,
+        kind=NotificationKind.registration_attempt,
+        recipient=existing,
+        base_url=settings.base_url,
+    )
     audit_service.record(
         session=session,
-        ctx=ctx.as_actor(user.id, user.role),
+        ctx=ctx,
         action="account.register",
+        outcome="failure",
         entity_type="user",
-        entity_id=user.id,
+        entity_id=existing.id,
+        details={"reason": "address_in_use"},
     )
     session.commit()
-    return user
+    return None
 
 
 def create_account_as_admin(
@@ -129,24 +163,18 @@ class SignedIn:
     token: str
 
 
-def _failures_in_window(*, session: Session, settings: Settings, email: str) -> tuple[int, int]:
-    """(number of recent failures, seconds until the oldest of them leaves the window)."""
-    window = timedelta(minutes=settings.login_failure_window_minutes)
-    since = utcnow() - window
-    count, oldest = session.exec(
-        select(func.count(), func.min(LoginFailure.at))
-        .where(LoginFailure.email == email)
-        .where(LoginFailure.at > since)
-    ).one()
-    if not count or oldest is None:
-        return 0, 0
-    return int(count), max(1, math.ceil((oldest + window - utcnow()).total_seconds()))
-
-
 def _fail(
-    *, session: Session, ctx: AuditContext, email: str, user: User | None, reason: str
+    *,
+    session: Session,
+    box: SecretBox,
+    ctx: AuditContext,
+    email: str,
+    user: User | None,
+    reason: str,
 ) -> None:
-    session.add(LoginFailure(email=email))
+    throttle.record_failure(
+        session=session, email=email, client=throttle.client_hash(box, ctx.client_ip)
+    )
     audit_service.record(
         session=session,
         ctx=ctx.as_actor(user.id, user.role) if user else ctx,
@@ -157,6 +185,26 @@ def _fail(
         details={"reason": reason},
     )
     session.commit()
+
+
+def _check_throttle(
+    *, session: Session, settings: Settings, box: SecretBox, ctx: AuditContext, email: str
+) -> None:
+    """Refuse (429) an attempt this client must still wait for; audited."""
+    client = throttle.client_hash(box, ctx.client_ip)
+    try:
+        throttle.check(session=session, settings=settings, email=email, client=client)
+    except TooManyRequests as exc:
+        session.rollback()
+        audit_service.record(
+            session=session,
+            ctx=ctx,
+            action="auth.login",
+            outcome="throttled",
+            details={"retry_after": exc.retry_after},
+        )
+        session.commit()
+        raise
 
 
 def sign_in(
@@ -171,28 +219,16 @@ def sign_in(
 ) -> SignedIn:
     """Check password (and TOTP where enrolled), throttle, and open a server-side session."""
     email = normalize_email(email)
-    failures, retry_after = _failures_in_window(session=session, settings=settings, email=email)
-    if failures >= settings.login_max_failures:
-        audit_service.record(
-            session=session,
-            ctx=ctx,
-            action="auth.login",
-            outcome="throttled",
-            details={"retry_after": retry_after},
-        )
-        session.commit()
-        raise TooManyRequests(
-            "Too many failed sign-in attempts. Try again in "
-            f"{math.ceil(retry_after / 60)} minute(s).",
-            retry_after=retry_after,
-        )
+    _check_throttle(session=session, settings=settings, box=box, ctx=ctx, email=email)
     user = get_user_by_email(session=session, email=email)
     if user is None or not user.is_active:
         passwords.burn_verify_time(password, settings=settings)
-        _fail(session=session, ctx=ctx, email=email, user=None, reason="unknown_or_inactive")
+        _fail(
+            session=session, box=box, ctx=ctx, email=email, user=None, reason="unknown_or_inactive"
+        )
         raise InvalidCredentials()
     if not passwords.verify_password(user.password_hash, password, settings=settings):
-        _fail(session=session, ctx=ctx, email=email, user=user, reason="bad_password")
+        _fail(session=session, box=box, ctx=ctx, email=email, user=user, reason="bad_password")
         raise InvalidCredentials()
     if user.totp_enabled:
         if not otp:
@@ -209,11 +245,13 @@ def sign_in(
             session.commit()
             raise OtpRequired()
         if not _consume_otp(session=session, box=box, user=user, code=otp):
-            _fail(session=session, ctx=ctx, email=email, user=user, reason="bad_otp")
+            _fail(session=session, box=box, ctx=ctx, email=email, user=user, reason="bad_otp")
             raise InvalidCredentials("The one-time code is not correct or was already used.")
     if passwords.needs_rehash(user.password_hash, settings=settings):
         user.password_hash = passwords.hash_password(password, settings=settings)
-    session.exec(delete(LoginFailure).where(col(LoginFailure.email) == email))
+    throttle.clear_account(
+        session=session, email=email, client=throttle.client_hash(box, ctx.client_ip)
+    )
     enrollment_only = user.role in STAFF_ROLES and not user.totp_enabled
     signed_in = _open_session(
         session=session, settings=settings, user=user, enrollment_only=enrollment_only
@@ -320,12 +358,53 @@ def revoke_all_sessions(
             session.add(auth_session)
 
 
+class WrongPassword(Forbidden):
+    default_message = "The password is not correct."
+
+
+def require_password(
+    *,
+    session: Session,
+    settings: Settings,
+    box: SecretBox,
+    ctx: AuditContext,
+    user: User,
+    password: str,
+    purpose: str,
+) -> None:
+    """The signed-in user's current password, asked again before their sign-in changes.
+
+    Throttled and counted like a sign-in: a stolen session cannot be used to guess it.
+    """
+    _check_throttle(session=session, settings=settings, box=box, ctx=ctx, email=user.email)
+    if not passwords.verify_password(user.password_hash, password, settings=settings):
+        session.rollback()
+        reason = f"reauth_{purpose}"
+        _fail(session=session, box=box, ctx=ctx, email=user.email, user=user, reason=reason)
+        raise WrongPassword()
+
+
 def begin_totp_enrollment(
-    *, session: Session, settings: Settings, box: SecretBox, ctx: AuditContext, user: User
+    *,
+    session: Session,
+    settings: Settings,
+    box: SecretBox,
+    ctx: AuditContext,
+    user: User,
+    password: str,
 ) -> TotpEnrollment:
     """Issue a new (not yet active) secret; it becomes active when a code is confirmed."""
     if user.totp_enabled:
         raise Conflict("Two-factor authentication is already set up for this account.")
+    require_password(
+        session=session,
+        settings=settings,
+        box=box,
+        ctx=ctx,
+        user=user,
+        password=password,
+        purpose="totp_enroll",
+    )
     secret = totp.new_secret()
     user.totp_secret_sealed = totp.seal_secret(box, secret)
     user.totp_last_step = None
@@ -345,17 +424,28 @@ def begin_totp_enrollment(
 def confirm_totp_enrollment(
     *,
     session: Session,
+    settings: Settings,
     box: SecretBox,
     ctx: AuditContext,
     user: User,
     auth_session: AuthSession,
+    password: str,
     code: str,
 ) -> None:
-    """Activate TOTP with a first valid code; lifts an enrolment-only session to a full one."""
+    """Activate TOTP with the password and a first valid code; lifts an enrolment-only session."""
     if user.totp_enabled:
         raise Conflict("Two-factor authentication is already set up for this account.")
     if user.totp_secret_sealed is None:
         raise Conflict("Start the set-up first to get a secret for your authenticator app.")
+    require_password(
+        session=session,
+        settings=settings,
+        box=box,
+        ctx=ctx,
+        user=user,
+        password=password,
+        purpose="totp_confirm",
+    )
     if not _consume_otp(session=session, box=box, user=user, code=code):
         raise InvalidInput("The code is not correct. Check the time on your phone and try again.")
     user.totp_enabled = True
@@ -384,10 +474,17 @@ def disable_totp(
         raise Forbidden("Two-factor authentication is required for staff accounts.")
     if not user.totp_enabled:
         raise Conflict("Two-factor authentication is not turned on.")
-    if not passwords.verify_password(
-        user.password_hash, password, settings=settings
-    ) or not _consume_otp(session=session, box=box, user=user, code=code):
-        raise InvalidInput("The password or code is not correct.")
+    require_password(
+        session=session,
+        settings=settings,
+        box=box,
+        ctx=ctx,
+        user=user,
+        password=password,
+        purpose="totp_disable",
+    )
+    if not _consume_otp(session=session, box=box, user=user, code=code):
+        raise InvalidInput("The code is not correct.")
     user.totp_enabled = False
     user.totp_secret_sealed = None
     user.updated_at = utcnow()
@@ -456,21 +553,15 @@ def reauthenticate(
     Failures count towards the same throttle as sign-in, so a stolen session cannot be used
     to guess the password.
     """
-    failures, retry_after = _failures_in_window(
-        session=session, settings=settings, email=user.email
-    )
-    if failures >= settings.login_max_failures:
-        raise TooManyRequests(
-            f"Too many failed attempts. Try again in {math.ceil(retry_after / 60)} minute(s).",
-            retry_after=retry_after,
-        )
+    _check_throttle(session=session, settings=settings, box=box, ctx=ctx, email=user.email)
     if not user.totp_enabled:
         raise Forbidden("Set up two-step sign-in (an authenticator app) before signing.")
     if not passwords.verify_password(
         user.password_hash, password, settings=settings
     ) or not _consume_otp(session=session, box=box, user=user, code=otp):
         session.rollback()
-        _fail(session=session, ctx=ctx, email=user.email, user=user, reason=f"reauth_{purpose}")
+        reason = f"reauth_{purpose}"
+        _fail(session=session, box=box, ctx=ctx, email=user.email, user=user, reason=reason)
         raise ReauthenticationFailed()
     audit_service.record(
         session=session,

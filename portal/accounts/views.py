@@ -6,12 +6,15 @@ from fastapi import APIRouter, Response, status
 
 from portal import access
 from portal.accounts import service
+from portal.accounts.deps import JsonOnly, SameOrigin
 from portal.accounts.models import (
     LoginRequest,
     LoginResponse,
-    OtpRequest,
+    PasswordRequest,
+    RegistrationReceived,
     Role,
     StaffCreate,
+    TotpConfirmRequest,
     TotpDisableRequest,
     TotpEnrollment,
     UserCreate,
@@ -30,15 +33,18 @@ from portal.deps import (
 router = APIRouter(prefix="/api", tags=["accounts"])
 
 
-@router.post("/auth/register", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/auth/register", status_code=status.HTTP_202_ACCEPTED, dependencies=[SameOrigin, JsonOnly]
+)
 def register(
     data: UserCreate, session: SessionDep, settings: SettingsDep, ctx: AnonymousCtx
-) -> UserPublic:
-    user = service.register_patient(session=session, settings=settings, ctx=ctx, data=data)
-    return UserPublic.model_validate(user)
+) -> RegistrationReceived:
+    """The same answer whether or not the address already has an account (docs/accounts.md)."""
+    service.register_patient(session=session, settings=settings, ctx=ctx, data=data)
+    return RegistrationReceived()
 
 
-@router.post("/auth/login")
+@router.post("/auth/login", dependencies=[SameOrigin, JsonOnly])
 def login(
     data: LoginRequest,
     response: Response,
@@ -97,23 +103,38 @@ def me(caller: EnrollingCaller) -> UserPublic:
 
 @router.post("/auth/totp/enroll")
 def totp_enroll(
-    caller: EnrollingCaller, session: SessionDep, settings: SettingsDep, box: BoxDep
+    data: PasswordRequest,
+    caller: EnrollingCaller,
+    session: SessionDep,
+    settings: SettingsDep,
+    box: BoxDep,
 ) -> TotpEnrollment:
     return service.begin_totp_enrollment(
-        session=session, settings=settings, box=box, ctx=caller.ctx, user=caller.user
+        session=session,
+        settings=settings,
+        box=box,
+        ctx=caller.ctx,
+        user=caller.user,
+        password=data.password,
     )
 
 
 @router.post("/auth/totp/confirm", status_code=status.HTTP_204_NO_CONTENT)
 def totp_confirm(
-    data: OtpRequest, caller: EnrollingCaller, session: SessionDep, box: BoxDep
+    data: TotpConfirmRequest,
+    caller: EnrollingCaller,
+    session: SessionDep,
+    settings: SettingsDep,
+    box: BoxDep,
 ) -> None:
     service.confirm_totp_enrollment(
         session=session,
+        settings=settings,
         box=box,
         ctx=caller.ctx,
         user=caller.user,
         auth_session=caller.auth_session,
+        password=data.password,
         code=data.otp,
     )
 

@@ -10,8 +10,8 @@ from pydantic import field_validator
 from sqlalchemy import Column, Text
 from sqlmodel import Field, SQLModel
 
-from portal.accounts.models import LANGUAGE_PATTERN
 from portal.db import StrEnumColumn, UTCDateTime, new_id, utcnow
+from portal.inputs import LanguageCode, MultiLineText, SingleLineText
 
 
 class CaseStatus(StrEnum):
@@ -86,11 +86,11 @@ class Case(CaseBase, table=True):
 
 
 class CaseCreate(SQLModel):
-    subject: str = Field(min_length=3, max_length=200)
+    subject: SingleLineText = Field(min_length=3, max_length=200)
     body_region: BodyRegion
-    clinical_question: str = Field(min_length=10, max_length=8000)
-    history: str | None = Field(default=None, max_length=20000)
-    language: str | None = Field(default=None, regex=LANGUAGE_PATTERN)
+    clinical_question: MultiLineText = Field(min_length=10, max_length=8000)
+    history: MultiLineText | None = Field(default=None, max_length=20000)
+    language: LanguageCode | None = Field(default=None, max_length=8)
     priority: Priority = Priority.standard
 
     @field_validator("subject", "clinical_question")
@@ -167,12 +167,12 @@ class CaseConsent(SQLModel, table=True):
 
 
 class CancelRequest(SQLModel):
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: MultiLineText | None = Field(default=None, max_length=2000)
 
 
 class ConsentRequest(SQLModel):
     accepted: bool
-    version: str = Field(max_length=32)
+    version: SingleLineText = Field(max_length=32)
 
 
 class ConsentPublic(SQLModel):

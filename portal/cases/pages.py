@@ -14,6 +14,7 @@ from portal.cases import consent, service, wording
 from portal.cases.models import BodyRegion, CaseCreate, CaseStatus, ConsentRequest, Priority
 from portal.deps import SessionDep, SettingsDep
 from portal.errors import InvalidInput
+from portal.inputs import MultiLineText, SingleLineText
 from portal.intake import service as intake_service
 from portal.web.deps import FormCaller, PageCaller
 from portal.web.errors import readable_validation_error
@@ -104,7 +105,7 @@ def open_case(
     history: Annotated[str, Form(max_length=20000)] = "",
     language: Annotated[str, Form(max_length=8)] = "en",
     priority: Annotated[str, Form(max_length=16)] = Priority.standard.value,
-    consent_version: Annotated[str, Form(max_length=32)] = "",
+    consent_version: Annotated[SingleLineText, Form(max_length=32)] = "",
     accept_consent: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
     form = {
@@ -179,7 +180,7 @@ def give_consent(
     case_id: uuid.UUID,
     caller: FormCaller,
     session: SessionDep,
-    version: Annotated[str, Form(max_length=32)] = "",
+    version: Annotated[SingleLineText, Form(max_length=32)] = "",
     accept: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
     if not accept:
@@ -214,7 +215,7 @@ def cancel(
     caller: FormCaller,
     session: SessionDep,
     settings: SettingsDep,
-    reason: Annotated[str, Form(max_length=2000)] = "",
+    reason: Annotated[MultiLineText, Form(max_length=2000)] = "",
 ) -> Response:
     service.cancel_case(
         session=session,

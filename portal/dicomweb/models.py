@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlmodel import Field, SQLModel
 
 from portal.db import UTCDateTime, new_id, utcnow
+from portal.inputs import SingleLineText
 
 
 class DicomwebToken(SQLModel, table=True):
@@ -30,7 +31,7 @@ class DicomwebToken(SQLModel, table=True):
 
 
 class TokenCreate(SQLModel):
-    label: str | None = Field(default=None, max_length=100)
+    label: SingleLineText | None = Field(default=None, max_length=100)
     """What the token is for ("Horos on my laptop"), shown in the list."""
 
 

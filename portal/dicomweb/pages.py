@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, Request, Response
 
 from portal.deps import SessionDep, SettingsDep
 from portal.dicomweb import tokens
+from portal.inputs import SingleLineText
 from portal.web.deps import FormCaller
 from portal.web.templating import render, see_other
 from reviewers import case_view
@@ -23,7 +24,7 @@ def make_token(
     caller: FormCaller,
     session: SessionDep,
     settings: SettingsDep,
-    label: Annotated[str, Form(max_length=100)] = "",
+    label: Annotated[SingleLineText, Form(max_length=100)] = "",
 ) -> Response:
     """Shows the case page with the new token, this once (it is never in a URL or stored)."""
     _row, token = tokens.issue(

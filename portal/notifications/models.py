@@ -33,6 +33,8 @@ class NotificationKind(StrEnum):
     """To coordinators: the assigned specialist neither accepted nor declined in time."""
     triage_needed = "triage_needed"
     """To coordinators: no specialist could be matched; the case waits in triage."""
+    registration_attempt = "registration_attempt"
+    """To an account's owner: someone tried to register their address again (about no case)."""
 
 
 class OutboxStatus(StrEnum):

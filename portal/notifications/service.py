@@ -67,6 +67,24 @@ def notify(
     return message
 
 
+def notify_account(
+    *, session: Session, kind: NotificationKind, recipient: User, base_url: str
+) -> OutboxMessage:
+    """Queue a message about the recipient's own account (not committed); it names no case."""
+    rendered = templates.render_account(
+        kind=kind, recipient_name=recipient.full_name, link=f"{base_url.rstrip('/')}/login"
+    )
+    message = OutboxMessage(
+        kind=kind,
+        recipient_id=recipient.id,
+        to_address=recipient.email,
+        subject=rendered.subject,
+        body_text=rendered.body,
+    )
+    session.add(message)
+    return message
+
+
 def notify_coordinators(
     *, session: Session, kind: NotificationKind, case: Case, base_url: str
 ) -> list[OutboxMessage]:

@@ -82,6 +82,17 @@ TEMPLATES: dict[NotificationKind, Template] = {
 }
 
 
+ACCOUNT_TEMPLATES: dict[NotificationKind, Template] = {
+    K.registration_attempt: Template(
+        "Someone tried to register with your e-mail address",
+        "Someone tried to create a new account in the portal with your e-mail address. You "
+        "already have an account, so nothing was changed. If it was you, sign in with your "
+        "password here. If it was not, you do not need to do anything:",
+    ),
+}
+"""Messages about the account itself, not about a case: no reference, a link to sign in."""
+
+
 def format_due(due_at: datetime | None) -> str:
     """``on 12 March 2026, 14:00 UTC``, or ``soon`` without a deadline."""
     if due_at is None:
@@ -110,3 +121,10 @@ def render(
         ]
     )
     return RenderedMail(subject=template.subject.format(**values), body=body + "\n")
+
+
+def render_account(*, kind: NotificationKind, recipient_name: str, link: str) -> RenderedMail:
+    """Subject and body of a message about the recipient's account (English)."""
+    template = ACCOUNT_TEMPLATES[kind]
+    body = "\n\n".join([f"Hello {recipient_name},", template.text, link, f"{SIGNATURE}\n{FOOTER}"])
+    return RenderedMail(subject=template.subject, body=body + "\n")

@@ -58,18 +58,21 @@ def check_page(response: Any) -> Page:
     assert all(script.get("src") for script in page.scripts), "inline script"
     assert not page.handlers, f"inline event handlers: {page.handlers}"
     for form in page.forms:
-        if (form["method"] or "get").lower() == "post" and form["action"] not in {
-            "/login",
-            "/register",
-        }:
+        if (form["method"] or "get").lower() == "post":
             assert form["inputs"].get("csrf_token"), f"form {form['action']} has no CSRF token"
     return page
+
+
+def form_token(client: TestClient, path: str) -> str:
+    """The pre-session token of the sign-in or registration form (its cookie stays in client)."""
+    return str(check_page(client.get(path)).form(path)["inputs"]["csrf_token"])
 
 
 def browser_sign_in(client: TestClient, account: Account) -> None:
     body = {"email": account.email, "password": account.password}
     if account.totp_secret:
         body["otp"] = account.next_otp()
+    body["csrf_token"] = form_token(client, "/login")
     response = client.post("/login", data=body, follow_redirects=False)
     assert response.status_code == 303, response.text
 
@@ -88,17 +91,21 @@ def test_anonymous_visitors_are_sent_to_sign_in_and_back(client: TestClient):
 def test_patient_registers_opens_a_case_and_submits_it(client: TestClient, accounts: Accounts):
     name, email = "Олег Петров", "oleg.petrov@example.org"
     SENSITIVE.add(name, email)
-    check_page(client.get("/register"))
-    weak = client.post(
-        "/register", data={"full_name": name, "email": email, "password": "short", "language": "ru"}
-    )
+    token = form_token(client, "/register")
+    fields = {"full_name": name, "email": email, "language": "ru", "csrf_token": token}
+    weak = client.post("/register", data={**fields, "password": "short"})
     assert weak.status_code == 422 and "12 characters" in weak.text
     registered = client.post(
-        "/register",
-        data={"full_name": name, "email": email, "password": PASSWORD, "language": "ru"},
+        "/register", data={**fields, "password": PASSWORD}, follow_redirects=False
+    )
+    assert registered.status_code == 303 and registered.headers["location"] == "/login?registered=1"
+    assert "registered" in check_page(client.get(registered.headers["location"])).ids
+    signed_in = client.post(
+        "/login",
+        data={"email": email, "password": PASSWORD, "csrf_token": form_token(client, "/login")},
         follow_redirects=False,
     )
-    assert registered.status_code == 303 and registered.headers["location"] == "/cases"
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/"
     empty = check_page(client.get("/cases"))
     assert "You have no cases yet" in client.get("/cases").text and "/cases/new" in empty.links
 
@@ -224,18 +231,25 @@ def test_patient_turns_on_two_step_sign_in_from_the_pages(client: TestClient, ac
     browser_sign_in(client, patient)
     page = check_page(client.get("/account/two-step"))
     token = page.form("/account/two-step/start")["inputs"]["csrf_token"]
-    started = client.post("/account/two-step/start", data={"csrf_token": token})
+    no_password = client.post("/account/two-step/start", data={"csrf_token": token})
+    assert no_password.status_code == 403 and "password is not correct" in no_password.text
+    check_page(no_password)
+    started = client.post(
+        "/account/two-step/start", data={"csrf_token": token, "password": patient.password}
+    )
     check_page(started)
     assert "<svg" in started.text
     secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', started.text)
     assert secret is not None
-    wrong = client.post("/account/two-step/confirm", data={"csrf_token": token, "code": "000000"})
+    confirm = {"csrf_token": token, "password": patient.password}
+    wrong = client.post("/account/two-step/confirm", data={**confirm, "code": "000000"})
     assert wrong.status_code == 422 and "not correct" in wrong.text
     code = pyotp.TOTP(secret.group(1)).now()
-    confirmed = client.post("/account/two-step/confirm", data={"csrf_token": token, "code": code})
+    confirmed = client.post("/account/two-step/confirm", data={**confirm, "code": code})
     assert confirmed.status_code == 200 and "two-step-on" in Page(confirmed.text).ids
     client.cookies.clear()
-    refused = client.post("/login", data={"email": patient.email, "password": patient.password})
+    body = {"email": patient.email, "password": patient.password}
+    refused = client.post("/login", data={**body, "csrf_token": form_token(client, "/login")})
     assert refused.status_code == 401 and "code" in refused.text
 
 
@@ -243,7 +257,11 @@ def test_staff_without_two_step_are_sent_to_set_it_up(client: TestClient, accoun
     coordinator = accounts.staff(Role.coordinator, enrolled=False)
     signed_in = client.post(
         "/login",
-        data={"email": coordinator.email, "password": coordinator.password},
+        data={
+            "email": coordinator.email,
+            "password": coordinator.password,
+            "csrf_token": form_token(client, "/login"),
+        },
         follow_redirects=False,
     )
     assert signed_in.status_code == 303

@@ -76,7 +76,7 @@ def test_run_serves_keeps_data_and_stops_cleanly(tmp_path: Path, sensitive: Sens
             "full_name": "Runa Testova",
         }
         sensitive.add(account["full_name"], account["email"], account["password"])
-        assert httpx.post(f"{server.url}/api/auth/register", json=account).status_code == 201
+        assert httpx.post(f"{server.url}/api/auth/register", json=account).status_code == 202
         login = httpx.post(f"{server.url}/api/auth/login", json=account).json()
         sensitive.add(login["access_token"])
         headers = {"Authorization": f"Bearer {login['access_token']}"}

@@ -51,16 +51,17 @@ def test_unenrolled_staff_may_only_enrol_then_gain_full_access(
     assert blocked.status_code == 403
     assert "two-factor" in blocked.json()["detail"]
 
-    enrolment = client.post("/api/auth/totp/enroll", headers=headers).json()
+    password = {"password": coordinator.password}
+    enrolment = client.post("/api/auth/totp/enroll", json=password, headers=headers).json()
     assert enrolment["otpauth_uri"].startswith("otpauth://totp/")
     assert enrolment["qr_svg"].startswith("<svg")
-    bad = client.post("/api/auth/totp/confirm", json={"otp": "123456"}, headers=headers)
+    bad = client.post("/api/auth/totp/confirm", json={"otp": "123456", **password}, headers=headers)
     assert bad.status_code == 422
     code = pyotp.TOTP(enrolment["secret"]).now()
-    assert (
-        client.post("/api/auth/totp/confirm", json={"otp": code}, headers=headers).status_code
-        == 204
+    confirmed = client.post(
+        "/api/auth/totp/confirm", json={"otp": code, **password}, headers=headers
     )
+    assert confirmed.status_code == 204
     assert client.get("/api/cases", headers=headers).status_code == 200
     assert client.get("/api/me", headers=headers).json()["totp_enabled"] is True
     # From now on the password alone is not enough.
@@ -72,12 +73,15 @@ def test_unenrolled_staff_may_only_enrol_then_gain_full_access(
 
 def test_patients_may_opt_in_and_out(client: TestClient, accounts: Accounts):
     patient = accounts.patient()
-    enrolment = client.post("/api/auth/totp/enroll", headers=patient.headers).json()
-    totp = pyotp.TOTP(enrolment["secret"])
+    password = {"password": patient.password}
+    enrolment = client.post("/api/auth/totp/enroll", json=password, headers=patient.headers)
+    totp = pyotp.TOTP(enrolment.json()["secret"])
     step = int(__import__("time").time() // 30)
     assert (
         client.post(
-            "/api/auth/totp/confirm", json={"otp": totp.at(step * 30)}, headers=patient.headers
+            "/api/auth/totp/confirm",
+            json={"otp": totp.at(step * 30), **password},
+            headers=patient.headers,
         ).status_code
         == 204
     )
@@ -120,3 +124,50 @@ def test_enrolment_only_session_cannot_open_cases(client: TestClient, accounts: 
     )
     headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
     assert client.get("/api/audit", headers=headers).status_code == 403
+
+
+def test_turning_two_step_on_needs_the_current_password(
+    client: TestClient, accounts: Accounts, db: Session
+):
+    """A stolen session alone cannot put the owner's sign-in behind an attacker's phone."""
+    patient = accounts.patient()
+    headers = patient.headers
+    missing = client.post("/api/auth/totp/enroll", json={}, headers=headers)
+    assert missing.status_code == 422 and missing.json()["detail"] == "password is required"
+    wrong = client.post("/api/auth/totp/enroll", json={"password": "not mine 123"}, headers=headers)
+    assert wrong.status_code == 403 and wrong.json() == {"detail": "The password is not correct."}
+    assert client.get("/api/me", headers=headers).json()["totp_enabled"] is False
+
+    enrolment = client.post(
+        "/api/auth/totp/enroll", json={"password": patient.password}, headers=headers
+    ).json()
+    code = pyotp.TOTP(enrolment["secret"]).now()
+    refused = client.post(
+        "/api/auth/totp/confirm", json={"otp": code, "password": "not mine 123"}, headers=headers
+    )
+    assert refused.status_code == 403
+    assert client.get("/api/me", headers=headers).json()["totp_enabled"] is False
+    reasons = [
+        e.details for e in db.exec(select(AuditEvent).where(AuditEvent.outcome == "failure")).all()
+    ]
+    assert reasons == ['{"reason":"reauth_totp_enroll"}', '{"reason":"reauth_totp_confirm"}']
+    db.commit()
+
+
+def test_wrong_passwords_at_enrolment_count_towards_the_sign_in_throttle(
+    client: TestClient, accounts: Accounts
+):
+    patient = accounts.patient()
+    for _ in range(5):
+        wrong = client.post(
+            "/api/auth/totp/enroll", json={"password": "guess number 1"}, headers=patient.headers
+        )
+        assert wrong.status_code == 403
+    guarded = client.post(
+        "/api/auth/totp/enroll", json={"password": patient.password}, headers=patient.headers
+    )
+    assert guarded.status_code == 429 and int(guarded.headers["Retry-After"]) > 0
+    signing_in = client.post(
+        "/api/auth/login", json={"email": patient.email, "password": patient.password}
+    )
+    assert signing_in.status_code == 429
