@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from sqlmodel import Session, select
 
+from portal.accounts.models import User
 from tests.fixtures.app import PASSWORD, Accounts
 from tests.portal.test_authorization import CASE_BODY
+from tests.portal.test_pages import form_token
 
 
 def cookie_login(client: TestClient, accounts: Accounts) -> str:
@@ -56,3 +59,70 @@ def test_logout_by_cookie_needs_the_token_too(client: TestClient, accounts: Acco
 def test_bearer_clients_need_no_csrf_token(client: TestClient, accounts: Accounts):
     patient = accounts.patient()
     assert client.post("/api/cases", json=CASE_BODY, headers=patient.headers).status_code == 201
+
+
+# --- before there is a session: sign-in and registration (login CSRF) ---------------------------
+
+EVIL = {"Origin": "http://evil.example"}
+
+
+def test_cross_site_api_sign_in_and_registration_are_refused(
+    client: TestClient, accounts: Accounts
+):
+    patient = accounts.patient()
+    body = {"email": patient.email, "password": PASSWORD}
+    for headers in (EVIL, {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}):
+        refused = client.post("/api/auth/login", json=body, headers=headers)
+        assert refused.status_code == 403, headers
+        assert "came from another site" in refused.json()["detail"]
+        assert "set-cookie" not in refused.headers
+    registration = {"email": "new@example.org", "password": PASSWORD, "full_name": "New Person"}
+    refused = client.post("/api/auth/register", json=registration, headers=EVIL)
+    assert refused.status_code == 403
+    same_site = {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}
+    assert client.post("/api/auth/login", json=body, headers=same_site).status_code == 200
+    assert client.post("/api/auth/login", json=body).status_code == 200  # curl, httpx: no Origin
+
+
+def test_api_sign_in_takes_only_json_which_a_cross_site_form_cannot_send(
+    client: TestClient, accounts: Accounts
+):
+    patient = accounts.patient()
+    body = f'{{"email": "{patient.email}", "password": "{PASSWORD}"}}'
+    for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+        refused = client.post(
+            "/api/auth/login", content=body, headers={"Content-Type": content_type}
+        )
+        assert refused.status_code == 415, content_type
+        assert "set-cookie" not in refused.headers
+
+
+def test_sign_in_and_registration_forms_need_their_pre_session_token(
+    client: TestClient, accounts: Accounts, db: Session
+):
+    patient = accounts.patient()
+    login = {"email": patient.email, "password": PASSWORD}
+    no_token = client.post("/login", data=login, follow_redirects=False)
+    assert no_token.status_code == 403 and "did not come from this site" in no_token.text
+    assert "portal_session" not in no_token.headers.get("set-cookie", "")
+    token = form_token(client, "/login")
+    forged = client.post("/login", data={**login, "csrf_token": "0" * 64}, follow_redirects=False)
+    assert forged.status_code == 403
+    cross_site = client.post(
+        "/login", data={**login, "csrf_token": token}, headers=EVIL, follow_redirects=False
+    )
+    assert cross_site.status_code == 403
+    client.cookies.clear()  # a token without the cookie it belongs to is worthless
+    stale = client.post("/login", data={**login, "csrf_token": token}, follow_redirects=False)
+    assert stale.status_code == 403
+
+    registration = {"full_name": "New Person", "email": "new@example.org", "password": PASSWORD}
+    refused = client.post("/register", data=registration, follow_redirects=False)
+    assert refused.status_code == 403
+    users = db.exec(select(User).where(User.email == "new@example.org")).all()
+    db.commit()
+    assert users == []
+
+    token = form_token(client, "/login")
+    signed_in = client.post("/login", data={**login, "csrf_token": token}, follow_redirects=False)
+    assert signed_in.status_code == 303 and client.cookies.get("portal_session")
