@@ -55,4 +55,6 @@ class SecretBox:
         return hmac.new(self._key(purpose), message.encode(), hashlib.sha256).hexdigest()
 
     def verify(self, purpose: str, message: str, signature: str) -> bool:
-        return hmac.compare_digest(self.sign(purpose, message), signature)
+        # As bytes: compare_digest refuses non-ASCII str, and a forged token may contain any.
+        expected = self.sign(purpose, message).encode()
+        return hmac.compare_digest(expected, signature.encode("utf-8", "surrogatepass"))

@@ -14,7 +14,7 @@ from portal.cases import consent, service, wording
 from portal.cases.models import BodyRegion, CaseCreate, CaseStatus, ConsentRequest, Priority
 from portal.deps import SessionDep, SettingsDep
 from portal.errors import InvalidInput
-from portal.inputs import MultiLineText, SingleLineText
+from portal.inputs import SUPPORTED_LANGUAGES, MultiLineText, SingleLineText
 from portal.intake import service as intake_service
 from portal.web.deps import FormCaller, PageCaller
 from portal.web.errors import readable_validation_error
@@ -83,6 +83,7 @@ def _new_case_context(form: dict[str, Any], error: str | None = None) -> dict[st
         "form": form,
         "error": error,
         "regions": [region.value for region in BodyRegion],
+        "languages": list(SUPPORTED_LANGUAGES.items()),
         "consent_version": consent.CURRENT_VERSION,
         "consent_text": consent.CONSENT_TEXTS[consent.CURRENT_VERSION],
     }

@@ -126,3 +126,15 @@ def test_sign_in_and_registration_forms_need_their_pre_session_token(
     token = form_token(client, "/login")
     signed_in = client.post("/login", data={**login, "csrf_token": token}, follow_redirects=False)
     assert signed_in.status_code == 303 and client.cookies.get("portal_session")
+
+
+def test_a_token_with_non_ascii_characters_is_refused_not_an_error(
+    client: TestClient, accounts: Accounts
+):
+    cookie_login(client, accounts)
+    header = client.post(
+        "/api/cases", json=CASE_BODY, headers={"X-CSRF-Token": "é".encode("latin-1")}
+    )  # type: ignore[dict-item]
+    assert header.status_code == 403
+    form = client.post("/logout", data={"csrf_token": "токен"}, follow_redirects=False)
+    assert form.status_code == 403
