@@ -59,15 +59,18 @@ def _own_origins(request: Request, settings: Settings) -> set[str]:
 async def same_origin(request: Request, settings: SettingsDep) -> None:
     """Refuse a request a browser marked as coming from another site.
 
-    A request without ``Origin`` and ``Sec-Fetch-Site`` is not from a current browser's
-    cross-site page (browsers send ``Origin`` on every cross-origin POST): API clients such as
-    curl or httpx pass, and the pages' forms are covered by their token as well.
+    ``Sec-Fetch-Site`` is set by the browser itself and decides where present. ``Origin`` is
+    compared unless it is ``null``, which the portal's own forms send too (their pages'
+    ``Referrer-Policy: no-referrer`` makes Chromium send ``Origin: null`` with form posts)
+    and so cannot tell anything apart. A request with neither header is not from a current
+    browser's cross-site page: API clients such as curl or httpx pass, and the pages' forms
+    are covered by their token as well.
     """
     site = request.headers.get("sec-fetch-site")
     if site is not None and site.lower() not in _ALLOWED_FETCH_SITES:
         raise CrossSiteRequest()
     origin = request.headers.get("origin")
-    if origin is not None and origin.lower() not in _own_origins(request, settings):
+    if origin not in (None, "null") and origin.lower() not in _own_origins(request, settings):
         raise CrossSiteRequest()
 
 

@@ -79,8 +79,13 @@ def test_cross_site_api_sign_in_and_registration_are_refused(
     registration = {"email": "new@example.org", "password": PASSWORD, "full_name": "New Person"}
     refused = client.post("/api/auth/register", json=registration, headers=EVIL)
     assert refused.status_code == 403
+    sandboxed = {"Origin": "null", "Sec-Fetch-Site": "cross-site"}
+    assert client.post("/api/auth/login", json=body, headers=sandboxed).status_code == 403
     same_site = {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}
     assert client.post("/api/auth/login", json=body, headers=same_site).status_code == 200
+    # Chromium's own form posts from a no-referrer page: Origin null, Sec-Fetch-Site decides.
+    own_form = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}
+    assert client.post("/api/auth/login", json=body, headers=own_form).status_code == 200
     assert client.post("/api/auth/login", json=body).status_code == 200  # curl, httpx: no Origin
 
 
