@@ -1,4 +1,4 @@
-"""Periodic housekeeping: the review sweep, mail delivery, expired uploads.
+"""Periodic housekeeping: the review sweep, mail delivery, expired uploads and sign-in failures.
 
 ``portal sweep`` runs it once (from cron); the server runs it every
 ``sweep_interval_seconds`` unless ``sweep_enabled`` is off. Every part is safe to run in
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import anyio
 from sqlalchemy.engine import Engine
 
+from portal.accounts import throttle
 from portal.db import session_scope
 from portal.notifications import service as notifications
 from portal.notifications.service import DeliveryReport
@@ -52,6 +53,8 @@ def run_once(
         expired = tus.expire_uploads(session=session, vault=vault)
     with session_scope(engine) as session:
         notifications.purge_delivered(session=session, mail=settings.mail)
+    with session_scope(engine) as session:
+        throttle.purge_expired(session=session, settings=settings)
     return HousekeepingReport(review=review, mail=delivered, expired_uploads=expired)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, col, delete, select, update
@@ -104,6 +105,13 @@ def clear_account(*, session: Session, email: str, client: str | None) -> None:
         .values(email=DETACHED)
         .execution_options(synchronize_session=False)
     )
+
+
+def purge_expired(*, session: Session, settings: Settings) -> int:
+    """Delete failures older than the window: they no longer count (caller commits)."""
+    since = utcnow() - timedelta(minutes=settings.login_failure_window_minutes)
+    result: Any = session.exec(delete(LoginFailure).where(col(LoginFailure.at) <= since))
+    return int(result.rowcount)
 
 
 def _readable(seconds: int) -> str:

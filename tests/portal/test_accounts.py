@@ -321,3 +321,27 @@ def test_client_addresses_are_stored_only_as_keyed_hashes(client: TestClient, db
     assert db.exec(select(LoginFailure).where(col(LoginFailure.client_hash).is_(None))).all() == []
     db.exec(update(LoginFailure).values(client_hash=None))
     db.commit()
+
+
+def test_housekeeping_forgets_failures_older_than_the_window(
+    client: TestClient, app: FastAPI, db: Session
+):
+    from portal import housekeeping
+
+    register(client)
+    wrong = {"email": "anna@example.org", "password": "wrong password 1"}
+    for _ in range(2):
+        client.post("/api/auth/login", json=wrong)
+    old = db.exec(select(LoginFailure)).first()
+    assert old is not None
+    old_id = old.id
+    old.at = utcnow() - timedelta(minutes=61)
+    db.add(old)
+    db.commit()
+    housekeeping.run_once(
+        engine=app.state.engine, vault=app.state.vault, settings=app.state.settings, mail=False
+    )
+    db.expunge_all()
+    left = [failure.id for failure in db.exec(select(LoginFailure)).all()]
+    db.commit()
+    assert len(left) == 1 and old_id not in left
