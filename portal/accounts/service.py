@@ -64,6 +64,12 @@ def create_user(*, session: Session, settings: Settings, data: UserCreate, role:
     passwords.check_policy(data.password, settings=settings, email=email, full_name=data.full_name)
     if get_user_by_email(session=session, email=email) is not None:
         raise Conflict("An account with this e-mail address already exists.")
+    return _add_user(session=session, settings=settings, data=data, email=email, role=role)
+
+
+def _add_user(
+    *, session: Session, settings: Settings, data: UserCreate, email: str, role: Role
+) -> User:
     user = User(
         email=email,
         full_name=data.full_name,
@@ -91,7 +97,9 @@ def register_patient(
     existing = get_user_by_email(session=session, email=email)
     if existing is None:
         try:
-            user = create_user(session=session, settings=settings, data=data, role=Role.patient)
+            user = _add_user(
+                session=session, settings=settings, data=data, email=email, role=Role.patient
+            )
         except IntegrityError:  # registered at the same moment by another request
             session.rollback()
             existing = get_user_by_email(session=session, email=email)
