@@ -44,10 +44,15 @@ def server_major(engine: Engine) -> int:
 
 
 def tool(name: str, *, major: int, bin_dir: Path | None) -> str:
-    """Path of ``pg_dump``/``pg_restore`` of the server's version (see the module docstring)."""
-    candidates = [DEBIAN_BIN / str(major) / "bin" / name]
-    if bin_dir is not None:
-        candidates.insert(0, bin_dir / name)
+    """Path of ``pg_dump``/``pg_restore`` for a server of version ``major``.
+
+    ``PORTAL_BACKUP_PG_BIN_DIR`` when set, else the Debian folder of that version, else the
+    newest Debian folder (a newer client reads older servers and dumps), else ``PATH``.
+    """
+    candidates = [bin_dir / name] if bin_dir is not None else []
+    candidates.append(DEBIAN_BIN / str(major) / "bin" / name)
+    newest = sorted(DEBIAN_BIN.glob(f"*/bin/{name}"), key=_version_of_bin, reverse=True)
+    candidates.extend(path for path in newest if _version_of_bin(path) >= major)
     for candidate in candidates:
         if candidate.is_file():
             return str(candidate)
@@ -58,6 +63,11 @@ def tool(name: str, *, major: int, bin_dir: Path | None) -> str:
             "PORTAL_BACKUP_PG_BIN_DIR"
         )
     return found
+
+
+def _version_of_bin(path: Path) -> int:
+    folder = path.parent.parent.name
+    return int(folder) if folder.isdigit() else 0
 
 
 def dump(engine: Engine, target: Path, *, bin_dir: Path | None) -> tuple[Snapshot, str]:
@@ -186,5 +196,7 @@ def _copy_text(field: str) -> str:
 
 
 def _first_line(stderr: bytes) -> str:
-    text = stderr.decode("utf-8", errors="replace").strip()
-    return text.splitlines()[0] if text else "no message"
+    """The first error line of a tool's output (its DETAIL lines may quote row values)."""
+    lines = stderr.decode("utf-8", errors="replace").strip().splitlines()
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or ["no message"])[0]

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -19,6 +20,7 @@ from portal import cli, migrate
 from portal.app import create_app
 from portal.backup.errors import BackupDamaged, BackupError, RestoreRefused
 from portal.backup.manifest import MANIFEST
+from portal.backup.postgres import parse_case_keys
 from portal.backup.service import restore_backup
 from portal.backup.snapshot import tables_in
 from portal.cases.consent import CURRENT_VERSION
@@ -138,7 +140,6 @@ def database_is_empty(target: Settings) -> bool:
         engine.dispose()
 
 
-@pytest.mark.slow
 def test_restore_brings_back_every_byte_in_a_new_database_and_bucket(
     client: TestClient,
     accounts: Accounts,
@@ -152,7 +153,10 @@ def test_restore_brings_back_every_byte_in_a_new_database_and_bucket(
     directory = tmp_path / "backup"
     assert back_up(monkeypatch, settings, directory) == 0  # while the portal runs
     manifest = json.loads((directory / MANIFEST).read_text())
-    assert manifest["objects"]["count"] >= 2 and manifest["objects"]["included"] is True
+    assert manifest["objects"]["count"] == 2 and manifest["objects"]["included"] is True
+    rows = manifest["database"]["table_rows"]
+    assert rows["stored_objects"] == 2 and rows["case_keys"] == 1 and rows["cases"] == 1
+    assert rows["users"] == 1 and rows["audit_events"] > 3
     assert manifest["keys"] == {
         "provider": "local",
         "file": "keyring.json",
@@ -329,3 +333,113 @@ def test_a_backup_the_keys_cannot_open_is_not_written(
         )
     engine.dispose()
     assert directory.is_dir() and not any(directory.iterdir())
+
+
+def test_without_copies_the_manifest_vouches_for_the_bucket_and_the_keyring_stays_apart(
+    client: TestClient,
+    accounts: Accounts,
+    settings: Settings,
+    target: Settings,
+    seaweed: EmbeddedS3,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    """Production: the bucket is versioned and replicated, the keyring is escrowed elsewhere."""
+    _, _, digests = patient_case(client, accounts)
+    directory = tmp_path / "backup"
+    assert back_up(monkeypatch, settings, directory, "--no-objects", "--no-keyring") == 0
+    assert {path.name for path in directory.iterdir()} == {
+        MANIFEST,
+        "database.pgdump" if "postgresql" in settings.database_url else "database.sqlite3",
+        "objects.jsonl",
+    }
+    listed = [json.loads(line) for line in (directory / "objects.jsonl").read_text().splitlines()]
+    assert len(listed) == len(digests) and all(item["etag"] for item in listed)
+    replica = target.model_copy(
+        update={"storage": target.storage.model_copy(update={"bucket": settings.storage.bucket})}
+    )
+    as_environment(monkeypatch, replica)
+    capsys.readouterr()
+    assert cli.main(["restore", str(directory)]) == 1
+    assert "holds no keyring" in capsys.readouterr().err
+
+    damaged = listed[0]["key"]
+    original = s3(seaweed).get_object(Bucket=seaweed.bucket, Key=damaged)["Body"].read()
+    s3(seaweed).put_object(Bucket=seaweed.bucket, Key=damaged, Body=original[:-1])
+    keyring = ["--keyring", str(settings.storage.keyring_path)]
+    assert cli.main(["restore", str(directory), *keyring]) == 1
+    assert "is not the object in the backup" in capsys.readouterr().err
+    assert database_is_empty(replica) and not replica.storage.keyring_path.exists()
+
+    s3(seaweed).put_object(Bucket=seaweed.bucket, Key=damaged, Body=original)
+    assert cli.main(["restore", str(directory), *keyring]) == 0, capsys.readouterr().err
+    assert f"0 restored, {len(digests)} verified" in capsys.readouterr().out
+    assert replica.storage.keyring_path.read_bytes() == settings.storage.keyring_path.read_bytes()
+
+
+@pytest.fixture
+def kms(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto's KMS; S3 requests still go to the real SeaweedFS (moto passes them through)."""
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        yield boto3.client("kms", region_name="us-east-1")
+
+
+def test_with_kms_only_key_references_are_kept_and_a_region_without_the_key_is_refused(
+    kms: Any,
+    settings: Settings,
+    target: Settings,
+    seaweed: EmbeddedS3,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    key_arn = kms.create_key()["KeyMetadata"]["Arn"]
+    with_kms = {"key_provider": "kms", "kms_key_id": key_arn}
+    source = settings.model_copy(update={"storage": settings.storage.model_copy(update=with_kms)})
+    app = create_app(source)
+    with TestClient(app, base_url="http://testserver") as kms_client:
+        patient_case(kms_client, Accounts(kms_client, app))
+    directory = tmp_path / "backup"
+    monkeypatch.setenv("PORTAL_STORAGE_KEY_PROVIDER", "kms")
+    monkeypatch.setenv("PORTAL_STORAGE_KMS_KEY_ID", key_arn)
+    assert back_up(monkeypatch, source, directory) == 0
+    manifest = json.loads((directory / MANIFEST).read_text())
+    assert manifest["keys"]["provider"] == "kms" and manifest["keys"]["file"] is None
+    assert manifest["keys"]["kek_ids"] == [key_arn]
+    assert not (directory / "keyring.json").exists()
+
+    # A recovery region the (single-region) key was never replicated to.
+    restored = target.model_copy(update={"storage": target.storage.model_copy(update=with_kms)})
+    as_environment(monkeypatch, restored)
+    monkeypatch.setenv("PORTAL_STORAGE_REGION", "eu-west-1")
+    capsys.readouterr()
+    assert cli.main(["restore", str(directory)]) == 1
+    assert "do not open 1 of 1 case keys" in capsys.readouterr().err
+    assert is_empty(restored, seaweed)
+
+    monkeypatch.setenv("PORTAL_STORAGE_REGION", "us-east-1")
+    assert cli.main(["restore", str(directory)]) == 0, capsys.readouterr().err
+    assert cli.main(["storage", "scrub"]) == 0
+
+
+def test_case_keys_are_read_from_a_dump_script_whatever_the_column_order():
+    case_id = uuid.uuid4()
+    script = "\n".join(
+        [
+            "SET client_encoding = 'UTF8';",
+            "COPY public.case_keys (kek_id, wrapped_key, case_id, provider) FROM stdin;",
+            f"1\t\\\\x01056c6f63616c\t{case_id}\tlocal",
+            "\\.",
+            "COPY public.other (x) FROM stdin;",
+            "\\.",
+        ]
+    )
+    (row,) = parse_case_keys(script)
+    assert row.case_id == str(case_id) and row.wrapped_key == bytes.fromhex("01056c6f63616c")
+    assert parse_case_keys("SET client_encoding = 'UTF8';\n") == []
