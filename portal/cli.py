@@ -132,7 +132,11 @@ def _restore(args: argparse.Namespace, settings: Settings) -> int:
     from portal.backup import commands
 
     return commands.restore(
-        settings, args.directory, keyring_file=args.keyring, manifest_sha256=args.manifest_sha256
+        settings,
+        args.directory,
+        keyring_file=args.keyring,
+        manifest_sha256=args.manifest_sha256,
+        erase_again=args.erase_again,
     )
 
 
@@ -247,6 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     restore.add_argument(
         "--manifest-sha256", help="refuse unless manifest.json has this SHA-256 (from the backup)"
+    )
+    restore.add_argument(
+        "--erase-again",
+        type=Path,
+        metavar="FILE",
+        help="case ids erased since the backup (one a line): erased again right after restoring",
     )
     restore.set_defaults(handler=_restore)
 

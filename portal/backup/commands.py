@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -64,9 +65,18 @@ def backup(settings: Settings, directory: Path, *, with_objects: bool, with_keyr
 
 
 def restore(
-    settings: Settings, directory: Path, *, keyring_file: Path | None, manifest_sha256: str | None
+    settings: Settings,
+    directory: Path,
+    *,
+    keyring_file: Path | None,
+    manifest_sha256: str | None,
+    erase_again: Path | None = None,
 ) -> int:
     """Restore ``directory`` into the configured (empty) database and bucket."""
+    try:
+        erased = read_case_ids(erase_again) if erase_again is not None else []
+    except BackupError as exc:
+        return _failed("restore", exc)
     engine = create_db_engine(settings.database_url)
     try:
         with embedded_storage(settings):
@@ -76,6 +86,7 @@ def restore(
                 directory=directory,
                 keyring_file=keyring_file,
                 manifest_sha256=manifest_sha256,
+                erase_again=erased,
             )
             with session_scope(engine) as session:
                 audit_service.record(
@@ -105,8 +116,28 @@ def restore(
         f"  objects: {report.objects_restored} restored, {report.objects_verified} verified "
         "against the manifest"
     )
+    if erase_again is not None:
+        print(f"  erased again: {len(report.erased_again)} of {len(erased)} listed case(s)")
     print("next: `portal storage scrub` and `portal audit verify`")
     return 0
+
+
+def read_case_ids(path: Path) -> list[uuid.UUID]:
+    """Case ids, one a line (blank lines and ``#`` comments ignored)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BackupError(f"cannot read the list of erased cases {path}: {exc}") from exc
+    case_ids = []
+    for number, line in enumerate(lines, start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            case_ids.append(uuid.UUID(text))
+        except ValueError:
+            raise BackupError(f"{path} line {number} is not a case id") from None
+    return case_ids
 
 
 @contextmanager

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from portal import migrate
+from portal.audit.service import AuditContext
 from portal.backup import database, keys, objects
 from portal.backup.errors import BackupDamaged, BackupError, RestoreRefused
 from portal.backup.manifest import (
@@ -32,9 +36,13 @@ from portal.backup.manifest import (
     write_new_file,
 )
 from portal.backup.snapshot import Snapshot, read_snapshot
+from portal.cases import erasure
+from portal.cases.models import Case
 from portal.db import utcnow
 from portal.settings import Settings
 from storage.vault import Vault, build_vault
+
+RESTORE = AuditContext(actor_role="operator")
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,7 @@ class RestoreReport:
     objects_verified: int = 0
     keyring_installed: Path | None = None
     migrated_to: str | None = None
+    erased_again: list[uuid.UUID] = field(default_factory=list)
     table_rows: dict[str, int] = field(default_factory=dict)
 
 
@@ -117,8 +126,12 @@ def restore_backup(
     directory: Path,
     keyring_file: Path | None = None,
     manifest_sha256: str | None = None,
+    erase_again: Sequence[uuid.UUID] = (),
 ) -> RestoreReport:
     """Restore a backup into an empty database and an empty bucket.
+
+    Cases in ``erase_again`` (erased after the backup was made) are erased again at once,
+    before anyone can read them.
 
     Everything is checked first: the files against the manifest (and the manifest against
     ``manifest_sha256`` when given), the schema revision, that the database and bucket are
@@ -157,7 +170,20 @@ def restore_backup(
 
     report = RestoreReport(manifest=manifest, case_keys=len(case_keys))
     _write(settings, engine, vault, directory, entries, chosen, report)
+    report.erased_again = _erase_again(engine, vault, erase_again)
     return report
+
+
+def _erase_again(engine: Engine, vault: Vault, case_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    """Erase the listed cases the backup still holds; returns those erased."""
+    erased = []
+    with Session(engine, expire_on_commit=False) as session:
+        for case_id in case_ids:
+            if session.get(Case, case_id) is None:
+                continue
+            erasure.erase_case(session=session, vault=vault, ctx=RESTORE, case_id=case_id)
+            erased.append(case_id)
+    return erased
 
 
 def _write(

@@ -443,3 +443,34 @@ def test_case_keys_are_read_from_a_dump_script_whatever_the_column_order():
     (row,) = parse_case_keys(script)
     assert row.case_id == str(case_id) and row.wrapped_key == bytes.fromhex("01056c6f63616c")
     assert parse_case_keys("SET client_encoding = 'UTF8';\n") == []
+
+
+def test_a_case_erased_after_the_backup_is_erased_again_on_restore(
+    client: TestClient,
+    accounts: Accounts,
+    settings: Settings,
+    target: Settings,
+    seaweed: EmbeddedS3,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    patient, case_id, _ = patient_case(client, accounts)
+    kept = open_case(client, patient, subject="Second question")["id"]
+    directory = tmp_path / "backup"
+    assert back_up(monkeypatch, settings, directory) == 0
+    assert cli.main(["cases", "erase", case_id, "--yes"]) == 0  # after the backup was made
+    erased = tmp_path / "erased.txt"
+    erased.write_text(f"# exported from the audit trail (case.erase)\n{case_id}\n{uuid.uuid4()}\n")
+
+    as_environment(monkeypatch, target)
+    capsys.readouterr()
+    assert cli.main(["restore", str(directory), "--erase-again", str(erased)]) == 0
+    assert "erased again: 1 of 2 listed case(s)" in capsys.readouterr().out
+    assert not s3(seaweed).list_objects_v2(Bucket=target.storage.bucket).get("Contents")
+    assert cli.main(["storage", "scrub"]) == 0 and cli.main(["audit", "verify"]) == 0
+    engine = create_db_engine(target.database_url)
+    with engine.connect() as connection:
+        cases = connection.execute(sa.text("SELECT id FROM cases")).scalars().all()
+    engine.dispose()
+    assert [uuid.UUID(str(found)) for found in cases] == [uuid.UUID(kept)]
