@@ -93,7 +93,7 @@ class Manifest(BaseModel):
     format: Literal["portal-backup"] = "portal-backup"
     format_version: int = FORMAT_VERSION
     created_at: datetime
-    schema_revision: str
+    schema_revision: str = Field(pattern=r"^[0-9A-Za-z_]{1,64}$")
     database: DatabasePart
     keys: KeysPart
     objects: ObjectsPart

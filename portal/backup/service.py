@@ -24,7 +24,6 @@ from portal.audit.service import AuditContext
 from portal.backup import database, keys, objects
 from portal.backup.errors import BackupDamaged, BackupError, RestoreRefused
 from portal.backup.manifest import (
-    MANIFEST,
     OBJECTS_MANIFEST,
     Manifest,
     ObjectEntry,
@@ -130,22 +129,21 @@ def restore_backup(
 ) -> RestoreReport:
     """Restore a backup into an empty database and an empty bucket.
 
-    Cases in ``erase_again`` (erased after the backup was made) are erased again at once,
-    before anyone can read them.
-
     Everything is checked first: the files against the manifest (and the manifest against
     ``manifest_sha256`` when given), the schema revision, that the database and bucket are
     empty, and that the keys open every case key in the dump. Then objects (each read back
-    and compared), the keyring, and last the database, in one step.
+    and compared), the keyring, and last the database, in one step. Cases in
+    ``erase_again`` (erased after the backup was made) are erased again at once.
 
     Raises
     ------
     BackupDamaged
-        A file of the backup is missing, altered or unexpected.
+        A file of the backup is missing, altered or unexpected; nothing was written.
     RestoreRefused
         The target is not empty, or the keys do not open every case key; nothing was written.
     BackupError
-        Writing failed; the objects and keyring written so far are removed again.
+        Writing failed: the objects and keyring written so far are removed again. Or the
+        restored database has other row counts than the manifest: it is left for inspection.
     """
     manifest, digest = read_manifest(directory)
     if manifest_sha256 is not None and manifest_sha256.lower() != digest:
@@ -278,6 +276,3 @@ def _empty(directory: Path) -> None:
         else:
             with contextlib.suppress(OSError):
                 path.unlink()
-
-
-__all__ = ["MANIFEST", "BackupReport", "RestoreReport", "create_backup", "restore_backup"]

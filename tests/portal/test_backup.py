@@ -307,6 +307,12 @@ def test_a_tampered_backup_is_detected_before_anything_is_written(
     (directory / "notes.txt").unlink()
 
     refused("not the one whose SHA-256 was given", manifest_sha256="0" * 64)
+
+    edited = dict(manifest, schema_revision="9999")  # the manifest names no checksum of itself
+    (directory / MANIFEST).write_text(json.dumps(edited))
+    with pytest.raises(RestoreRefused, match="revision 9999 is unknown to this portal"):
+        restore_backup(settings=target, engine=engine, directory=directory)
+    assert is_empty(target, seaweed)
     engine.dispose()
 
 
