@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from portal.backup.errors import BackupDamaged
 
@@ -26,6 +27,7 @@ MANIFEST = "manifest.json"
 OBJECTS_MANIFEST = "objects.jsonl"
 OBJECTS_DIR = "objects"
 READ_SIZE = 1024 * 1024
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 class FileEntry(BaseModel):
@@ -42,10 +44,10 @@ class ObjectEntry(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    key: str
+    key: str = Field(pattern=r"^cases/[A-Za-z0-9][A-Za-z0-9_.-]{0,127}/[0-9a-f]{32}$")
     size: int = Field(ge=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    etag: str
+    etag: str = Field(max_length=200)
 
     @property
     def file(self) -> str:
@@ -100,6 +102,18 @@ class Manifest(BaseModel):
     files: dict[str, FileEntry]
     """Every file of the backup except the object copies, which ``objects.jsonl`` covers."""
 
+    @model_validator(mode="after")
+    def _names_only_its_own_files(self) -> Self:
+        """Every file the manifest points at is a checksummed file at the top of the backup."""
+        named = [self.database.file, OBJECTS_MANIFEST, self.keys.file]
+        for name in [*self.files, *(name for name in named if name is not None)]:
+            if not _FILE_NAME.fullmatch(name) or name == MANIFEST:
+                raise ValueError(f"{name!r} is not a file name of a backup")
+        missing = [name for name in named if name is not None and name not in self.files]
+        if missing:
+            raise ValueError(f"{missing[0]} has no checksum in the manifest")
+        return self
+
 
 def digest_file(path: Path) -> FileEntry:
     """Size and SHA-256 of a file, read in chunks."""
@@ -145,7 +159,11 @@ def read_manifest(directory: Path) -> tuple[Manifest, str]:
         if data.get("format") != FORMAT or data.get("format_version") != FORMAT_VERSION:
             raise BackupDamaged(f"{path} is not a portal backup of format version {FORMAT_VERSION}")
         return Manifest.model_validate(data), hashlib.sha256(body).hexdigest()
-    except (ValueError, AttributeError, ValidationError) as exc:
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"]) or "manifest"
+        raise BackupDamaged(f"{path} is damaged: {where}: {problem['msg']}") from exc
+    except (ValueError, AttributeError) as exc:
         raise BackupDamaged(f"{path} is damaged: it is not a valid backup manifest") from exc
 
 

@@ -308,6 +308,10 @@ def test_a_tampered_backup_is_detected_before_anything_is_written(
 
     refused("not the one whose SHA-256 was given", manifest_sha256="0" * 64)
 
+    outside = dict(manifest, database=dict(manifest["database"], file="../../etc/passwd"))
+    (directory / MANIFEST).write_text(json.dumps(outside))
+    refused("is not a file name of a backup")
+
     edited = dict(manifest, schema_revision="9999")  # the manifest names no checksum of itself
     (directory / MANIFEST).write_text(json.dumps(edited))
     with pytest.raises(RestoreRefused, match="revision 9999 is unknown to this portal"):
