@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -484,3 +485,46 @@ def test_a_case_erased_after_the_backup_is_erased_again_on_restore(
         cases = connection.execute(sa.text("SELECT id FROM cases")).scalars().all()
     engine.dispose()
     assert [uuid.UUID(str(found)) for found in cases] == [uuid.UUID(kept)]
+
+
+def test_a_backup_taken_while_files_arrive_restores_without_a_missing_or_stray_object(
+    client: TestClient,
+    accounts: Accounts,
+    settings: Settings,
+    target: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    patient = accounts.patient()
+    case_id = open_case(client, patient)["id"]
+    stop, first_done = threading.Event(), threading.Event()
+    statuses: list[int] = []
+
+    def keep_uploading() -> None:
+        while not stop.is_set():
+            photo = ("files", ("photo.png", samples.noise_png(40), "application/octet-stream"))
+            answer = client.post(
+                f"/api/cases/{case_id}/files", files=[photo], headers=patient.headers
+            )
+            statuses.append(answer.status_code)
+            first_done.set()
+
+    uploader = threading.Thread(target=keep_uploading)
+    uploader.start()
+    try:
+        assert first_done.wait(30)
+        assert back_up(monkeypatch, settings, tmp_path / "backup") == 0
+    finally:
+        stop.set()
+        uploader.join(30)
+    assert set(statuses) == {200}
+    manifest = json.loads((tmp_path / "backup" / MANIFEST).read_text())
+    assert manifest["objects"]["count"] == manifest["database"]["table_rows"]["stored_objects"]
+    assert 1 <= manifest["objects"]["count"] <= len(statuses)
+
+    as_environment(monkeypatch, target)
+    capsys.readouterr()
+    assert cli.main(["restore", str(tmp_path / "backup")]) == 0, capsys.readouterr().err
+    assert cli.main(["storage", "scrub"]) == 0
+    assert ", 0 missing, 0 corrupt, 0 orphaned" in capsys.readouterr().out
