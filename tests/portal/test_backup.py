@@ -21,7 +21,6 @@ from portal import cli, migrate
 from portal.app import create_app
 from portal.backup.errors import BackupDamaged, BackupError, RestoreRefused
 from portal.backup.manifest import MANIFEST
-from portal.backup.postgres import parse_case_keys
 from portal.backup.service import restore_backup
 from portal.backup.snapshot import tables_in
 from portal.cases.consent import CURRENT_VERSION
@@ -437,23 +436,6 @@ def test_with_kms_only_key_references_are_kept_and_a_region_without_the_key_is_r
     monkeypatch.setenv("PORTAL_STORAGE_REGION", "us-east-1")
     assert cli.main(["restore", str(directory)]) == 0, capsys.readouterr().err
     assert cli.main(["storage", "scrub"]) == 0
-
-
-def test_case_keys_are_read_from_a_dump_script_whatever_the_column_order():
-    case_id = uuid.uuid4()
-    script = "\n".join(
-        [
-            "SET client_encoding = 'UTF8';",
-            "COPY public.case_keys (kek_id, wrapped_key, case_id, provider) FROM stdin;",
-            f"1\t\\\\x01056c6f63616c\t{case_id}\tlocal",
-            "\\.",
-            "COPY public.other (x) FROM stdin;",
-            "\\.",
-        ]
-    )
-    (row,) = parse_case_keys(script)
-    assert row.case_id == str(case_id) and row.wrapped_key == bytes.fromhex("01056c6f63616c")
-    assert parse_case_keys("SET client_encoding = 'UTF8';\n") == []
 
 
 def test_a_case_erased_after_the_backup_is_erased_again_on_restore(
