@@ -45,7 +45,7 @@ def backup(settings: Settings, directory: Path, *, with_objects: bool, with_keyr
                         "objects_included": with_objects,
                     },
                 )
-    except (BackupError, StorageError) as exc:
+    except (BackupError, StorageError, OSError) as exc:
         return _failed("backup", exc)
     manifest = report.manifest
     print(f"backup written to {directory}")
@@ -98,7 +98,7 @@ def restore(
                         "objects": report.objects_verified,
                     },
                 )
-    except (BackupError, StorageError) as exc:
+    except (BackupError, StorageError, OSError) as exc:
         return _failed("restore", exc)
     finally:
         engine.dispose()

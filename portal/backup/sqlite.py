@@ -11,7 +11,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from portal.backup.errors import RestoreRefused
+from portal.backup.errors import BackupError, RestoreRefused
 from portal.backup.snapshot import CaseKeyRow, Snapshot, read_case_keys, read_snapshot
 
 DUMP_FILE = "database.sqlite3"
@@ -33,9 +33,15 @@ def dump(engine: Engine, target: Path) -> Snapshot:
     no side files in the backup directory.
     """
     source_path = database_path(engine)
-    with closing(sqlite3.connect(source_path)) as source, closing(sqlite3.connect(target)) as copy:
-        source.backup(copy)
-        copy.execute("PRAGMA journal_mode=DELETE")
+    try:
+        with (
+            closing(sqlite3.connect(source_path)) as source,
+            closing(sqlite3.connect(target)) as copy,
+        ):
+            source.backup(copy)
+            copy.execute("PRAGMA journal_mode=DELETE")
+    except sqlite3.Error as exc:
+        raise BackupError(f"SQLite could not copy the database: {exc}") from exc
     with opened_read_only(target) as connection:
         return read_snapshot(connection)
 

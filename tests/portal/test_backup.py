@@ -510,3 +510,30 @@ def test_a_backup_taken_while_files_arrive_restores_without_a_missing_or_stray_o
     assert cli.main(["restore", str(tmp_path / "backup")]) == 0, capsys.readouterr().err
     assert cli.main(["storage", "scrub"]) == 0
     assert ", 0 missing, 0 corrupt, 0 orphaned" in capsys.readouterr().out
+
+
+def test_a_restore_that_fails_while_writing_takes_back_its_objects_and_keyring(
+    client: TestClient,
+    accounts: Accounts,
+    settings: Settings,
+    target: Settings,
+    seaweed: EmbeddedS3,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    """The disk under the database fills up after the objects and keyring are in place."""
+    from portal.backup import database
+
+    def disk_full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    patient_case(client, accounts)
+    directory = tmp_path / "backup"
+    assert back_up(monkeypatch, settings, directory) == 0
+    monkeypatch.setattr(database, "restore", disk_full)
+    as_environment(monkeypatch, target)
+    capsys.readouterr()
+    assert cli.main(["restore", str(directory)]) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert is_empty(target, seaweed)
