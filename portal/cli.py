@@ -6,6 +6,7 @@ import argparse
 import getpass
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -116,6 +117,29 @@ def _cases_erase(args: argparse.Namespace, settings: Settings) -> int:
     return storage_commands.erase_case(settings, args.case_id)
 
 
+def _backup(args: argparse.Namespace, settings: Settings) -> int:
+    from portal.backup import commands
+
+    return commands.backup(
+        settings,
+        args.directory,
+        with_objects=not args.no_objects,
+        with_keyring=not args.no_keyring,
+    )
+
+
+def _restore(args: argparse.Namespace, settings: Settings) -> int:
+    from portal.backup import commands
+
+    return commands.restore(
+        settings,
+        args.directory,
+        keyring_file=args.keyring,
+        manifest_sha256=args.manifest_sha256,
+        erase_again=args.erase_again,
+    )
+
+
 def _sweep(args: argparse.Namespace, settings: Settings) -> int:
     from portal import storage_commands
 
@@ -201,6 +225,40 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("case_id")
     erase.add_argument("--yes", action="store_true", help="confirm without a prompt")
     erase.set_defaults(handler=_cases_erase)
+
+    backup = commands.add_parser(
+        "backup", help="back up the database, keyring and encrypted objects into a new directory"
+    )
+    backup.add_argument("directory", type=Path, help="a new or empty directory")
+    backup.add_argument(
+        "--no-objects",
+        action="store_true",
+        help="list and checksum the objects without copying them (versioned, replicated bucket)",
+    )
+    backup.add_argument(
+        "--no-keyring",
+        action="store_true",
+        help="leave the local keyring out (kept apart, e.g. in a secrets manager)",
+    )
+    backup.set_defaults(handler=_backup)
+
+    restore = commands.add_parser(
+        "restore", help="restore a backup into an empty database and an empty bucket"
+    )
+    restore.add_argument("directory", type=Path, help="a directory written by `portal backup`")
+    restore.add_argument(
+        "--keyring", type=Path, help="the keyring file to use instead of the backup's copy"
+    )
+    restore.add_argument(
+        "--manifest-sha256", help="refuse unless manifest.json has this SHA-256 (from the backup)"
+    )
+    restore.add_argument(
+        "--erase-again",
+        type=Path,
+        metavar="FILE",
+        help="case ids erased since the backup (one a line): erased again right after restoring",
+    )
+    restore.set_defaults(handler=_restore)
 
     sweep = commands.add_parser(
         "sweep",

@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     ohif_dir: Path | None = None
     """Installed viewer releases, one folder per version; unset means ``data_dir/ohif``."""
 
+    # Backups (``portal backup`` / ``portal restore``, docs/backup.md).
+    backup_pg_bin_dir: Path | None = None
+    """Folder of ``pg_dump``/``pg_restore``; unset: the server's version under
+    ``/usr/lib/postgresql/<major>/bin``, else ``PATH``."""
+
     log_level: str = "INFO"
     log_format: Literal["json", "plain", "auto"] = "auto"
     """``auto``: plain lines on a terminal, JSON lines otherwise (services, containers)."""

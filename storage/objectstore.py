@@ -98,6 +98,14 @@ class ObjectInfo:
     size: int
 
 
+@dataclass(frozen=True)
+class ObjectHead:
+    """What S3 says about one object without reading it: stored size and ETag."""
+
+    size: int
+    etag: str
+
+
 class S3ObjectStore:
     """Bytes in, bytes out, in one bucket."""
 
@@ -267,6 +275,24 @@ class S3ObjectStore:
         """Stored size of ``key`` in bytes."""
         with self._errors("look up the object", key=key):
             return self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
+
+    def head(self, key: str) -> ObjectHead:
+        """Stored size and ETag of ``key`` (the ETag without its quotes)."""
+        with self._errors("look up the object", key=key):
+            answer = self.client.head_object(Bucket=self.bucket, Key=key)
+        return ObjectHead(size=answer["ContentLength"], etag=answer.get("ETag", "").strip('"'))
+
+    def is_empty(self) -> bool:
+        """True when the bucket holds no object at all, or does not exist yet."""
+        try:
+            answer = self.client.list_objects_v2(Bucket=self.bucket, MaxKeys=1)
+        except ClientError as exc:
+            if _code(exc) in {"404", "NoSuchBucket", "NotFound"}:
+                return True
+            raise StorageUnavailable(f"S3 could not list {self.bucket!r}: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"S3 is unreachable, could not list objects: {exc}") from exc
+        return not answer.get("Contents")
 
     def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object whose key starts with ``prefix``, in key order."""

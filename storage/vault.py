@@ -29,7 +29,7 @@ from storage.errors import IntegrityError
 from storage.keycache import DataKeyCache, HeaderCache
 from storage.keyprovider import KeyProvider
 from storage.keys import build_key_provider
-from storage.objectstore import ObjectInfo, S3ObjectStore, build_s3_client
+from storage.objectstore import ObjectHead, ObjectInfo, S3ObjectStore, build_s3_client
 from storage.settings import StorageSettings
 
 if TYPE_CHECKING:
@@ -210,6 +210,27 @@ class Vault:
         """Stored objects under ``prefix`` (all vault objects by default)."""
         return self.store.list_objects(prefix)
 
+    # -- backup and restore: ciphertext as stored, never decrypted ------------------------
+
+    def export_object(self, object_key: str) -> tuple[ObjectHead, Iterator[bytes]]:
+        """The stored (encrypted) bytes of an object and its ETag, for a backup copy."""
+        parse_object_key(object_key)
+        head = self.store.head(object_key)
+        return head, self.store.get_stream(object_key, chunk_size=READ_SIZE)
+
+    def import_object(self, object_key: str, ciphertext: Iterable[bytes]) -> int:
+        """Store an exported object again under its own key; returns the bytes stored.
+
+        The bytes are put back exactly as exported: the cipher binds them to their case and
+        object id, so they decrypt only under the same key and with the same case key.
+        """
+        parse_object_key(object_key)
+        return self.store.put_stream(object_key, ciphertext)
+
+    def bucket_is_empty(self) -> bool:
+        """True when the bucket holds nothing at all (or does not exist yet)."""
+        return self.store.is_empty()
+
     # -- operations -----------------------------------------------------------------------
 
     def check(self) -> None:
@@ -227,9 +248,11 @@ def build_vault(
     *,
     s3_client: S3Client | None = None,
     kms_client: KMSClient | None = None,
+    keys: KeyProvider | None = None,
 ) -> Vault:
     """The vault described by ``settings``, with injected clients when given. No I/O
-    except reading the keyring file."""
+    except reading the keyring file; none at all when ``keys`` is given (a restore checks
+    a keyring before it becomes the configured one)."""
     store = S3ObjectStore(
         s3_client if s3_client is not None else build_s3_client(settings),
         bucket=settings.bucket,
@@ -237,7 +260,7 @@ def build_vault(
         max_concurrency=settings.upload_concurrency,
     )
     return Vault(
-        keys=build_key_provider(settings, kms_client),
+        keys=keys if keys is not None else build_key_provider(settings, kms_client),
         store=store,
         segment_size=settings.segment_size,
         cache=DataKeyCache(max_entries=settings.key_cache_size, ttl=settings.key_cache_ttl),

@@ -1,0 +1,1 @@
+"""``portal backup`` and ``portal restore``: the database, the keyring and every object."""
