@@ -129,6 +129,10 @@ class RenderPool:
         that answered."""
         return self._run(worker.ready)
 
+    def peak_memory(self) -> int:
+        """The peak resident memory, in bytes, of the worker that answers (benchmarks)."""
+        return self._run(worker.peak_memory)
+
     def close(self) -> None:
         """Stop the workers, abandoning any render still running."""
         with self._lock:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import resource
 import signal
+from pathlib import Path
 
 from portal.records import render
 from portal.records.render import Rendered
@@ -47,6 +48,14 @@ def limit_worker(memory_bytes: int) -> None:
 def ready() -> int:
     """A no-op the pool schedules to start its workers ahead of the first request."""
     return os.getpid()
+
+
+def peak_memory() -> int:
+    """This worker's peak resident memory in bytes (``VmHWM``), for benchmarks."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def measure_record(kind: str, data: bytes, max_pixels: int) -> list[tuple[float, float]]:
