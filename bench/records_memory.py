@@ -27,7 +27,9 @@ import tempfile
 import time
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -42,6 +44,7 @@ LENIENT_PIXELS = 400_000_000
 IN_PROCESS = """
 import json, sys
 from pathlib import Path
+from typing import Any
 from portal.records import render
 data = Path(sys.argv[1]).read_bytes()
 def status(field):
@@ -100,20 +103,27 @@ def rss() -> int:
     return 0
 
 
-def in_process(path: Path, max_pixels: int) -> dict[str, object]:
+def in_process(path: Path, max_pixels: int) -> dict[str, Any]:
     result = subprocess.run(
         [sys.executable, "-c", IN_PROCESS, str(path), str(max_pixels)],
         capture_output=True,
         check=True,
         text=True,
     )
-    figures: dict[str, object] = json.loads(result.stdout)
+    figures: dict[str, Any] = json.loads(result.stdout)
     return figures
 
 
-def through_workers(
-    data: bytes, max_pixels: int, memory_bytes: int, renders: int
-) -> dict[str, object]:
+@dataclass(frozen=True)
+class WorkerFigures:
+    outcomes: list[str]
+    worker_idle_peak: int
+    worker_peak: int
+    parent_growth: int
+    memory_limit: int
+
+
+def through_workers(data: bytes, max_pixels: int, memory_bytes: int, renders: int) -> WorkerFigures:
     defaults = RenderLimits.from_settings(Settings())
     limits = RenderLimits(
         workers=1,
@@ -134,13 +144,13 @@ def through_workers(
                 outcomes.append("rendered")
             except PortalError as exc:
                 outcomes.append(type(exc).__name__)
-        return {
-            "worker_idle_peak": idle_worker,
-            "worker_peak": pool.peak_memory(),
-            "parent_growth": rss() - before,
-            "outcomes": outcomes,
-            "memory_limit": limits.memory_bytes,
-        }
+        return WorkerFigures(
+            outcomes=outcomes,
+            worker_idle_peak=idle_worker,
+            worker_peak=pool.peak_memory(),
+            parent_growth=rss() - before,
+            memory_limit=limits.memory_bytes,
+        )
     finally:
         pool.close()
 
@@ -199,7 +209,7 @@ def main() -> None:
         local = in_process(path, LENIENT_PIXELS)
     print(
         f"in process, no pixel check: {local['outcome']}; peak RSS "
-        f"{int(str(local['peak'])) / MIB:.0f} MiB (from {int(str(local['before'])) / MIB:.0f})"
+        f"{local['peak'] / MIB:.0f} MiB (from {local['before'] / MIB:.0f})"
     )
     settings = Settings()
     default_memory = settings.record_render_memory_mb * MIB
@@ -210,11 +220,10 @@ def main() -> None:
     ):
         figures = through_workers(data, max_pixels, memory_bytes, args.renders)
         print(
-            f"{label}: {', '.join(map(str, figures['outcomes']))}; worker peak RSS "
-            f"{int(str(figures['worker_peak'])) / MIB:.0f} MiB (idle "
-            f"{int(str(figures['worker_idle_peak'])) / MIB:.0f}, limit "
-            f"{int(str(figures['memory_limit'])) / MIB:.0f} MiB address space); parent grew "
-            f"{int(str(figures['parent_growth'])) / MIB:.1f} MiB over {args.renders} renders"
+            f"{label}: {', '.join(figures.outcomes)}; worker peak RSS "
+            f"{figures.worker_peak / MIB:.0f} MiB (idle {figures.worker_idle_peak / MIB:.0f}, "
+            f"limit {figures.memory_limit / MIB:.0f} MiB address space); parent grew "
+            f"{figures.parent_growth / MIB:.1f} MiB over {args.renders} renders"
         )
     latency(args.repeat)
 
