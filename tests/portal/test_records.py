@@ -454,7 +454,7 @@ def test_who_may_see_a_record(client: TestClient, accounts: Accounts, patient, c
     assert page_of(client, specialist, case["id"], file_id, 1).status_code == 404
 
 
-def test_large_originals_are_read_in_ranges_not_kept(
+def test_large_originals_are_not_kept(
     client: TestClient, app: FastAPI, patient, case, monkeypatch: pytest.MonkeyPatch
 ):
     file_id = upload(client, patient, case["id"], "report.pdf", report_pdf(3))

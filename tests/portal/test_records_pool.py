@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -254,6 +255,23 @@ def test_a_photo_past_the_worker_memory_limit_fails_alone_and_the_server_stays_s
     assert growth < PARENT_GROWTH_LIMIT, f"the server grew by {growth / 2**20:.0f} MiB"
 
 
+@pytest.mark.parametrize("limits", [{"record_render_max_mb": 1}])
+def test_an_original_larger_than_a_worker_is_given_is_offered_for_download_only(
+    client: TestClient, patient: Account, case: dict[str, Any]
+):
+    large = b"%PDF-1.7\n%" + b"x" * (1024 * 1024) + b"\n%%EOF\n"
+    file_id = upload(client, patient, case["id"], "bundle.pdf", large)
+    view = record_of(client, patient, case["id"], file_id)
+    assert view.status_code == 200 and view.json()["pages"] == []
+    assert "larger than 1 MB, too large to show here" in view.json()["problem"]
+    response = page_of(client, patient, case["id"], file_id, 1)
+    assert response.status_code == 415 and "larger than 1 MB" in response.json()["detail"]
+    original = client.get(
+        f"/api/cases/{case['id']}/files/{file_id}/content", headers=patient.headers
+    )
+    assert original.content == large
+
+
 # Time limit --------------------------------------------------------------------------------
 
 
@@ -302,6 +320,25 @@ def test_one_worker_recovers_from_a_timeout_and_from_memory_exhaustion(pool: Ren
     with pytest.raises(RecordTooComplex):
         pool.draw(kind="png", data=solid_png(HOSTILE_SIDE, HOSTILE_SIDE), page=1, width=1200)
     assert pool.draw(kind="png", data=samples.png(300, 200), page=1, width=200) == normal
+
+
+def test_a_worker_that_dies_fails_only_its_own_render_and_is_replaced():
+    pool = RenderPool(
+        RenderLimits(workers=1, memory_bytes=2**30, seconds=30, max_pixels=10**8, max_bytes=2**26)
+    )
+    try:
+        pid = pool.warm()
+        with ThreadPoolExecutor(1) as threads:
+            drawing = threads.submit(pool.draw, kind="pdf", data=slow_pdf(), page=1, width=1200)
+            time.sleep(1.0)  # the page takes seconds to draw: the worker is busy with it
+            os.kill(pid, signal.SIGKILL)
+            with pytest.raises(RecordTooComplex):
+                drawing.result(timeout=30)
+        assert pool.warm() != pid
+        page = pool.draw(kind="pdf", data=report_pdf(1), page=1, width=300)
+        assert decoded(page.data).width == 300
+    finally:
+        pool.close()
 
 
 WORKER_ENVIRONMENT = """
