@@ -15,7 +15,9 @@ of tasks.
 Workers come from the ``forkserver`` start method: never a fork of the threaded web server
 (which holds keys, sessions and other patients' plaintext), but of a small server process that
 imported only ``portal.records.worker`` and was started with an environment stripped of
-secrets. A new worker is a fork of that, so replacing a killed one costs milliseconds.
+secrets. A new worker is a fork of that, so replacing a killed one costs milliseconds (plus,
+as with any spawn or forkserver child, re-running the server's main script when it was started
+from one: the ``portal`` script imports ``portal.cli``, which builds nothing at import).
 """
 
 from __future__ import annotations
