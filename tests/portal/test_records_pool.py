@@ -49,8 +49,8 @@ PARENT_GROWTH_LIMIT = 80 * 1024 * 1024
 
 
 @functools.cache
-def solid_png(width: int, height: int, colour: tuple[int, int, int] = (40, 90, 160)) -> bytes:
-    """An RGB PNG of one colour, never held decoded here."""
+def solid_png(width: int, height: int, colour: tuple[int, ...] = (40, 90, 160)) -> bytes:
+    """A PNG of one colour (RGB, or RGBA given four values), never held decoded here."""
 
     def chunk(kind: bytes, data: bytes = b"") -> bytes:
         crc = struct.pack(">I", zlib.crc32(kind + data))
@@ -58,7 +58,8 @@ def solid_png(width: int, height: int, colour: tuple[int, int, int] = (40, 90, 1
 
     row = b"\x00" + bytes(colour) * width
     idat = _deflate_repeated(row, height)
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    colour_type = 6 if len(colour) == 4 else 2
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND")
 
 
@@ -327,6 +328,30 @@ def test_one_worker_recovers_from_a_timeout_and_from_memory_exhaustion(pool: Ren
     with pytest.raises(RecordTooComplex):
         pool.draw(kind="png", data=solid_png(HOSTILE_SIDE, HOSTILE_SIDE), page=1, width=1200)
     assert pool.draw(kind="png", data=samples.png(300, 200), page=1, width=200) == normal
+
+
+def test_a_48_megapixel_transparent_png_fits_a_worker_of_the_default_size():
+    """Decoded, 8000 x 6000 RGBA is 192 MB; it is reduced, then flattened onto white in place.
+    Flattening at full size first (four full-size copies) needed more than the default 1 GiB."""
+    defaults = Settings.model_fields
+    limits = RenderLimits(
+        workers=1,
+        memory_bytes=defaults["record_render_memory_mb"].default * 1024 * 1024,
+        seconds=60,
+        max_pixels=defaults["record_max_pixels"].default,
+        max_bytes=defaults["record_render_max_mb"].default * 1024 * 1024,
+    )
+    pool = RenderPool(limits)
+    try:
+        photo = pool.draw(
+            kind="png", data=solid_png(8000, 6000, (200, 30, 30, 128)), page=1, width=2000
+        )
+    finally:
+        pool.close()
+    image = decoded(photo.data)
+    assert image.mode == "RGB" and image.size == (photo.width, photo.height) == (2000, 1500)
+    red, green, blue = image.getpixel((1000, 750))  # half-transparent red over white
+    assert abs(red - 227) <= 1 and abs(green - 142) <= 1 and abs(blue - 142) <= 1
 
 
 def test_a_worker_that_dies_fails_only_its_own_render_and_is_replaced():
