@@ -45,6 +45,7 @@ from portal.middleware import (
 )
 from portal.ohif.views import router as ohif_router
 from portal.records.pages import router as record_pages
+from portal.records.pool import RenderLimits, RenderPool
 from portal.records.views import router as records_router
 from portal.sealing import SecretBox
 from portal.settings import Settings
@@ -109,6 +110,9 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         app.state.vault = vault or _open_vault(settings)
         app.state.vault_checks = vault_checks(app.state.vault)
         app.state.dicomweb_frames = BoundedCache(settings.dicomweb_frame_cache_mb * 1024 * 1024)
+        # Before the sweep starts: the render workers' fork server is started with a trimmed
+        # environment, which must not race other threads reading it.
+        app.state.record_renderer = RenderPool(RenderLimits.from_settings(settings))
         async with anyio.create_task_group() as tasks:
             if settings.sweep_enabled:
                 tasks.start_soon(
@@ -123,6 +127,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
                 yield
             finally:
                 tasks.cancel_scope.cancel()
+                await anyio.to_thread.run_sync(app.state.record_renderer.close)
                 engine.dispose()
 
     app = FastAPI(

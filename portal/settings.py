@@ -65,6 +65,22 @@ class Settings(BaseSettings):
     tus_max_bytes: int = 8 * 1024**3
     tus_expiry_hours: int = 24
 
+    # Records (PDF reports, photos of paper reports): the photo limit at intake, and the
+    # worker processes that draw records for the browser (docs/records.md).
+    record_max_pixels: int = Field(default=50_000_000, ge=1_000_000)
+    """Largest photo accepted and shown: a 48 MP phone photo (8064 x 6048) passes; a PNG this
+    large decodes to 150-200 MB in a render worker."""
+    record_render_workers: int = Field(default=2, ge=1, le=32)
+    """Render worker processes per server process (each draws one page at a time)."""
+    record_render_memory_mb: int = Field(default=1024, ge=256)
+    """Address space of one render worker; a record needing more fails alone (about 190 MB
+    of it is the interpreter, numpy, Pillow and PDFium)."""
+    record_render_seconds: float = Field(default=20.0, gt=0)
+    """A render running longer is stopped and its worker replaced."""
+    record_render_max_mb: int = Field(default=128, ge=1)
+    """Larger originals are not drawn (they are downloaded): their plaintext is handed to a
+    worker whole."""
+
     acceptance_window_hours: int = 24
     """How long a specialist has to accept or decline an offered case."""
     standard_due_business_days: int = 5

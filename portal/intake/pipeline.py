@@ -140,7 +140,11 @@ class Ingest:
             page_count = self._page_count(stored, wrapped)
         else:
             width, height = inspect_image(
-                head, kind=kind, tail=capture.tail, total_size=capture.total
+                head,
+                kind=kind,
+                tail=capture.tail,
+                total_size=capture.total,
+                max_pixels=self.settings.record_max_pixels,
             )
         # The write transaction holds the database's write lock (SQLite: the only one), so it
         # does no reads it can avoid: what to link to was looked up above.

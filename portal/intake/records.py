@@ -12,7 +12,6 @@ from PIL.Image import DecompressionBombError
 from portal.intake.errors import Rejected
 from portal.intake.sniff import FileKind
 
-MAX_PIXELS = 200_000_000  # 200 megapixels; a phone photo is 12 to 50
 MAX_PAGES_TO_COUNT = 10_000
 _PDF_TRAILER_SLACK = b" \t\r\n\x00\x0c"
 _JPEG_EOI = b"\xff\xd9"
@@ -87,7 +86,9 @@ def pdf_page_count(fp: BinaryIO | io.RawIOBase) -> int | None:
     return pages if 0 < pages <= MAX_PAGES_TO_COUNT else None
 
 
-def inspect_image(head: bytes, *, kind: FileKind, tail: bytes, total_size: int) -> tuple[int, int]:
+def inspect_image(
+    head: bytes, *, kind: FileKind, tail: bytes, total_size: int, max_pixels: int
+) -> tuple[int, int]:
     """Read a JPEG or PNG photo's dimensions from its header and check that it is complete.
 
     Parameters
@@ -100,6 +101,9 @@ def inspect_image(head: bytes, *, kind: FileKind, tail: bytes, total_size: int) 
         The last bytes of the file (64, or fewer when the file is that small).
     total_size : int
         The size of the whole file in bytes.
+    max_pixels : int
+        The most pixels a photo may have (``PORTAL_RECORD_MAX_PIXELS``): enough for a photo
+        of a paper report, so that no accepted photo needs gigabytes to be shown.
 
     Returns
     -------
@@ -109,15 +113,18 @@ def inspect_image(head: bytes, *, kind: FileKind, tail: bytes, total_size: int) 
     Raises
     ------
     Rejected
-        ``malformed_image`` when the header cannot be read, the format does not match
-        ``kind``, the image is larger than 200 megapixels, or the file does not end with its
-        end marker (JPEG ``FFD9`` within the last 64 bytes, PNG ``IEND`` as the last chunk).
+        ``image_too_large`` when it has more than ``max_pixels`` pixels; ``malformed_image``
+        when the header cannot be read, the format does not match ``kind``, or the file does
+        not end with its end marker (JPEG ``FFD9`` within the last 64 bytes, PNG ``IEND`` as
+        the last chunk).
     """
     if kind not in _IMAGE_FORMATS:
         raise ValueError(f"not an image kind: {kind}")
-    width, height = _dimensions(head, _IMAGE_FORMATS[kind])
-    if width <= 0 or height <= 0 or width * height > MAX_PIXELS:
-        raise _too_many_pixels()
+    width, height = _dimensions(head, _IMAGE_FORMATS[kind], max_pixels)
+    if width <= 0 or height <= 0:
+        raise Rejected("malformed_image", "This photo is damaged and its picture cannot be read.")
+    if width * height > max_pixels:
+        raise _too_many_pixels(max_pixels)
     if kind is FileKind.png and not tail.endswith(_PNG_IEND):
         raise Rejected(
             "malformed_image",
@@ -135,14 +142,14 @@ def inspect_image(head: bytes, *, kind: FileKind, tail: bytes, total_size: int) 
     return width, height
 
 
-def _dimensions(head: bytes, image_format: str) -> tuple[int, int]:
+def _dimensions(head: bytes, image_format: str, max_pixels: int) -> tuple[int, int]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns of possible decompression bombs
             with Image.open(io.BytesIO(head), formats=[image_format]) as image:
                 width, height = image.size
     except DecompressionBombError as exc:  # Pillow's own, slightly lower, pixel limit
-        raise _too_many_pixels() from exc
+        raise _too_many_pixels(max_pixels) from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise Rejected(
             "malformed_image", "This photo is damaged and its picture cannot be read."
@@ -150,8 +157,11 @@ def _dimensions(head: bytes, image_format: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def _too_many_pixels() -> Rejected:
+def _too_many_pixels(max_pixels: int) -> Rejected:
+    megapixels = max_pixels // 1_000_000
     return Rejected(
-        "malformed_image",
-        "This image is too large to accept (over 200 megapixels). Please send a smaller photo.",
+        "image_too_large",
+        f"This image has too many pixels to accept (more than {megapixels} megapixels). Please "
+        "send a smaller photo: your phone's usual camera setting or a screenshot is enough to "
+        "read a paper report.",
     )

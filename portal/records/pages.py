@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from portal.deps import SessionDep, vault_of
 from portal.records import service
-from portal.records.views import record_state
+from portal.records.views import record_renderer, record_state
 from portal.web.deps import PageCaller
 from portal.web.templating import render
 
@@ -35,6 +35,7 @@ def record_page(
         session=session,
         vault=vault_of(request),
         state=record_state(request),
+        renderer=record_renderer(request),
         principal=caller.principal,
         ctx=caller.ctx,
         case_id=case_id,

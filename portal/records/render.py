@@ -4,18 +4,22 @@ Pure: the original's plaintext (bytes or a seekable binary file) in, a PNG or JP
 encoded out; no database and no storage. The browser never receives the original, so neither
 its PDF plugin nor its image decoders ever parse what a patient uploaded.
 
+The portal calls this module only inside the render workers (``portal.records.workers``):
+child processes with a memory and a time limit, one call at a time each, so a hostile file
+can at worst fail its own request. PDFium is not thread-safe; one thread per process is what
+makes that safe here.
+
 PDFium is only asked to lay out and rasterise: no form environment is set up, so no form
-(and no JavaScript, which this PDFium build does not contain) ever runs. PDFium has no time
-limit; the guards are the document's page count (``MAX_PAGES``), the pixels of one rendered
-page (``MAX_PAGE_PIXELS``) and, in the service, the size of the file. Pages are numbered from
-1 here, as people and PDF readers number them.
+(and no JavaScript, which this PDFium build does not contain) ever runs. The guards here are
+the document's page count (``MAX_PAGES``), the pixels of one rendered page
+(``MAX_PAGE_PIXELS``) and of a photo (``max_pixels``); the worker adds the memory and time
+limits. Pages are numbered from 1 here, as people and PDF readers number them.
 """
 
 from __future__ import annotations
 
 import io
 import math
-import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +34,6 @@ from PIL import Image, UnidentifiedImageError
 from PIL.Image import DecompressionBombError, DecompressionBombWarning
 
 from portal.errors import NotFound, UnsupportedMediaType
-from portal.intake.records import MAX_PIXELS
 from portal.viewer.render import encode_png
 
 PNG = "image/png"
@@ -43,8 +46,6 @@ JPEG_QUALITY = 85
 ORIENTATION = 0x0112  # the EXIF tag
 Source = bytes | BinaryIO
 
-# PDFium is not thread-safe, not even across documents: every call into it holds this lock.
-_PDFIUM_LOCK = threading.Lock()
 _PROTECTED = frozenset({pdfium_c.FPDF_ERR_PASSWORD, pdfium_c.FPDF_ERR_SECURITY})
 # EXIF orientation -> what makes the picture upright (the table ImageOps.exif_transpose uses).
 _UPRIGHT = {
@@ -58,6 +59,12 @@ _UPRIGHT = {
 }
 _TURNED = frozenset({5, 6, 7, 8})  # stored on its side: width and height swap
 _TRANSPARENT_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+_REDUCIBLE_MODES = frozenset({"L", "LA", "RGB", "RGBA", "I", "CMYK"})  # Image.reduce takes these
+REDUCE_GAP = 2.0
+"""A decoded photo is first shrunk by whole factors (a cheap box filter) while it stays at
+least twice the target; Lanczos does the rest (Pillow's ``reducing_gap`` of 2 or more is
+indistinguishable from Lanczos alone)."""
+REDUCING_GAP = 3.0
 
 
 class UnreadableRecord(UnsupportedMediaType):
@@ -111,7 +118,7 @@ def pdf_page_count(source: Source) -> int:
     RecordTooLarge
         It has more than ``MAX_PAGES`` pages.
     """
-    with _PDFIUM_LOCK, _pdf(source) as document:
+    with _pdf(source) as document:
         count: int = len(document)
         return count
 
@@ -121,7 +128,7 @@ def pdf_page_sizes(source: Source) -> list[tuple[float, float]]:
 
     Raises the errors of :func:`pdf_page_count`.
     """
-    with _PDFIUM_LOCK, _pdf(source) as document:
+    with _pdf(source) as document:
         try:
             sizes = [document.get_page_size(index) for index in range(len(document))]
         except pdfium.PdfiumError:
@@ -175,7 +182,7 @@ def render_pdf_page(source: Source, *, page: int, width_px: int) -> Rendered:
     ProtectedRecord, UnreadableRecord, RecordTooLarge
         As :func:`pdf_page_count`, or the page cannot be drawn, or it is too large.
     """
-    with _PDFIUM_LOCK, _pdf(source) as document:
+    with _pdf(source) as document:
         count = len(document)
         if not 1 <= page <= count:
             raise PageNotFound(pages_message(count))
@@ -187,7 +194,7 @@ def render_pdf_page(source: Source, *, page: int, width_px: int) -> Rendered:
 
 @contextmanager
 def _pdf(source: Source) -> Iterator[Any]:
-    """An open PDFium document, closed on leaving; the caller holds ``_PDFIUM_LOCK``."""
+    """An open PDFium document, closed on leaving."""
     try:
         document = pdfium.PdfDocument(source)
     except pdfium.PdfiumError as exc:
@@ -200,7 +207,7 @@ def _pdf(source: Source) -> Iterator[Any]:
             )
         yield document
     finally:
-        document.close()  # explicitly, under the lock: a finalizer would run on any thread
+        document.close()  # explicitly: the worker process goes on to the next record
 
 
 def _rasterise(document: Any, index: int, width_px: int) -> npt.NDArray[np.uint8]:
@@ -232,7 +239,7 @@ def _grey_if_colourless(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
 # Photos ------------------------------------------------------------------------------------
 
 
-def photo_size(source: Source) -> tuple[int, int]:
+def photo_size(source: Source, *, max_pixels: int) -> tuple[int, int]:
     """A JPEG or PNG photo's ``(width, height)`` as shown upright, read from its header.
 
     Raises
@@ -240,14 +247,14 @@ def photo_size(source: Source) -> tuple[int, int]:
     UnreadableRecord
         It is not a readable JPEG or PNG.
     RecordTooLarge
-        It has more pixels than intake accepts (``portal.intake.records.MAX_PIXELS``).
+        It has more than ``max_pixels`` pixels (intake's limit, ``PORTAL_RECORD_MAX_PIXELS``).
     """
-    with _photo(source) as image:
+    with _photo(source, max_pixels) as image:
         width, height = image.size
         return (height, width) if _orientation(image) in _TURNED else (width, height)
 
 
-def render_photo(source: Source, *, width_px: int) -> Rendered:
+def render_photo(source: Source, *, width_px: int, max_pixels: int) -> Rendered:
     """A photo upright, at most ``width_px`` wide (never enlarged), without its metadata.
 
     Parameters
@@ -257,6 +264,8 @@ def render_photo(source: Source, *, width_px: int) -> Rendered:
     width_px : int
         The largest width wanted; the height follows. A result over ``MAX_PAGE_PIXELS`` is
         made smaller still.
+    max_pixels : int
+        A photo with more pixels is refused from its header, before any of it is decoded.
 
     Returns
     -------
@@ -271,7 +280,7 @@ def render_photo(source: Source, *, width_px: int) -> Rendered:
     UnreadableRecord, RecordTooLarge
         As :func:`photo_size`, or the picture data is damaged or cut short.
     """
-    with _photo(source) as image:
+    with _photo(source, max_pixels) as image:
         image_format = image.format
         orientation = _orientation(image)
         turned = orientation in _TURNED
@@ -279,15 +288,14 @@ def render_photo(source: Source, *, width_px: int) -> Rendered:
         shown = (stored_height, stored_width) if turned else (stored_width, stored_height)
         width, height = fitted_size(*shown, width_px)
         target = (height, width) if turned else (width, height)  # in stored orientation
-        image.draft(None, target)  # JPEG: decode at 1/2, 1/4 or 1/8 while that still covers it
         try:
-            picture = _displayable(image)
+            picture = _decoded_near(image, target)
         except (OSError, ValueError, SyntaxError, DecompressionBombError):
             raise UnreadableRecord(
                 "This photo is damaged and its picture cannot be read. Download the original."
             ) from None
     if picture.size != target:
-        picture = picture.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        picture = picture.resize(target, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
     if orientation in _UPRIGHT:
         picture = picture.transpose(_UPRIGHT[orientation])
     pixels = np.asarray(picture, dtype=np.uint8)
@@ -296,14 +304,34 @@ def render_photo(source: Source, *, width_px: int) -> Rendered:
     return Rendered(encode_png(pixels), PNG, width, height)
 
 
+def _decoded_near(image: Image.Image, target: tuple[int, int]) -> Image.Image:
+    """The picture as grey or RGB, already shrunk by a whole factor towards ``target``.
+
+    A JPEG is decoded at 1/2, 1/4 or 1/8 scale while that still covers the target (``draft``):
+    a 48 MP photo shown 2000 wide decodes 3 MP. A PNG must be decoded whole, but it is then
+    reduced (a box filter, in place of the first steps of the final resize) before any mode
+    conversion, so that no full-size copies are made after the decoded one.
+    """
+    image.draft(None, target)
+    image.load()
+    picture: Image.Image = image
+    if picture.mode not in _REDUCIBLE_MODES or "transparency" in picture.info:
+        picture = _displayable(picture)  # palette, 1-bit, 16-bit, colour-keyed: convert first
+    factor_x = max(1, int(picture.width / target[0] / REDUCE_GAP))
+    factor_y = max(1, int(picture.height / target[1] / REDUCE_GAP))
+    if factor_x > 1 or factor_y > 1:
+        picture = picture.reduce((factor_x, factor_y))
+    return _displayable(picture)
+
+
 @contextmanager
-def _photo(source: Source) -> Iterator[Image.Image]:
+def _photo(source: Source, max_pixels: int) -> Iterator[Image.Image]:
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DecompressionBombWarning)  # we check just below
             image = Image.open(stream, formats=["JPEG", "PNG"])
-    except DecompressionBombError:  # Pillow's own limit, a little below intake's
+    except DecompressionBombError:  # Pillow's own limit, above ours
         raise _too_many_pixels() from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise UnreadableRecord(
@@ -311,7 +339,7 @@ def _photo(source: Source) -> Iterator[Image.Image]:
         ) from None
     with image:
         width, height = image.size
-        if width <= 0 or height <= 0 or width * height > MAX_PIXELS:
+        if width <= 0 or height <= 0 or width * height > max_pixels:
             raise _too_many_pixels()
         yield image
 
@@ -351,14 +379,17 @@ def _displayable(image: Image.Image) -> Image.Image:
     """Decoded pixels as 8-bit grey (``L``) or RGB, transparency flattened onto white."""
     mode = image.mode
     if mode in _TRANSPARENT_MODES or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
+        rgba = image if mode == "RGBA" else image.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))  # in place: no composite copies
+        return flat
     if mode in {"1", "L"}:
         return image.convert("L")
-    if mode.startswith("I"):  # 16-bit grey: keep the upper 8 bits
-        values = np.clip(np.asarray(image, dtype=np.int64), 0, 65535) >> 8
-        return Image.fromarray(values.astype(np.uint8))
+    if mode.startswith("I"):  # 16-bit grey: keep the upper 8 bits (no wider copy is made)
+        values = np.asarray(image)
+        if values.dtype != np.uint16:
+            values = np.clip(values, 0, 65535)
+        return Image.fromarray((values >> 8).astype(np.uint8))
     return image.convert("RGB")
 
 

@@ -3,15 +3,14 @@
 Read from the vault, checked against ``portal.access`` on every request, audited once per
 sign-in session and file (``record.view``), never per page. Plaintext originals, page sizes
 and rendered pages are kept in this process's memory only (bounded), never written to disk.
+Measuring and drawing happen in the render workers (``portal.records.pool``): this process
+never parses a record itself.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 from sqlmodel import Session, SQLModel, select
 
@@ -25,9 +24,9 @@ from portal.intake.models import CaseFile
 from portal.objects import service as objects_service
 from portal.objects.models import CaseKey, StoredObject
 from portal.records import render
-from portal.records.render import PageNotFound, Rendered, UnreadableRecord
+from portal.records.pool import RenderPool
+from portal.records.render import PageNotFound, RecordTooLarge, Rendered, UnreadableRecord
 from portal.viewer.cache import BoundedCache, SeenSeries
-from storage.reader import buffered
 from storage.vault import Vault
 
 DEFAULT_WIDTH = 1200
@@ -36,9 +35,8 @@ MAX_WIDTH = 2000
 PDF = "pdf"
 PHOTO_KINDS = frozenset({"jpeg", "png"})
 WHOLE_RECORD_LIMIT = 32 * 1024 * 1024
-"""Originals up to this size are decrypted whole (SHA-256 verified) and kept a while; larger
-ones are read through a seekable view that decrypts only the ranges PDFium or Pillow read."""
-READ_WINDOW = 1024 * 1024
+"""Originals up to this size are kept a while after they were decrypted; larger ones (up to
+the workers' ``max_bytes``) are decrypted for each render and dropped."""
 ORIGINAL_CACHE_BYTES = 128 * 1024 * 1024
 PAGE_CACHE_BYTES = 64 * 1024 * 1024
 LAYOUT_CACHE_BYTES = 8 * 1024 * 1024
@@ -102,6 +100,7 @@ def record_for_viewer(
     session: Session,
     vault: Vault,
     state: RecordState,
+    renderer: RenderPool,
     principal: Principal,
     ctx: AuditContext,
     case_id: uuid.UUID,
@@ -110,7 +109,7 @@ def record_for_viewer(
     """A record's name, kind, size, pages and their image sizes, or why it cannot be shown."""
     case, case_file = _record(session, principal, case_id, file_id)
     _audit_view(session, state, principal, ctx, case_file, via="record")
-    layout = _layout(session, vault, state, case_file)
+    layout = _layout(session, vault, state, renderer, case_file)
     return _view(case, case_file, layout)
 
 
@@ -119,6 +118,7 @@ def render_record_page(
     session: Session,
     vault: Vault,
     state: RecordState,
+    renderer: RenderPool,
     principal: Principal,
     ctx: AuditContext,
     case_id: uuid.UUID,
@@ -130,7 +130,7 @@ def render_record_page(
     if not MIN_WIDTH <= width <= MAX_WIDTH:
         raise InvalidInput(f"width must be between {MIN_WIDTH} and {MAX_WIDTH} pixels.")
     _, case_file = _record(session, principal, case_id, file_id)
-    layout = _layout(session, vault, state, case_file)
+    layout = _layout(session, vault, state, renderer, case_file)
     if layout.problem is not None:
         raise UnreadableRecord(layout.problem)
     count = len(layout.sizes)
@@ -142,11 +142,8 @@ def render_record_page(
     key = (case_file.stored_object_id, page, width)
     rendered = state.pages.get(key)
     if rendered is None:
-        with _source(session, vault, state, case_file) as source:
-            if case_file.kind == PDF:
-                rendered = render.render_pdf_page(source, page=page, width_px=width)
-            else:
-                rendered = render.render_photo(source, width_px=width)
+        data = _plaintext(session, vault, state, renderer, case_file)
+        rendered = renderer.draw(kind=case_file.kind, data=data, page=page, width=width)
         state.pages.put(key, rendered, len(rendered.data))
     return rendered
 
@@ -201,20 +198,18 @@ def _audit_view(
         raise
 
 
-def _layout(session: Session, vault: Vault, state: RecordState, case_file: CaseFile) -> _Layout:
+def _layout(
+    session: Session, vault: Vault, state: RecordState, renderer: RenderPool, case_file: CaseFile
+) -> _Layout:
     """Page sizes from the file itself (PDFium's page count, the photo's EXIF orientation)."""
     object_id = case_file.stored_object_id
     layout = state.layouts.get(object_id)
     if layout is not None:
         return layout
     try:
-        with _source(session, vault, state, case_file) as source:
-            if case_file.kind == PDF:
-                layout = _Layout(tuple(render.pdf_page_sizes(source)))
-            else:
-                width, height = render.photo_size(source)
-                layout = _Layout(((float(width), float(height)),))
-    except UnreadableRecord as exc:  # damaged, protected, too many pages or pixels
+        data = _plaintext(session, vault, state, renderer, case_file)
+        layout = _Layout(tuple(renderer.measure(kind=case_file.kind, data=data)))
+    except UnreadableRecord as exc:  # damaged, protected, too many pages, pixels or bytes
         layout = _Layout((), exc.message)
     state.layouts.put(object_id, layout, 256 + 32 * len(layout.sizes))
     return layout
@@ -247,30 +242,29 @@ def _view(case: Case, case_file: CaseFile, layout: _Layout) -> RecordView:
     )
 
 
-@contextmanager
-def _source(
-    session: Session, vault: Vault, state: RecordState, case_file: CaseFile
-) -> Iterator[bytes | BinaryIO]:
-    """The original's plaintext: whole (and kept) when small, else a range-reading view."""
+def _plaintext(
+    session: Session, vault: Vault, state: RecordState, renderer: RenderPool, case_file: CaseFile
+) -> bytes:
+    """The original's plaintext (SHA-256 verified), kept a while when small.
+
+    Raises
+    ------
+    RecordTooLarge
+        The original is larger than a render worker is given.
+    """
     object_id = case_file.stored_object_id
     cached = state.originals.get(object_id)
     if cached is not None:
-        yield cached
-        return
+        return cached
     row = session.get(StoredObject, object_id)
-    key = session.get(CaseKey, row.case_id) if row is not None else None
-    if row is None or key is None:
+    if row is None or session.get(CaseKey, row.case_id) is None:
         raise NotFound("File not found.")
-    if row.size <= WHOLE_RECORD_LIMIT:
-        data = b"".join(objects_service.open_object(session=session, vault=vault, row=row))
+    if row.size > renderer.limits.max_bytes:
+        raise RecordTooLarge(
+            f"This file is larger than {renderer.limits.max_bytes // (1024 * 1024)} MB, too "
+            "large to show here. Download the original to open it."
+        )
+    data = b"".join(objects_service.open_object(session=session, vault=vault, row=row))
+    if len(data) <= WHOLE_RECORD_LIMIT:
         state.originals.put(object_id, data, len(data))
-        yield data
-        return
-    with buffered(
-        vault,
-        case_id=str(row.case_id),
-        wrapped_key=key.wrapped_key,
-        object_key=row.object_key,
-        window=READ_WINDOW,
-    ) as stream:
-        yield stream
+    return data

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from portal.deps import Caller, SessionDep, vault_of
 from portal.records import service
+from portal.records.pool import RenderPool
 from portal.records.render import JPEG, PNG
 from portal.records.service import RecordState, RecordView
 
@@ -31,6 +32,12 @@ def record_state(request: Request) -> RecordState:
         return state
 
 
+def record_renderer(request: Request) -> RenderPool:
+    """The application's render workers, built in the lifespan."""
+    renderer: RenderPool = request.app.state.record_renderer
+    return renderer
+
+
 @router.get("/{case_id}/records/{file_id}")
 def record(
     case_id: uuid.UUID, file_id: uuid.UUID, request: Request, caller: Caller, session: SessionDep
@@ -40,6 +47,7 @@ def record(
         session=session,
         vault=vault_of(request),
         state=record_state(request),
+        renderer=record_renderer(request),
         principal=caller.principal,
         ctx=caller.ctx,
         case_id=case_id,
@@ -64,6 +72,7 @@ def record_page(
         session=session,
         vault=vault_of(request),
         state=record_state(request),
+        renderer=record_renderer(request),
         principal=caller.principal,
         ctx=caller.ctx,
         case_id=case_id,

@@ -13,7 +13,10 @@ from pypdf import PdfWriter
 from portal.intake.errors import Rejected
 from portal.intake.records import inspect_image, inspect_pdf, pdf_page_count
 from portal.intake.sniff import FileKind
+from portal.settings import Settings
 from tests.intake.uploads import HEAD_LIMIT, TAIL
+
+MAX_PIXELS = Settings.model_fields["record_max_pixels"].default
 
 
 def _pdf(pages: int = 2, *, password: str | None = None) -> bytes:
@@ -38,12 +41,18 @@ def _check_pdf(data: bytes) -> None:
 
 
 def _check_image(data: bytes, kind: FileKind) -> tuple[int, int]:
-    return inspect_image(data[:HEAD_LIMIT], kind=kind, tail=data[-TAIL:], total_size=len(data))
+    return inspect_image(
+        data[:HEAD_LIMIT],
+        kind=kind,
+        tail=data[-TAIL:],
+        total_size=len(data),
+        max_pixels=MAX_PIXELS,
+    )
 
 
-def _refusal(check, *args) -> Rejected:
+def _refusal(check, *args, **kwargs) -> Rejected:
     with pytest.raises(Rejected) as refused:
-        check(*args)
+        check(*args, **kwargs)
     return refused.value
 
 
@@ -104,7 +113,7 @@ def test_photos_report_their_dimensions(fmt, kind):
 def test_a_large_photo_is_measured_from_its_head_only():
     data = _photo("PNG", 1200, 900)
     assert inspect_image(
-        data[:4096], kind=FileKind.png, tail=data[-TAIL:], total_size=len(data)
+        data[:4096], kind=FileKind.png, tail=data[-TAIL:], total_size=len(data), max_pixels=10**7
     ) == (
         1200,
         900,
@@ -157,20 +166,37 @@ def _png_header(width: int, height: int) -> bytes:
     )
 
 
-@pytest.mark.parametrize(("width", "height"), [(20_000, 20_000), (100_000, 2_001), (1, 2**31 - 1)])
-def test_absurd_dimensions_are_refused(width, height):
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [(13_000, 13_000), (20_000, 20_000), (100_000, 2_001), (1, 2**31 - 1), (7_100, 7_100)],
+)
+def test_photos_with_more_pixels_than_a_report_needs_are_refused(width, height):
     refused = _refusal(_check_image, _png_header(width, height), FileKind.png)
-    assert refused.code == "malformed_image"
-    assert "200 megapixels" in refused.reason
+    assert refused.code == "image_too_large"
+    assert "more than 50 megapixels" in refused.reason and "smaller photo" in refused.reason
 
 
-def test_a_large_but_plausible_photo_header_is_accepted():
-    assert _check_image(_png_header(8000, 6000), FileKind.png) == (8000, 6000)  # 48 MP
+def test_a_48_megapixel_phone_photo_header_is_accepted():
+    assert _check_image(_png_header(8064, 6048), FileKind.png) == (8064, 6048)
+    assert _check_image(_png_header(8000, 6000), FileKind.png) == (8000, 6000)
+
+
+def test_the_pixel_limit_is_the_one_given():
+    data = _png_header(3000, 2000)
+    refused = _refusal(
+        inspect_image,
+        data,
+        kind=FileKind.png,
+        tail=data[-TAIL:],
+        total_size=len(data),
+        max_pixels=5_000_000,
+    )
+    assert refused.code == "image_too_large" and "more than 5 megapixels" in refused.reason
 
 
 def test_inspect_image_is_only_for_images():
     with pytest.raises(ValueError):
-        inspect_image(b"%PDF-", kind=FileKind.pdf, tail=b"", total_size=5)
+        inspect_image(b"%PDF-", kind=FileKind.pdf, tail=b"", total_size=5, max_pixels=MAX_PIXELS)
 
 
 class _RawReader(io.RawIOBase):
