@@ -65,8 +65,9 @@ class UploadCapacity:
         finally:
             self._receiving.discard(upload_id)
 
-    def in_flight(self, account_id: uuid.UUID) -> int:
-        return self._in_flight[account_id]
+    def in_flight(self, account_id: uuid.UUID | None = None) -> int:
+        """Upload requests being received now: the account's, or everyone's."""
+        return self._in_flight[account_id] if account_id else sum(self._in_flight.values())
 
     async def run(self, work: Callable[[], T]) -> T:
         """Run blocking upload work in one of the upload threads."""
