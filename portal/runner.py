@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 from contextlib import ExitStack
@@ -97,14 +98,20 @@ def server_config(settings: Settings, app: Any) -> PortalConfig:
 
 
 def serve(settings: Settings) -> None:
-    """Serve the portal with uvicorn (production entry point; nothing else is started)."""
+    """Serve the portal with uvicorn (production entry point; nothing else is started).
+
+    What ``uvicorn.run`` does, with the portal's own configuration object (it carries the
+    request-head deadline to every worker process).
+    """
     if settings.workers > 1:
         # Each worker process builds the app from the same environment these settings came from.
         config = server_config(settings, "portal.app:create_app")
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn has shut down already
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
         return
     server = uvicorn.Server(server_config(settings, create_app(settings)))
-    server.run()
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
     if not server.started:
         raise SystemExit(3)  # what uvicorn.run exits with when start-up fails
 
