@@ -442,6 +442,12 @@ def terminate(*, session: Session, vault: Vault, ctx: AuditContext, upload: TusU
     session.commit()
 
 
+def abandon(*, session: Session, vault: Vault, ctx: AuditContext, upload: TusUpload) -> None:
+    """Terminate an upload whose creation failed after the row was made."""
+    session.rollback()
+    terminate(session=session, vault=vault, ctx=ctx, upload=upload)
+
+
 def expire_uploads(*, session: Session, vault: Vault) -> int:
     """Delete incomplete uploads past their expiry, with their staged chunks."""
     expired = session.exec(

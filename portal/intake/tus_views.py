@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import uuid
 from collections.abc import Callable
@@ -11,7 +12,7 @@ import anyio
 from fastapi import APIRouter, Request, Response
 
 from portal.deps import Caller, SessionDep, SettingsDep, vault_of
-from portal.errors import InvalidInput, PreconditionFailed, UnsupportedMediaType
+from portal.errors import InvalidInput, PortalError, PreconditionFailed, UnsupportedMediaType
 from portal.intake import tus
 from portal.intake.models import TusUpload, UploadResult
 from portal.intake.streams import BodyReader
@@ -67,24 +68,51 @@ async def create(
         raise InvalidInput("Upload-Length must be given; deferred lengths are not supported.")
     length = _int_header(request, "upload-length")
     metadata = tus.parse_metadata(request.headers.get("upload-metadata"))
-    upload = await anyio.to_thread.run_sync(
-        lambda: tus.create_upload(
-            session=session,
-            settings=settings,
-            principal=caller.principal,
-            ctx=caller.ctx,
-            length=length,
-            metadata=metadata,
+    sends_data = request.headers.get("content-type") == OFFSET_STREAM or length == 0
+    capacity = upload_capacity(request)
+    # Counted before the upload exists: a refused request leaves no upload holding quota.
+    with capacity.admit(caller.user.id) if sends_data else contextlib.nullcontext():
+        upload = await anyio.to_thread.run_sync(
+            lambda: tus.create_upload(
+                session=session,
+                settings=settings,
+                principal=caller.principal,
+                ctx=caller.ctx,
+                length=length,
+                metadata=metadata,
+            )
         )
-    )
-    whole = request.headers.get("content-length") == str(length) and length > 0
-    if request.headers.get("content-type") == OFFSET_STREAM or length == 0:
-        capacity = upload_capacity(request)
-        with capacity.admit(caller.user.id), capacity.receiving(upload.id):
-            offset = None if whole else 0
-            upload = await _append(request, caller, session, settings, upload, offset=offset)
+        if sends_data:
+            whole = request.headers.get("content-length") == str(length) and length > 0
+            upload = await _first_data(request, caller, session, settings, upload, whole=whole)
     location = str(request.url_for("upload_status", upload_id=str(upload.id)).path)
     return Response(status_code=201, headers=_headers(upload, Location=location))
+
+
+async def _first_data(
+    request: Request,
+    caller: Caller,
+    session: SessionDep,
+    settings: Settings,
+    upload: TusUpload,
+    *,
+    whole: bool,
+) -> TusUpload:
+    """Creation-with-upload's body. If it fails (stall, checksum) the answer carries no
+    address, so nobody could resume the upload: it is terminated rather than left to hold
+    its reservation of the case's quota until it expires."""
+    try:
+        return await _append(
+            request, caller, session, settings, upload, offset=None if whole else 0
+        )
+    except PortalError:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(
+                lambda: tus.abandon(
+                    session=session, vault=vault_of(request), ctx=caller.ctx, upload=upload
+                )
+            )
+        raise
 
 
 @router.head("/{upload_id}")

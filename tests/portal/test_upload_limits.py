@@ -383,3 +383,27 @@ def test_client_that_disconnects_mid_upload_is_logged_at_info(
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert all(r.exc_info is None for r in caplog.records if "disconnected" in r.getMessage())
     assert nothing_stored(app, db, case["id"])
+
+
+def test_a_refused_creation_with_upload_leaves_no_reservation(
+    client: TestClient, accounts: Accounts, db: Session
+):
+    patient = accounts.patient()
+    case = open_case(client, patient)
+    data = b"x" * (QUOTA // 2 + 1)
+    wrong = base64.b64encode(b"\0" * 32).decode()
+    for _ in range(3):  # each would reserve over half the quota if it stayed
+        refused = client.post(
+            "/api/uploads",
+            content=data,
+            headers={
+                **patient.headers,
+                **TUS,
+                **OFFSET_STREAM,
+                "Upload-Length": str(len(data)),
+                "Upload-Metadata": metadata(case["id"]),
+                "Upload-Checksum": f"sha256 {wrong}",
+            },
+        )
+        assert refused.status_code == 460, refused.text
+    assert db.exec(select(TusUpload)).all() == []
