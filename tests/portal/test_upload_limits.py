@@ -407,3 +407,25 @@ def test_a_refused_creation_with_upload_leaves_no_reservation(
         )
         assert refused.status_code == 460, refused.text
     assert db.exec(select(TusUpload)).all() == []
+
+
+def test_case_cancelled_while_a_patch_streams_in_keeps_nothing_of_it(
+    live: LiveServer, accounts: Accounts, client: TestClient, db: Session
+):
+    patient = accounts.patient()
+    case = open_case(client, patient)
+    location = create(client, patient.headers, case["id"], 50_000).headers["location"]
+    patch_headers = {**patient.headers, **TUS, **OFFSET_STREAM, "Upload-Offset": "0"}
+    slow = open_request(
+        live.url, "PATCH", location, patch_headers, content_length=20_000, first_bytes=b"x" * 10
+    )
+    with slow:
+        time.sleep(0.5)
+        cancelled = httpx.post(f"{live.url}/api/cases/{case['id']}/cancel", headers=patient.headers)
+        assert cancelled.status_code == 200, cancelled.text
+        slow.sendall(b"x" * 19_990)
+        status, _, body = read_response(slow, timeout=20)
+    assert status == 409 and "Files can be added while" in body["detail"]
+    db.expire_all()
+    assert db.exec(select(TusUpload)).one().offset == 0
+    assert db.exec(select(TusChunk)).all() == [] and db.exec(select(StoredObject)).all() == []
