@@ -225,6 +225,26 @@ def test_trickled_headers_are_closed_even_while_bytes_arrive(head_server: str):
         assert time.monotonic() - started < 3
 
 
+def test_an_endless_request_head_is_refused(head_server: str):
+    with _connect(head_server) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: portal\r\nX-Big: ")
+        try:
+            for _ in range(40):  # 160 KiB of one header, at once
+                sock.sendall(b"a" * 4096)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        sock.settimeout(5)
+        try:
+            answer = sock.recv(65536)
+        except ConnectionResetError:
+            answer = b""
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 431"), answer[:80]
+        assert closed_within(sock, timeout=5) is not None
+        # Refused for its size, well before the 1 s header timeout would close it.
+        assert time.monotonic() - started < 0.7
+
+
 def test_whole_requests_and_keep_alive_still_work(head_server: str):
     with httpx.Client(base_url=head_server) as client:
         assert client.get("/healthz").status_code == 200
