@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from portal import housekeeping
 from portal.accounts.pages import router as account_pages
@@ -36,6 +37,7 @@ from portal.errors import (
     http_status,
 )
 from portal.health.views import router as health_router
+from portal.intake.capacity import UploadCapacity
 from portal.intake.tus_views import router as tus_router
 from portal.intake.views import router as intake_router
 from portal.middleware import (
@@ -113,6 +115,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         # Before the sweep starts: the render workers' fork server is started with a trimmed
         # environment, which must not race other threads reading it.
         app.state.record_renderer = RenderPool(RenderLimits.from_settings(settings))
+        app.state.upload_capacity = UploadCapacity(settings)
         async with anyio.create_task_group() as tasks:
             if settings.sweep_enabled:
                 tasks.start_soon(
@@ -200,6 +203,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         if is_page(request):
             return page_status(request, exc.status_code, detail)
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_went_away(request: Request, exc: ClientDisconnect) -> Response:
+        # Not a fault of ours: a browser tab closed or a network dropped mid-upload.
+        route = getattr(request.scope.get("route"), "path", "(unmatched)")
+        log.info("client disconnected before the request finished", extra={"route": route})
+        return Response(status_code=400)
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> Response:

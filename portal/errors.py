@@ -56,6 +56,12 @@ class Gone(PortalError):
     default_message = "This no longer exists."
 
 
+class RequestTimeout(PortalError):
+    """The client stopped sending the request body (an upload that stalled)."""
+
+    default_message = "The upload stopped arriving; nothing of it was kept. Send it again."
+
+
 class UnsupportedMediaType(PortalError):
     default_message = "The request body has the wrong content type."
 
@@ -87,6 +93,7 @@ HTTP_STATUS: list[tuple[type[PortalError], int]] = [
     (Forbidden, 403),
     (NotFound, 404),
     (NotAcceptable, 406),
+    (RequestTimeout, 408),
     (Conflict, 409),
     (Gone, 410),
     (PreconditionFailed, 412),

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 from contextlib import ExitStack
+from typing import Any
 from urllib.parse import urlsplit
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from portal import demo, migrate
 from portal.app import create_app
 from portal.db import create_db_engine, session_scope
+from portal.http_timeouts import PortalConfig
 from portal.observability import configure_logging
 from portal.sealing import SecretBox
 from portal.settings import Settings
@@ -70,24 +74,20 @@ def embedded_s3_for(settings: Settings) -> EmbeddedS3:
     )
 
 
-def serve(settings: Settings) -> None:
-    """Serve the portal with uvicorn (production entry point; nothing else is started)."""
-    if settings.workers > 1:
-        # Each worker process builds the app from the same environment these settings came from.
-        uvicorn.run(
-            "portal.app:create_app",
-            factory=True,
-            workers=settings.workers,
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            access_log=False,
-            proxy_headers=True,
-            server_header=False,
-        )
-        return
-    uvicorn.run(
-        create_app(settings),
+def server_config(settings: Settings, app: Any) -> PortalConfig:
+    """uvicorn's configuration for the portal: ``app`` or, with several workers, its factory.
+
+    Time limits on the connection (docs/uploads.md, "Slow clients"): the request line and
+    headers must arrive within ``PORTAL_HTTP_HEADER_TIMEOUT_SECONDS``; an idle keep-alive
+    connection closes after ``PORTAL_HTTP_KEEP_ALIVE_SECONDS``; upload bodies have their own
+    stall timeout in the routes.
+    """
+    return PortalConfig(
+        app,
+        header_timeout=settings.http_header_timeout_seconds,
+        timeout_keep_alive=settings.http_keep_alive_seconds,
+        factory=isinstance(app, str),
+        workers=settings.workers if isinstance(app, str) else None,
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -95,6 +95,25 @@ def serve(settings: Settings) -> None:
         proxy_headers=True,
         server_header=False,
     )
+
+
+def serve(settings: Settings) -> None:
+    """Serve the portal with uvicorn (production entry point; nothing else is started).
+
+    What ``uvicorn.run`` does, with the portal's own configuration object (it carries the
+    request-head deadline to every worker process).
+    """
+    if settings.workers > 1:
+        # Each worker process builds the app from the same environment these settings came from.
+        config = server_config(settings, "portal.app:create_app")
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: uvicorn has shut down already
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return
+    server = uvicorn.Server(server_config(settings, create_app(settings)))
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        raise SystemExit(3)  # what uvicorn.run exits with when start-up fails
 
 
 def _stop_quietly(signum: int, frame: object) -> None:

@@ -64,6 +64,27 @@ class Settings(BaseSettings):
     archive_max_ratio: float = 200.0
     tus_max_bytes: int = 8 * 1024**3
     tus_expiry_hours: int = 24
+    """An unfinished resumable upload expires this long after its last PATCH..."""
+    tus_max_lifetime_hours: float = Field(default=72.0, gt=0)
+    """...and this long after it was created, however often it is PATCHed."""
+    tus_max_open_per_case: int = Field(default=20, ge=1)
+    """Unfinished resumable uploads one case may have (declared lengths count on its quota)."""
+    tus_max_open_per_account: int = Field(default=50, ge=1)
+
+    # Slow or hostile upload clients (docs/uploads.md, "Slow clients"): upload bodies are read
+    # on the event loop and worked on by threads of their own, never the shared pool.
+    upload_workers: int = Field(default=16, ge=1)
+    """Threads that encrypt, store and validate upload bodies, apart from every other route's."""
+    upload_stall_seconds: float = Field(default=60.0, gt=0)
+    """An upload body that brings no byte for this long is refused (408) and nothing of it kept."""
+    uploads_per_account: int = Field(default=4, ge=1)
+    """Upload requests (multipart, tus PATCH) one account may have in flight in one process."""
+    upload_retry_after_seconds: int = Field(default=10, ge=1)
+    """``Retry-After`` of the 429 an account over ``uploads_per_account`` gets."""
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A connection must finish its request line and headers within this (uvicorn has none)."""
+    http_keep_alive_seconds: int = Field(default=5, ge=1)
+    """An idle keep-alive connection is closed after this."""
 
     # Records (PDF reports, photos of paper reports): the photo limit at intake, and the
     # worker processes that draw records for the browser (docs/records.md).

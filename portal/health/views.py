@@ -13,8 +13,9 @@ log = logging.getLogger(__name__)
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
-    """The process is up and serving."""
+async def healthz() -> dict[str, str]:
+    """The process is up and serving: answered in the event loop, needing no worker thread,
+    so busy or stuck worker threads cannot make a live process look dead."""
     return {"status": "ok"}
 
 

@@ -1,8 +1,10 @@
 """Stream ``multipart/form-data`` parts into synchronous consumers without buffering them.
 
-The request body is read in the event loop; each part's bytes are handed to the blocking
-ingest (boto3, pydicom) running in a worker thread, which pulls them as it consumes them —
-so a 2 GB part is never held in memory or spooled to disk in plaintext.
+The request body is read in the event loop (with a stall timeout, see ``streams``); each
+part's bytes are handed to the blocking ingest (boto3, pydicom) running in a worker thread,
+which pulls them as it consumes them — so a 2 GB part is never held in memory or spooled to
+disk in plaintext. A body that ends before its closing boundary is refused (``BadRequest``)
+when its end is reached, before the last part counts as complete.
 """
 
 from __future__ import annotations
@@ -13,15 +15,22 @@ from dataclasses import dataclass
 from email.message import Message
 
 from anyio import from_thread
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
-from portal.errors import InvalidInput
+from portal.errors import BadRequest, InvalidInput
+from portal.intake.streams import receive_chunk
 
 BATCH_BYTES = 1024 * 1024
 
 
 FORM_DATA = "multipart/form-data"
 FORM_DATA_REFUSAL = "Send the files as multipart/form-data in a field named 'files'."
+NOT_WELL_FORMED = "The upload is not well-formed multipart data."
+TRUNCATED = (
+    "The upload ended before its closing multipart boundary, so none of it was kept. Send it again."
+)
+NO_STALL_LIMIT = 24 * 3600.0
 
 
 @dataclass
@@ -45,17 +54,29 @@ class MultipartStream:
         *,
         media_type: str = FORM_DATA,
         refusal: str = FORM_DATA_REFUSAL,
+        stall_seconds: float = NO_STALL_LIMIT,
     ) -> None:
         sent_type, options = parse_options_header(content_type)
         boundary = options.get(b"boundary")
         if sent_type != media_type.encode() or not boundary:
             raise InvalidInput(refusal)
         self._body = body
+        self._stall_seconds = stall_seconds
         self._events: deque[tuple[str, bytes]] = deque()
+        self._prefetched: list[tuple[str, bytes]] = []
         self._header_field = b""
         self._header_value = b""
         self._finished = False
-        self._parser = MultipartParser(
+        try:
+            self._parser = self._new_parser(boundary)
+        except FormParserError as exc:  # e.g. a boundary over python-multipart's 256 bytes
+            raise BadRequest(
+                "The multipart boundary is not valid (it must be 1 to 70 characters, "
+                "RFC 2046; at most 256 are accepted)."
+            ) from exc
+
+    def _new_parser(self, boundary: bytes) -> MultipartParser:
+        return MultipartParser(
             boundary,
             callbacks={
                 "on_part_begin": lambda: self._events.append(("begin", b"")),
@@ -79,6 +100,10 @@ class MultipartStream:
         self._events.append(("header", self._header_field.lower() + b"\x00" + self._header_value))
         self._header_field = self._header_value = b""
 
+    async def prefetch(self) -> None:
+        """Parse the first batch here, in the event loop, before a worker thread is taken."""
+        self._prefetched = await self._next_batch()
+
     async def _next_batch(self) -> list[tuple[str, bytes]]:
         """Parsed events for up to ``BATCH_BYTES`` of body; empty at the end of the body.
 
@@ -87,17 +112,18 @@ class MultipartStream:
         """
         received = 0
         while received < BATCH_BYTES and not self._finished:
-            try:
-                chunk = await self._body.__anext__()
-            except StopAsyncIteration:
+            chunk = await receive_chunk(self._body, self._stall_seconds)
+            if chunk is None:
                 self._parser.finalize()
                 self._finished = True
+                if self._parser.state != MultipartState.END:
+                    raise BadRequest(TRUNCATED)
                 break
             received += len(chunk)
             try:
                 self._parser.write(chunk)
             except Exception as exc:  # python-multipart raises its own error types
-                raise InvalidInput("The upload is not well-formed multipart data.") from exc
+                raise InvalidInput(NOT_WELL_FORMED) from exc
         batch = list(self._events)
         self._events.clear()
         return batch
@@ -106,10 +132,11 @@ class MultipartStream:
 
     def parts(self) -> Iterator[tuple[PartHeaders, Iterator[bytes]]]:
         """Each part's headers and a chunk iterator; drain one before asking for the next."""
-        pending: deque[tuple[str, bytes]] = deque()
+        pending: deque[tuple[str, bytes]] = deque(self._prefetched)
+        self._prefetched = []
 
         def next_event() -> tuple[str, bytes] | None:
-            if not pending:
+            if not pending and not self._finished:
                 pending.extend(from_thread.run(self._next_batch))
             return pending.popleft() if pending else None
 

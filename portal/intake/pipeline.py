@@ -13,14 +13,14 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, delete, select
 
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.cases.models import Case
-from portal.db import begin_read_only
+from portal.db import begin_read_only, utcnow
 from portal.intake import indexing
 from portal.intake.archive import ArchiveLimits, plan_zip
 from portal.intake.capture import Capture, chunked
@@ -31,17 +31,27 @@ from portal.intake.models import (
     ArchiveCompleteness,
     ArchiveReport,
     CaseFile,
+    DicomInstance,
+    DicomSeries,
+    DicomStudy,
     RejectedFile,
+    TusUpload,
     UploadResult,
 )
 from portal.intake.records import inspect_image, inspect_pdf, pdf_page_count
 from portal.intake.sniff import FileKind
 from portal.objects import service as objects_service
+from portal.objects.models import StoredObject as StoredObjectRow
 from portal.settings import Settings
 from storage.reader import VaultFile
 from storage.vault import StoredObject, Vault
 
 PAGE_COUNT_LIMIT = 64 * 1024 * 1024  # count PDF pages only where it is cheap
+
+
+def unfinished_uploads() -> tuple[ColumnElement[bool], ...]:
+    """Conditions on ``TusUpload`` for uploads still open (their declared length is reserved)."""
+    return (col(TusUpload.completed_at).is_(None), col(TusUpload.expires_at) > utcnow())
 
 
 def display_name(raw: str | None, *, keep_folders: bool = False) -> str:
@@ -71,6 +81,48 @@ class Ingest:
     """Refuse anything but DICOM instances (DICOMweb STOW-RS)."""
     study_uid: str | None = None
     """Refuse instances of any other study (STOW-RS to ``/studies/{study}``)."""
+    tus_upload_id: uuid.UUID | None = None
+    """The resumable upload being completed: its own reservation does not count against it."""
+    _reports: list[uuid.UUID] = field(default_factory=list)
+
+    def withdraw(self) -> None:
+        """Remove every file this ingest stored: its request did not finish.
+
+        Its sender never saw an answer, so it cannot know which files arrived; a request
+        that breaks off therefore keeps nothing (rows, index entries nor objects).
+        """
+        self.session.rollback()
+        file_ids = [f.id for f in self.result.accepted if not f.duplicate]
+        if not file_ids and not self._reports:
+            return
+        files = self.session.exec(select(CaseFile).where(col(CaseFile.id).in_(file_ids))).all()
+        object_ids = [f.stored_object_id for f in files]
+        objects = self.session.exec(
+            select(StoredObjectRow).where(col(StoredObjectRow.id).in_(object_ids))
+        ).all()
+        series_ids = set(
+            self.session.exec(
+                select(DicomInstance.series_id).where(col(DicomInstance.file_id).in_(file_ids))
+            ).all()
+        )
+        self.session.exec(delete(DicomInstance).where(col(DicomInstance.file_id).in_(file_ids)))
+        self.session.exec(delete(CaseFile).where(col(CaseFile.id).in_(file_ids)))
+        self.session.exec(delete(StoredObjectRow).where(col(StoredObjectRow.id).in_(object_ids)))
+        self.session.exec(delete(ArchiveReport).where(col(ArchiveReport.id).in_(self._reports)))
+        _drop_empty_index(self.session, self.case.id, series_ids)
+        audit_service.record(
+            session=self.session,
+            ctx=self.ctx,
+            action="upload.withdraw",
+            outcome="rejected",
+            case_id=self.case.id,
+            details={"files": len(file_ids)},
+        )
+        self.session.commit()
+        for row in objects:
+            self.vault.delete(row.object_key)
+        self.result = UploadResult()
+        self._reports.clear()
 
     def add(self, *, filename: str, chunks: Iterable[bytes], source: str) -> None:
         """Ingest one uploaded file (a ZIP expands into its entries)."""
@@ -270,6 +322,7 @@ class Ingest:
             missing=json.dumps(plan.missing),
         )
         self.session.add(report)
+        self._reports.append(report.id)
         audit_service.record(
             session=self.session,
             ctx=self.ctx,
@@ -321,10 +374,32 @@ class Ingest:
                 CaseFile.case_id == self.case.id
             )
         ).one()
+        others = select(func.coalesce(func.sum(TusUpload.length), 0)).where(
+            TusUpload.case_id == self.case.id, *unfinished_uploads()
+        )
+        if self.tus_upload_id is not None:
+            others = others.where(TusUpload.id != self.tus_upload_id)
+        reserved = self.session.exec(others).one()  # promised to unfinished resumable uploads
         self.session.commit()
         if wrapped is None:
             wrapped = objects_service.case_key(
                 session=self.session, vault=self.vault, case_id=self.case.id
             )
             self.session.commit()
-        return wrapped, max(0, self.settings.case_quota_bytes - int(used))
+        return wrapped, max(0, self.settings.case_quota_bytes - int(used) - int(reserved))
+
+
+def _drop_empty_index(session: Session, case_id: uuid.UUID, series_ids: set[uuid.UUID]) -> None:
+    """Delete the series (then studies) of the case that no instance refers to any more."""
+    if not series_ids:
+        return
+    session.exec(
+        delete(DicomSeries)
+        .where(col(DicomSeries.id).in_(series_ids))
+        .where(~select(DicomInstance.id).where(DicomInstance.series_id == DicomSeries.id).exists())
+    )
+    session.exec(
+        delete(DicomStudy)
+        .where(col(DicomStudy.case_id) == case_id)
+        .where(~select(DicomSeries.id).where(DicomSeries.study_id == DicomStudy.id).exists())
+    )

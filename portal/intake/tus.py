@@ -17,8 +17,10 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from sqlalchemy import func
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from portal import access
@@ -29,8 +31,8 @@ from portal.cases.models import Case
 from portal.db import utcnow
 from portal.errors import ChecksumMismatch, Conflict, Gone, InvalidInput, NotFound, PayloadTooLarge
 from portal.intake import service as intake_service
-from portal.intake.models import TusChunk, TusUpload, UploadResult
-from portal.intake.pipeline import Ingest, display_name
+from portal.intake.models import CaseFile, TusChunk, TusUpload, UploadResult
+from portal.intake.pipeline import Ingest, display_name, unfinished_uploads
 from portal.objects import service as objects_service
 from portal.objects.models import StoredObject
 from portal.settings import Settings
@@ -100,12 +102,17 @@ def create_upload(
             "Upload-Metadata must carry the case_id of the case to upload into."
         ) from exc
     case = intake_service.case_for_upload(session=session, principal=principal, case_id=case_id)
+    # One creation per case at a time (SQLite's BEGIN IMMEDIATE already serializes writers).
+    session.exec(select(Case.id).where(Case.id == case.id).with_for_update()).one()
+    _check_room(session=session, settings=settings, principal=principal, case=case, length=length)
+    now = utcnow()
     upload = TusUpload(
         case_id=case.id,
         owner_id=principal.user_id,
         filename=display_name(metadata.get("filename")),
         length=length,
-        expires_at=utcnow() + timedelta(hours=settings.tus_expiry_hours),
+        created_at=now,
+        expires_at=_expiry(settings, created_at=now),
     )
     session.add(upload)
     audit_service.record(
@@ -118,6 +125,69 @@ def create_upload(
         details={"length": length},
     )
     session.commit()
+    return upload
+
+
+def _check_room(
+    *, session: Session, settings: Settings, principal: Principal, case: Case, length: int
+) -> None:
+    """Refuse an upload over the open-upload caps or over the case's quota.
+
+    The quota counts the case's files and the declared length of each unfinished upload
+    (whatever of it has been staged so far), so uploads cannot together promise more.
+    """
+    per_case, reserved = session.exec(
+        select(func.count(), func.coalesce(func.sum(TusUpload.length), 0))
+        .where(*unfinished_uploads())
+        .where(TusUpload.case_id == case.id)
+    ).one()
+    if per_case >= settings.tus_max_open_per_case:
+        raise Conflict(
+            f"This case already has {per_case} unfinished uploads. "
+            "Let them finish or cancel some before starting another."
+        )
+    per_account = session.exec(
+        select(func.count())
+        .select_from(TusUpload)
+        .where(*unfinished_uploads())
+        .where(TusUpload.owner_id == principal.user_id)
+    ).one()
+    if per_account >= settings.tus_max_open_per_account:
+        raise Conflict(
+            f"You already have {per_account} unfinished uploads. "
+            "Let them finish or cancel some before starting another."
+        )
+    used = session.exec(
+        select(func.coalesce(func.sum(CaseFile.size), 0)).where(CaseFile.case_id == case.id)
+    ).one()
+    if int(used) + int(reserved) + length > settings.case_quota_bytes:
+        left = max(0, settings.case_quota_bytes - int(used) - int(reserved))
+        raise PayloadTooLarge(
+            f"This upload ({_gib(length)}) does not fit in the case's storage: "
+            f"{_gib(left)} of {_gib(settings.case_quota_bytes)} are left, counting "
+            "unfinished uploads."
+        )
+
+
+def _gib(size: int) -> str:
+    return f"{size / 1024**3:.1f} GB" if size >= 1024**3 else f"{size / 1024**2:.1f} MB"
+
+
+def _expiry(settings: Settings, *, created_at: datetime) -> datetime:
+    """When an unfinished upload expires: a while after its last PATCH, never past its
+    lifetime however often it is PATCHed."""
+    return min(
+        utcnow() + timedelta(hours=settings.tus_expiry_hours),
+        created_at + timedelta(hours=settings.tus_max_lifetime_hours),
+    )
+
+
+def upload_to_append(*, session: Session, principal: Principal, upload_id: uuid.UUID) -> TusUpload:
+    """The caller's unfinished upload, if its case still accepts files (else 409)."""
+    upload = owned_upload(session=session, principal=principal, upload_id=upload_id)
+    if upload.completed_at is not None:
+        raise Conflict("This upload is already complete.")
+    intake_service.case_for_upload(session=session, principal=principal, case_id=upload.case_id)
     return upload
 
 
@@ -192,9 +262,9 @@ def append(
             if not hasher.matches() and not disconnected():
                 raise ChecksumMismatch()
             return upload
-        locked = session.exec(
-            select(TusUpload).where(TusUpload.id == upload_id).with_for_update()
-        ).one()
+        # The case may have been cancelled or submitted while the body streamed in.
+        intake_service.case_for_upload(session=session, principal=principal, case_id=case_id)
+        locked = _lock(session, upload_id)
         if locked.offset != offset:
             raise Conflict("Another request appended to this upload at the same time.")
         row = objects_service.record(session=session, case_id=case_id, stored=stored)
@@ -204,7 +274,7 @@ def append(
             )
         )
         locked.offset = offset + stored.size
-        locked.expires_at = utcnow() + timedelta(hours=settings.tus_expiry_hours)
+        locked.expires_at = _expiry(settings, created_at=locked.created_at)
         session.add(locked)
         session.commit()
     if locked.offset == locked.length:
@@ -216,6 +286,21 @@ def append(
             ctx=ctx,
             upload=locked,
         )
+    return locked
+
+
+def _lock(session: Session, upload_id: uuid.UUID) -> TusUpload:
+    """The upload's row, locked for this transaction; 404 once terminated, 409 while another
+    request holds it longer than the database waits."""
+    try:
+        locked = session.exec(
+            select(TusUpload).where(TusUpload.id == upload_id).with_for_update()
+        ).first()
+    except OperationalError as exc:  # SQLite: still locked after its busy timeout
+        session.rollback()
+        raise Conflict("Another request is writing to this upload; try again.") from exc
+    if locked is None:
+        raise NotFound("Upload not found.")
     return locked
 
 
@@ -271,6 +356,7 @@ def _ingest_into_case(
         ctx=ctx,
         case=case,
         uploader_id=principal.user_id,
+        tus_upload_id=upload.id,
     )
 
 
@@ -354,6 +440,12 @@ def terminate(*, session: Session, vault: Vault, ctx: AuditContext, upload: TusU
     )
     session.delete(session.get(TusUpload, upload.id))
     session.commit()
+
+
+def abandon(*, session: Session, vault: Vault, ctx: AuditContext, upload: TusUpload) -> None:
+    """Terminate an upload whose creation failed after the row was made."""
+    session.rollback()
+    terminate(session=session, vault=vault, ctx=ctx, upload=upload)
 
 
 def expire_uploads(*, session: Session, vault: Vault) -> int:

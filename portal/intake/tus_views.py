@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import uuid
 from collections.abc import Callable
@@ -9,13 +10,13 @@ from email.utils import format_datetime
 
 import anyio
 from fastapi import APIRouter, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from portal.deps import Caller, SessionDep, SettingsDep, vault_of
-from portal.errors import InvalidInput, PreconditionFailed, UnsupportedMediaType
+from portal.errors import InvalidInput, PortalError, PreconditionFailed, UnsupportedMediaType
 from portal.intake import tus
 from portal.intake.models import TusUpload, UploadResult
 from portal.intake.streams import BodyReader
+from portal.intake.views import upload_capacity
 from portal.settings import Settings
 
 router = APIRouter(prefix="/api/uploads", tags=["uploads"])
@@ -67,22 +68,51 @@ async def create(
         raise InvalidInput("Upload-Length must be given; deferred lengths are not supported.")
     length = _int_header(request, "upload-length")
     metadata = tus.parse_metadata(request.headers.get("upload-metadata"))
-    upload = await run_in_threadpool(
-        tus.create_upload,
-        session=session,
-        settings=settings,
-        principal=caller.principal,
-        ctx=caller.ctx,
-        length=length,
-        metadata=metadata,
-    )
-    whole = request.headers.get("content-length") == str(length) and length > 0
-    if request.headers.get("content-type") == OFFSET_STREAM and whole:
-        upload = await _append(request, caller, session, settings, upload, offset=None)
-    elif request.headers.get("content-type") == OFFSET_STREAM or length == 0:
-        upload = await _append(request, caller, session, settings, upload, offset=0)
+    sends_data = request.headers.get("content-type") == OFFSET_STREAM or length == 0
+    capacity = upload_capacity(request)
+    # Counted before the upload exists: a refused request leaves no upload holding quota.
+    with capacity.admit(caller.user.id) if sends_data else contextlib.nullcontext():
+        upload = await anyio.to_thread.run_sync(
+            lambda: tus.create_upload(
+                session=session,
+                settings=settings,
+                principal=caller.principal,
+                ctx=caller.ctx,
+                length=length,
+                metadata=metadata,
+            )
+        )
+        if sends_data:
+            whole = request.headers.get("content-length") == str(length) and length > 0
+            upload = await _first_data(request, caller, session, settings, upload, whole=whole)
     location = str(request.url_for("upload_status", upload_id=str(upload.id)).path)
     return Response(status_code=201, headers=_headers(upload, Location=location))
+
+
+async def _first_data(
+    request: Request,
+    caller: Caller,
+    session: SessionDep,
+    settings: Settings,
+    upload: TusUpload,
+    *,
+    whole: bool,
+) -> TusUpload:
+    """Creation-with-upload's body. If it fails (stall, checksum) the answer carries no
+    address, so nobody could resume the upload: it is terminated rather than left to hold
+    its reservation of the case's quota until it expires."""
+    try:
+        return await _append(
+            request, caller, session, settings, upload, offset=None if whole else 0
+        )
+    except PortalError:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(
+                lambda: tus.abandon(
+                    session=session, vault=vault_of(request), ctx=caller.ctx, upload=upload
+                )
+            )
+        raise
 
 
 @router.head("/{upload_id}")
@@ -104,10 +134,14 @@ async def patch(
     if request.headers.get("content-type") != OFFSET_STREAM:
         raise UnsupportedMediaType(f"PATCH bodies must be {OFFSET_STREAM}.")
     offset = _int_header(request, "upload-offset")
-    upload = await run_in_threadpool(
-        tus.owned_upload, session=session, principal=caller.principal, upload_id=upload_id
-    )
-    upload = await _append(request, caller, session, settings, upload, offset=offset)
+    capacity = upload_capacity(request)
+    with capacity.admit(caller.user.id), capacity.receiving(upload_id):
+        upload = await anyio.to_thread.run_sync(
+            lambda: tus.upload_to_append(
+                session=session, principal=caller.principal, upload_id=upload_id
+            )
+        )
+        upload = await _append(request, caller, session, settings, upload, offset=offset)
     return Response(status_code=204, headers=_headers(upload))
 
 
@@ -123,13 +157,14 @@ async def _append(
     """Stream the body into the upload: at ``offset`` as a chunk, or (``None``) as the whole
     file straight into the ingest."""
     checksum = tus.Checksum.parse(request.headers.get("upload-checksum"))
-    body = BodyReader(request.stream().__aiter__())
+    body = BodyReader(request.stream().__aiter__(), stall_seconds=settings.upload_stall_seconds)
+    await body.prefetch()  # a client that sends a few bytes and stops holds no thread
     receive: Callable[..., TusUpload] = (
         tus.ingest_whole
         if offset is None
         else functools.partial(tus.append, offset=offset, disconnected=lambda: body.disconnected)
     )
-    return await anyio.to_thread.run_sync(
+    return await upload_capacity(request).run(
         lambda: receive(
             session=session,
             vault=vault_of(request),

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from portal.deps import Caller, SessionDep, SettingsDep, vault_of
 from portal.errors import InvalidInput
 from portal.intake import service
+from portal.intake.capacity import UploadCapacity
 from portal.intake.models import CaseFilePublic, UploadResult
 from portal.intake.multipart import MultipartStream
 from portal.intake.pipeline import Ingest
@@ -31,24 +32,42 @@ MEDIA_TYPES = {
 async def upload_files(
     case_id: uuid.UUID, request: Request, caller: Caller, session: SessionDep, settings: SettingsDep
 ) -> UploadResult:
-    """Multipart upload, field ``files``, one or many; each accepted or rejected with a reason."""
-    body = request.stream().__aiter__()
-    content_type = request.headers.get("content-type", "")
-    vault = vault_of(request)
+    """Multipart upload, field ``files``, one or many; each accepted or rejected with a reason.
 
-    def run() -> tuple[int, UploadResult]:
-        # One worker-thread hop for the whole request: the case check, then the stream.
-        case = service.case_for_upload(session=session, principal=caller.principal, case_id=case_id)
-        stream = MultipartStream(content_type, body)
+    All or nothing for a request that does not finish (stalled, cut short, disconnected):
+    files it completed before are withdrawn, since its sender never learns of them.
+    """
+    capacity = upload_capacity(request)
+    with capacity.admit(caller.user.id):
+        case = await anyio.to_thread.run_sync(
+            lambda: service.case_for_upload(
+                session=session, principal=caller.principal, case_id=case_id
+            )
+        )
+        stream = MultipartStream(
+            request.headers.get("content-type", ""),
+            request.stream().__aiter__(),
+            stall_seconds=settings.upload_stall_seconds,
+        )
+        await stream.prefetch()  # a client that sends a few bytes and stops holds no thread
         ingest = Ingest(
             session=session,
-            vault=vault,
+            vault=vault_of(request),
             settings=settings,
             ctx=caller.ctx,
             case=case,
             uploader_id=caller.user.id,
         )
-        files = 0
+        files = await capacity.run(lambda: _ingest_parts(stream, ingest))
+    if files == 0:
+        raise InvalidInput("Choose at least one file to upload (form field 'files').")
+    return ingest.result
+
+
+def _ingest_parts(stream: MultipartStream, ingest: Ingest) -> int:
+    """Ingest every ``files`` part (in an upload thread); how many there were."""
+    files = 0
+    try:
         for headers, chunks in stream.parts():
             if headers.field != "files" or headers.filename is None:
                 for _ in chunks:
@@ -56,12 +75,16 @@ async def upload_files(
                 continue
             files += 1
             ingest.add(filename=headers.filename, chunks=chunks, source="upload")
-        return files, ingest.result
+    except BaseException:
+        ingest.withdraw()
+        raise
+    return files
 
-    files, result = await anyio.to_thread.run_sync(run)
-    if files == 0:
-        raise InvalidInput("Choose at least one file to upload (form field 'files').")
-    return result
+
+def upload_capacity(request: Request) -> UploadCapacity:
+    """The app's upload threads and per-account cap (built in its lifespan)."""
+    capacity: UploadCapacity = request.app.state.upload_capacity
+    return capacity
 
 
 @router.get("/{case_id}/files")
