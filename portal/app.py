@@ -19,6 +19,7 @@ from portal import housekeeping
 from portal.accounts.pages import router as account_pages
 from portal.accounts.views import router as accounts_router
 from portal.audit.views import router as audit_router
+from portal.breakglass.views import router as break_glass_router
 from portal.cases.pages import router as case_pages
 from portal.cases.views import consent_router
 from portal.cases.views import router as cases_router
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         accounts_router,
         cases_router,
         consent_router,
+        break_glass_router,
         intake_router,
         tus_router,
         audit_router,

@@ -33,6 +33,8 @@ class NotificationKind(StrEnum):
     """To coordinators: the assigned specialist neither accepted nor declined in time."""
     triage_needed = "triage_needed"
     """To coordinators: no specialist could be matched; the case waits in triage."""
+    break_glass = "break_glass"
+    """To the patient: an administrator opened the case's content (break-glass)."""
 
 
 class OutboxStatus(StrEnum):
