@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from portal import housekeeping
+from portal import housekeeping, openapi
 from portal.accounts.pages import router as account_pages
 from portal.accounts.views import router as accounts_router
 from portal.audit.views import router as audit_router
@@ -164,6 +164,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_error_handlers(app)
+    openapi.install(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=JSON_BODY_LIMIT, exempt=STREAMING_PATHS)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.cookie_secure)
     app.add_middleware(RequestContextMiddleware)
@@ -191,6 +192,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI answers 400 for a JSON body that is not even text; bad JSON is 422.
+            return await validation_error(request, _not_json())
         detail = (
             exc.detail if isinstance(exc.detail, str) else "The request could not be completed."
         )
@@ -206,3 +210,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if is_page(request):
             return page_status(request, 500, detail)
         return JSONResponse({"detail": detail}, status_code=500)
+
+
+def _not_json() -> RequestValidationError:
+    return RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": ""}])
