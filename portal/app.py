@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -24,6 +24,7 @@ from portal.cases.pages import router as case_pages
 from portal.cases.views import consent_router
 from portal.cases.views import router as cases_router
 from portal.db import create_db_engine
+from portal.deps import refuse_nul_characters
 from portal.dicomweb.pages import router as dicomweb_pages
 from portal.dicomweb.pixel_views import router as dicomweb_pixels_router
 from portal.dicomweb.token_views import router as dicomweb_tokens_router
@@ -161,7 +162,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         ohif_router,
     )
     for router in routers:
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(refuse_nul_characters)])
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_error_handlers(app)
     openapi.install(app)

@@ -181,7 +181,13 @@ def _runner(
         if use_real and case.path_parameters is not None:
             case.path_parameters.update(known)
         tally.requests += 1
-        response = case.call(session=session, headers=headers)
+        try:
+            response = case.call(session=session, headers=headers)
+        except Exception as exc:  # the app raised: a server error (the client re-raises it)
+            tally.statuses[500] += 1
+            curl = " ".join(case.as_curl_command().split())[:400]
+            tally.failures.append(f"{label}: server error {type(exc).__name__}: {curl}")
+            return
         tally.statuses[response.status_code] += 1
         try:
             case.validate_response(response, checks=CHECKS, headers=headers)
@@ -256,3 +262,24 @@ def test_the_fuzzing_finds_an_undocumented_status(
     _fuzz(operation, asgi.get_client(app), {"patient": patient.headers}, {}, tally)
     assert tally.requests > 0
     assert any("Undocumented status code" in failure for failure in tally.failures)
+
+
+def test_nul_characters_are_refused_before_they_reach_the_database(
+    client: TestClient, accounts: Accounts
+):
+    patient = accounts.patient()
+    body = {
+        "subject": "Back\x00pain",
+        "body_region": "spine",
+        "clinical_question": "Is this lesion a hemangioma?",
+    }
+    answer = client.post("/api/cases", json=body, headers=patient.headers)
+    assert answer.status_code == 422
+    assert answer.json() == {"detail": "Text must not contain NUL characters."}
+    assert client.get("/api/cases", headers=patient.headers).json() == []
+    nested = client.post(
+        "/api/cases", json={**body, "subject": "Back pain", "x\x00": 1}, headers=patient.headers
+    )
+    assert nested.status_code == 422
+    query = client.get("/api/cases", params={"status": "draft\x00"}, headers=patient.headers)
+    assert query.status_code == 422
