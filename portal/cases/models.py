@@ -90,7 +90,7 @@ class CaseCreate(SQLModel):
     body_region: BodyRegion
     clinical_question: str = Field(min_length=10, max_length=8000)
     history: str | None = Field(default=None, max_length=20000)
-    language: str | None = Field(default=None, regex=LANGUAGE_PATTERN)
+    language: str | None = Field(default=None, schema_extra={"pattern": LANGUAGE_PATTERN})
     priority: Priority = Priority.standard
 
     @field_validator("subject", "clinical_question")

@@ -283,3 +283,21 @@ def test_nul_characters_are_refused_before_they_reach_the_database(
     assert nested.status_code == 422
     query = client.get("/api/cases", params={"status": "draft\x00"}, headers=patient.headers)
     assert query.status_code == 422
+
+
+@pytest.mark.parametrize("language", ["english", "EN", "e", "ru-RU"])
+def test_a_case_language_is_two_lowercase_letters(
+    client: TestClient, accounts: Accounts, language: str
+):
+    """Found by schemathesis on PostgreSQL: the pattern was not enforced (SQLModel ignores
+    ``regex=``), and a longer value overflowed the two-letter column (a server error)."""
+    patient = accounts.patient()
+    body = {
+        "subject": "Back pain",
+        "body_region": "spine",
+        "clinical_question": "Is this lesion a hemangioma?",
+        "language": language,
+    }
+    answer = client.post("/api/cases", json=body, headers=patient.headers)
+    assert answer.status_code == 422 and "language" in answer.json()["detail"]
+    assert client.get("/api/cases", headers=patient.headers).json() == []
