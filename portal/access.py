@@ -237,7 +237,7 @@ def granted(principal: Principal, case: Case, *, break_glass: bool = False) -> f
 
 def holds_break_glass(*, session: Session, principal: Principal, case_id: uuid.UUID) -> bool:
     """Whether this caller holds a live break-glass grant on the case (only admins may)."""
-    if principal.role not in {Role.admin} or principal.scope_case_id is not None:
+    if not _ROLE_RELATIONS[principal.role] & BREAK_GLASS or principal.scope_case_id is not None:
         return False
     live = session.exec(
         select(BreakGlassGrant.id)
@@ -310,14 +310,9 @@ def case_for(
     ).first()
     if case is None:
         raise NotFound("Case not found.")
-    relation = relation_to(principal, case)
-    break_glass = (
-        action in CONTENT_ACTIONS
-        and relation in BREAK_GLASS
-        and holds_break_glass(session=session, principal=principal, case_id=case.id)
-    )
-    if may(principal, case, action, break_glass=break_glass):
+    if permits(session=session, principal=principal, case=case, action=action):
         return case
+    relation = relation_to(principal, case)
     if action in CONTENT_ACTIONS and allows(relation, action):
         raise Forbidden(_CONTENT_REFUSALS.get(relation, _UNSUBMITTED))
     raise Forbidden(_REFUSALS.get(action, _REFUSED))
