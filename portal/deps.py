@@ -73,6 +73,9 @@ async def refuse_nul_characters(request: Request) -> None:
     route = request.scope.get("route")
     if getattr(route, "body_field", None) is None:
         return  # no JSON body here (streaming uploads read their own, with their own limits)
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type and not (media_type == "application/json" or media_type.endswith("+json")):
+        return  # a form: FastAPI parsed it from the stream, and it is not JSON
     try:
         body = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError):

@@ -205,7 +205,11 @@ def dashboard(
         "counts": [(value.value, counts.get(value.value, 0)) for value in CaseStatus],
         "triage": triage,
         "suggested": suggested,
-        "identity_flags": _identity_flags(session, cases, patients),
+        "identity_flags": _identity_flags(
+            session,
+            [case for case in cases if access.may(caller.principal, case, "case.identity.check")],
+            patients,
+        ),
         "rows": shown,
         "owner": owner,
         "team": team,

@@ -41,7 +41,7 @@ from portal.intake.models import DicomInstance, DicomSeries, DicomStudy
 from tests.fixtures.app import Account, Accounts, open_case
 from tests.portal import samples
 
-EXAMPLES_PER_OPERATION = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "5"))
+EXAMPLES_PER_OPERATION = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "10"))
 """Generated requests per operation, identity and generation mode (valid / invalid data);
 the default keeps the run near a minute per database, raise it locally to search deeper."""
 CHECKS = [
