@@ -13,6 +13,12 @@ visibility is reported exactly like a case that does not exist (404), so ids rev
 Rules about a case's *state* (files are added while it is a draft, a patient reads the opinion
 once it is delivered) live with the domain; rules about *who* live here.
 
+A case's **content** (files, records, images, DICOMweb, clinical text, the opinion) is read by
+fewer than see the case (:data:`CONTENT_ACTIONS`): before submission by its owner alone, after
+it by the case's specialists and coordinators too. Admins run accounts, not cases: they read
+content only through a *break-glass* grant, asked for with a reason, audited and time-limited
+(:func:`holds_break_glass`, ``portal.breakglass``).
+
 A principal may be *scoped* to one case and to reading only: a DICOMweb token. It never holds
 more than the account that made it holds now, on that one case, for reading images.
 """
@@ -25,10 +31,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import ColumnElement, and_, false, true
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from portal.accounts.models import Role
+from portal.breakglass.models import BreakGlassGrant
 from portal.cases.models import Case, CaseStatus
+from portal.db import utcnow
 from portal.errors import Forbidden, NotFound
 
 
@@ -63,13 +71,16 @@ COORDINATING_ROLES = frozenset({Role.coordinator, Role.admin})
 
 CASE_ACTIONS: dict[str, frozenset[Relation]] = {
     # Reading.
-    "case.read": EVERYONE,
-    "case.content.read": EVERYONE,  # files, images, records, DICOMweb
+    "case.read": EVERYONE,  # status, dates, people: what running the service needs
+    "case.content.read": EVERYONE,  # files, images, records
+    "case.clinical.read": EVERYONE,  # the question, history, questions and answers
     "case.identity.check": STAFF,  # does the name in the images match the account's?
     "case.opinion.read": EVERYONE,  # the patient's copy also waits for delivery (opinions)
     "case.opinion.read_draft": STAFF,
     "case.assignments.read": COORDINATING,
     "case.audit.read": COORDINATING,
+    "case.break_glass": frozenset({R.admin}),  # ask for a grant to read the content
+    "case.break_glass.read": frozenset({R.owner, R.coordinator, R.admin}),
     "case.dicomweb.read": EVERYONE,
     "case.dicomweb.token": frozenset({R.owner, R.assigned_specialist, R.coordinator}),
     "case.dicomweb.tokens.others": frozenset({R.coordinator}),  # list and revoke anyone's
@@ -94,6 +105,27 @@ CASE_ACTIONS: dict[str, frozenset[Relation]] = {
 
 SCOPED_ACTIONS = frozenset({"case.dicomweb.read"})
 """All that a case-scoped token may do."""
+
+CONTENT_ACTIONS = frozenset(
+    {
+        "case.content.read",
+        "case.clinical.read",
+        "case.identity.check",
+        "case.opinion.read",
+        "case.opinion.read_draft",
+        "case.dicomweb.read",
+    }
+)
+"""Actions that show what is in a case; :func:`reads_content` narrows who may take them."""
+
+CONTENT_BEFORE_SUBMISSION = frozenset({R.owner, R.system})
+"""Who reads a case's content until it is submitted: it is the patient's alone till then."""
+
+CONTENT_AFTER_SUBMISSION = frozenset({R.owner, R.system, *SPECIALISTS, R.coordinator})
+"""Who reads it once submitted: those who give the opinion and those who run the case."""
+
+BREAK_GLASS = frozenset({R.admin})
+"""Who reads content only under a break-glass grant (in any state of the case)."""
 
 ROLE_PERMISSIONS: dict[str, frozenset[Role]] = {
     "case.create": frozenset({Role.patient}),
@@ -121,6 +153,10 @@ _REFUSALS: dict[str, str] = {
     "case.dicomweb.token": "Only the case's patient, its specialist or a coordinator can do this.",
 }
 _REFUSED = "You are not allowed to do this on this case."
+_UNSUBMITTED = "The case's content is private to its patient until the case is submitted."
+_CONTENT_REFUSALS: dict[Relation | None, str] = {
+    R.admin: "Opening this case's content needs a break-glass request with a reason.",
+}
 
 
 def relation_to(principal: Principal | None, case: Case) -> Relation | None:
@@ -156,9 +192,28 @@ def allows(relation: Relation | None, action: str) -> bool:
     return relation is not None and relation in CASE_ACTIONS[action]
 
 
-def may(principal: Principal | None, case: Case, action: str) -> bool:
-    """Whether this caller may take ``action`` on ``case`` now."""
-    permitted = allows(relation_to(principal, case), action)
+def reads_content(relation: Relation | None, case: Case, *, break_glass: bool = False) -> bool:
+    """Whether ``relation`` may read the content of ``case`` in its present state.
+
+    ``break_glass`` says the caller holds a live break-glass grant on the case.
+    """
+    if relation in BREAK_GLASS:
+        return break_glass
+    unsent = case.status in {CaseStatus.draft, CaseStatus.cancelled}
+    submitted = case.submitted_at is not None or not unsent
+    readers = CONTENT_AFTER_SUBMISSION if submitted else CONTENT_BEFORE_SUBMISSION
+    return relation in readers
+
+
+def may(principal: Principal | None, case: Case, action: str, *, break_glass: bool = False) -> bool:
+    """Whether this caller may take ``action`` on ``case`` now.
+
+    ``break_glass``: the caller holds a live grant on the case (:func:`holds_break_glass`).
+    """
+    relation = relation_to(principal, case)
+    permitted = allows(relation, action)
+    if permitted and action in CONTENT_ACTIONS:
+        permitted = reads_content(relation, case, break_glass=break_glass)
     scoped = principal is not None and principal.scope_case_id is not None
     return permitted and (not scoped or action in SCOPED_ACTIONS)
 
@@ -173,9 +228,25 @@ def may_ever(principal: Principal | None, actions: Iterable[str]) -> bool:
     return any(held & CASE_ACTIONS[action] for action in actions)
 
 
-def granted(principal: Principal, case: Case) -> frozenset[str]:
+def granted(principal: Principal, case: Case, *, break_glass: bool = False) -> frozenset[str]:
     """Every action this caller may take on ``case`` (what a page offers them)."""
-    return frozenset(action for action in CASE_ACTIONS if may(principal, case, action))
+    return frozenset(
+        action for action in CASE_ACTIONS if may(principal, case, action, break_glass=break_glass)
+    )
+
+
+def holds_break_glass(*, session: Session, principal: Principal, case_id: uuid.UUID) -> bool:
+    """Whether this caller holds a live break-glass grant on the case (only admins may)."""
+    if not _ROLE_RELATIONS[principal.role] & BREAK_GLASS or principal.scope_case_id is not None:
+        return False
+    live = session.exec(
+        select(BreakGlassGrant.id)
+        .where(BreakGlassGrant.case_id == case_id)
+        .where(BreakGlassGrant.user_id == principal.user_id)
+        .where(col(BreakGlassGrant.expires_at) > utcnow())
+        .limit(1)
+    ).first()
+    return live is not None
 
 
 def is_allowed(principal: Principal, permission: str) -> bool:
@@ -189,6 +260,18 @@ def require(principal: Principal, permission: str) -> None:
     """Raise ``Forbidden`` unless the caller's role holds ``permission``."""
     if not is_allowed(principal, permission):
         raise Forbidden()
+
+
+def permits(*, session: Session, principal: Principal, case: Case, action: str) -> bool:
+    """:func:`may`, counting a live break-glass grant the caller holds on ``case``."""
+    if may(principal, case, action):
+        return True
+    return (
+        action in CONTENT_ACTIONS
+        and relation_to(principal, case) in BREAK_GLASS
+        and holds_break_glass(session=session, principal=principal, case_id=case.id)
+        and may(principal, case, action, break_glass=True)
+    )
 
 
 def case_visibility(principal: Principal) -> ColumnElement[bool]:
@@ -227,6 +310,9 @@ def case_for(
     ).first()
     if case is None:
         raise NotFound("Case not found.")
-    if not may(principal, case, action):
-        raise Forbidden(_REFUSALS.get(action, _REFUSED))
-    return case
+    if permits(session=session, principal=principal, case=case, action=action):
+        return case
+    relation = relation_to(principal, case)
+    if action in CONTENT_ACTIONS and allows(relation, action):
+        raise Forbidden(_CONTENT_REFUSALS.get(relation, _UNSUBMITTED))
+    raise Forbidden(_REFUSALS.get(action, _REFUSED))

@@ -9,21 +9,23 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from portal import housekeeping
+from portal import housekeeping, openapi
 from portal.accounts.pages import router as account_pages
 from portal.accounts.views import router as accounts_router
 from portal.audit.views import router as audit_router
+from portal.breakglass.views import router as break_glass_router
 from portal.cases.pages import router as case_pages
 from portal.cases.views import consent_router
 from portal.cases.views import router as cases_router
 from portal.db import create_db_engine
+from portal.deps import refuse_nul_characters
 from portal.dicomweb.pages import router as dicomweb_pages
 from portal.dicomweb.pixel_views import router as dicomweb_pixels_router
 from portal.dicomweb.token_views import router as dicomweb_tokens_router
@@ -149,6 +151,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         accounts_router,
         cases_router,
         consent_router,
+        break_glass_router,
         intake_router,
         tus_router,
         audit_router,
@@ -167,9 +170,10 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         ohif_router,
     )
     for router in routers:
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(refuse_nul_characters)])
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_error_handlers(app)
+    openapi.install(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=JSON_BODY_LIMIT, exempt=STREAMING_PATHS)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.cookie_secure)
     app.add_middleware(RequestContextMiddleware)
@@ -197,6 +201,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI answers 400 for a JSON body that is not even text; bad JSON is 422.
+            return await validation_error(request, _not_json())
         detail = (
             exc.detail if isinstance(exc.detail, str) else "The request could not be completed."
         )
@@ -219,3 +226,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if is_page(request):
             return page_status(request, 500, detail)
         return JSONResponse({"detail": detail}, status_code=500)
+
+
+def _not_json() -> RequestValidationError:
+    return RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": ""}])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -13,7 +14,7 @@ from portal.access import Principal
 from portal.accounts.models import AuthSession, Role, User
 from portal.accounts.service import resolve_session
 from portal.audit.service import AuditContext
-from portal.errors import Forbidden, NotAuthenticated
+from portal.errors import Forbidden, InvalidInput, NotAuthenticated
 from portal.sealing import SecretBox
 from portal.settings import Settings
 from storage.vault import Vault
@@ -58,6 +59,39 @@ def vault_of(request: Request) -> Vault:
 async def get_box(request: Request) -> SecretBox:
     box: SecretBox = request.app.state.box
     return box
+
+
+async def refuse_nul_characters(request: Request) -> None:
+    """422 for a NUL character in a JSON body or a query value: no text of ours may hold one,
+    and PostgreSQL cannot store it (it would fail deep in a write, as a server error).
+
+    Only routes that declare a JSON body are read: FastAPI has read (and kept) that body, at
+    most 1 MiB, before this runs.
+    """
+    if any("\x00" in value for _, value in request.query_params.multi_items()):
+        raise InvalidInput("Query values must not contain NUL characters.")
+    route = request.scope.get("route")
+    if getattr(route, "body_field", None) is None:
+        return  # no JSON body here (streaming uploads read their own, with their own limits)
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type and not (media_type == "application/json" or media_type.endswith("+json")):
+        return  # a form: FastAPI parsed it from the stream, and it is not JSON
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        return  # FastAPI answers it as invalid JSON
+    if _holds_nul(body):
+        raise InvalidInput("Text must not contain NUL characters.")
+
+
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

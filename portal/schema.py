@@ -2,6 +2,7 @@
 
 from portal.accounts.models import AuthSession, LoginFailure, User
 from portal.audit.models import AuditEvent, AuditHead
+from portal.breakglass.models import BreakGlassGrant
 from portal.cases.models import Case, CaseConsent, CaseEvent
 from portal.dicomweb.models import DicomwebToken
 from portal.intake.models import (
@@ -28,6 +29,7 @@ __all__ = [
     "AuditEvent",
     "AuditHead",
     "AuthSession",
+    "BreakGlassGrant",
     "Case",
     "CaseAssignment",
     "CaseConsent",

@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     """Decrypted frames kept in each server process's memory for viewers that scroll back and
     forth (a 512 x 512 CT series of 500 slices is 250 MiB); 0 turns it off."""
     """Live tokens one account may hold on one case; making another is refused."""
+    break_glass_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    """How long an admin's break-glass grant opens a case's content (docs/access.md)."""
     sweep_enabled: bool = True
     """Run the deadline and acceptance sweep (and mail delivery) inside the server."""
     sweep_interval_seconds: float = 60.0

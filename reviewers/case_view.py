@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from portal import access
 from portal.accounts.models import User
 from portal.audit import service as audit_service
+from portal.breakglass import service as break_glass_service
 from portal.cases import service as cases_service
 from portal.cases import wording
 from portal.cases.consent import CONSENT_TEXTS, CURRENT_VERSION
@@ -52,18 +53,32 @@ def case_context(
     case = cases_service.read_case(
         session=session, principal=principal, ctx=caller.ctx, case_id=case_id
     )
-    may = access.granted(principal, case)
-    files = intake_service.list_files(
-        session=session, principal=principal, ctx=caller.ctx, case_id=case.id
+    break_glass = access.holds_break_glass(session=session, principal=principal, case_id=case.id)
+    may = access.granted(principal, case, break_glass=break_glass)
+    content = "case.content.read" in may
+    files = (
+        intake_service.list_files(
+            session=session, principal=principal, ctx=caller.ctx, case_id=case.id
+        )
+        if content
+        else []
     )
-    studies = intake_service.studies(
-        session=session, principal=principal, ctx=caller.ctx, case_id=case.id
+    studies = (
+        intake_service.studies(
+            session=session, principal=principal, ctx=caller.ctx, case_id=case.id
+        )
+        if content
+        else None
     )
-    asked = questions.list_questions(
-        session=session, principal=principal, ctx=caller.ctx, case_id=case.id
+    asked = (
+        questions.list_questions(
+            session=session, principal=principal, ctx=caller.ctx, case_id=case.id
+        )
+        if "case.clinical.read" in may
+        else []
     )
     context: dict[str, Any] = {
-        "case": cases_service.describe(session=session, case=case),
+        "case": cases_service.describe(session=session, principal=principal, case=case),
         "words": wording.status_in_words(case, role=principal.role),
         "may": may,
         "files": [CaseFilePublic.model_validate(item) for item in files],
@@ -100,6 +115,10 @@ def case_context(
         )
         context["audit"] = audit_service.read_trail(
             session=session, principal=principal, ctx=caller.ctx, case_id=case.id, limit=100
+        )
+    if "case.break_glass.read" in may:
+        context["break_glass"] = break_glass_service.list_grants(
+            session=session, principal=principal, case_id=case.id
         )
     return context
 
@@ -186,7 +205,11 @@ def dashboard(
         "counts": [(value.value, counts.get(value.value, 0)) for value in CaseStatus],
         "triage": triage,
         "suggested": suggested,
-        "identity_flags": _identity_flags(session, cases, patients),
+        "identity_flags": _identity_flags(
+            session,
+            [case for case in cases if access.may(caller.principal, case, "case.identity.check")],
+            patients,
+        ),
         "rows": shown,
         "owner": owner,
         "team": team,

@@ -249,7 +249,9 @@ def readable_opinion(
     opinion = _opinion(session, case.id)
     delivered = opinion is not None and opinion.status == OpinionStatus.signed
     readable = "case.opinion.read" if delivered else "case.opinion.read_draft"
-    if opinion is None or not access.may(principal, case, readable):
+    if opinion is None or not access.permits(
+        session=session, principal=principal, case=case, action=readable
+    ):
         raise NotFound("There is no opinion on this case yet.")
     audit_service.record(
         session=session,

@@ -29,7 +29,9 @@ def list_questions(
     *, session: Session, principal: Principal, ctx: AuditContext, case_id: uuid.UUID
 ) -> list[QuestionPublic]:
     """Every question on the case with its answer, oldest first."""
-    case = access.case_for(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(
+        session=session, principal=principal, case_id=case_id, action="case.clinical.read"
+    )
     rows = session.exec(
         select(CaseQuestion, User.role)
         .join(User, col(User.id) == col(CaseQuestion.asked_by))

@@ -51,7 +51,7 @@ def accept(
         settings=settings,
         case_id=case_id,
     )
-    return cases_service.describe(session=session, case=case)
+    return cases_service.describe(session=session, principal=caller.principal, case=case)
 
 
 @router.post("/{case_id}/decline")
@@ -91,7 +91,7 @@ def assign(
         specialist_id=data.specialist_id,
         reason=data.reason,
     )
-    return cases_service.describe(session=session, case=case)
+    return cases_service.describe(session=session, principal=caller.principal, case=case)
 
 
 @router.get("/{case_id}/assignments")

@@ -12,6 +12,8 @@ from portal.audit.models import AuditEventPublic
 from portal.deps import Caller, SessionDep
 
 router = APIRouter(prefix="/api/audit", tags=["audit"])
+MAX_SEQ = 2**31 - 1
+"""The largest sequence number the column holds (INTEGER); a larger one is no position."""
 
 
 @router.get("")
@@ -19,7 +21,7 @@ def list_audit_events(
     caller: Caller,
     session: SessionDep,
     case_id: uuid.UUID | None = None,
-    before_seq: int | None = Query(default=None, ge=1),
+    before_seq: int | None = Query(default=None, ge=1, le=MAX_SEQ),
     limit: int = Query(default=200, ge=1, le=1000),
 ) -> list[AuditEventPublic]:
     events = service.read_trail(

@@ -12,6 +12,7 @@ from sqlmodel import Session, SQLModel, col, delete, select
 
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
+from portal.breakglass.models import BreakGlassGrant
 from portal.cases.models import Case, CaseConsent, CaseEvent
 from portal.dicomweb.models import DicomwebToken
 from portal.errors import NotFound
@@ -44,6 +45,7 @@ CASE_DEPENDENTS: list[type[SQLModel]] = [
     CaseAssignment,
     OutboxMessage,
     DicomwebToken,
+    BreakGlassGrant,
 ]
 
 

@@ -147,7 +147,8 @@ class CaseSummary(SQLModel):
 
 
 class CasePublic(CaseSummary):
-    clinical_question: str
+    clinical_question: str | None
+    """Null for a caller who may not read the case's content (a draft, to staff)."""
     history: str | None
     patient: PersonRef
     timeline: list[CaseEventPublic]

@@ -146,8 +146,9 @@ def summarize(*, session: Session, case: Case) -> CaseSummary:
     )
 
 
-def describe(*, session: Session, case: Case) -> CasePublic:
-    """The full public view of a case, with its timeline."""
+def describe(*, session: Session, principal: Principal, case: Case) -> CasePublic:
+    """The public view of a case, with its timeline; the clinical text only for those who may
+    read the case's content (``clinical_question`` and ``history`` are null for the others)."""
     events = session.exec(
         select(CaseEvent)
         .where(CaseEvent.case_id == case.id)
@@ -155,6 +156,10 @@ def describe(*, session: Session, case: Case) -> CasePublic:
     ).all()
     patient = _person(session, case.patient_id)
     assert patient is not None
+    readable = access.permits(
+        session=session, principal=principal, case=case, action="case.clinical.read"
+    )
+    clinical = {} if readable else {"clinical_question": None, "history": None}
     return CasePublic.model_validate(
         case,
         update={
@@ -162,6 +167,7 @@ def describe(*, session: Session, case: Case) -> CasePublic:
             "deadline_state": deadline_state(case),
             "patient": patient,
             "timeline": [CaseEventPublic.model_validate(event) for event in events],
+            **clinical,
         },
     )
 

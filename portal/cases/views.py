@@ -27,7 +27,7 @@ def open_case(data: CaseCreate, caller: Caller, session: SessionDep) -> CasePubl
     case = service.open_case(
         session=session, principal=caller.principal, ctx=caller.ctx, patient=caller.user, data=data
     )
-    return service.describe(session=session, case=case)
+    return service.describe(session=session, principal=caller.principal, case=case)
 
 
 @router.get("")
@@ -45,7 +45,7 @@ def read_case(case_id: uuid.UUID, caller: Caller, session: SessionDep) -> CasePu
     case = service.read_case(
         session=session, principal=caller.principal, ctx=caller.ctx, case_id=case_id
     )
-    return service.describe(session=session, case=case)
+    return service.describe(session=session, principal=caller.principal, case=case)
 
 
 @router.post("/{case_id}/consent", status_code=status.HTTP_201_CREATED)
@@ -69,7 +69,7 @@ def submit(
         settings=settings,
         case_id=case_id,
     )
-    return service.describe(session=session, case=case)
+    return service.describe(session=session, principal=caller.principal, case=case)
 
 
 @router.post("/{case_id}/cancel")
@@ -88,7 +88,7 @@ def cancel(
         case_id=case_id,
         reason=data.reason if data else None,
     )
-    return service.describe(session=session, case=case)
+    return service.describe(session=session, principal=caller.principal, case=case)
 
 
 @router.post("/{case_id}/close")
@@ -102,7 +102,7 @@ def close(
         settings=settings,
         case_id=case_id,
     )
-    return service.describe(session=session, case=case)
+    return service.describe(session=session, principal=caller.principal, case=case)
 
 
 consent_router = APIRouter(prefix="/api/consent", tags=["cases"])

@@ -22,7 +22,7 @@ from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.db import begin_read_only, utcnow
 from portal.dicomweb.models import DicomwebToken, TokenPublic
-from portal.errors import Conflict, NotAuthenticated, NotFound
+from portal.errors import Conflict, Forbidden, NotAuthenticated, NotFound
 from portal.settings import Settings
 
 PREFIX = "dcmweb_"
@@ -42,6 +42,10 @@ def issue(
     case = access.case_for(
         session=session, principal=principal, case_id=case_id, action="case.dicomweb.token"
     )
+    if not access.permits(
+        session=session, principal=principal, case=case, action="case.dicomweb.read"
+    ):
+        raise Forbidden("A viewer token needs access to the case's images, which you lack now.")
     now = utcnow()
     live = session.exec(
         select(func.count())

@@ -48,7 +48,9 @@ def case_for_upload(*, session: Session, principal: Principal, case_id: uuid.UUI
 def list_files(
     *, session: Session, principal: Principal, ctx: AuditContext, case_id: uuid.UUID
 ) -> Sequence[CaseFile]:
-    case = access.case_for(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(
+        session=session, principal=principal, case_id=case_id, action="case.content.read"
+    )
     files = session.exec(
         select(CaseFile)
         .where(CaseFile.case_id == case.id)
@@ -98,7 +100,9 @@ def studies(
     *, session: Session, principal: Principal, ctx: AuditContext, case_id: uuid.UUID
 ) -> StudiesPublic:
     """Studies → series → instance counts, with the identity check for staff."""
-    case = access.case_for(session=session, principal=principal, case_id=case_id)
+    case = access.case_for(
+        session=session, principal=principal, case_id=case_id, action="case.content.read"
+    )
     study_rows = session.exec(
         select(DicomStudy).where(DicomStudy.case_id == case.id).order_by(col(DicomStudy.study_date))
     ).all()
@@ -125,7 +129,9 @@ def studies(
     assert patient is not None
     identity = (
         identity_check(patient, study_rows)
-        if access.may(principal, case, "case.identity.check")
+        if access.permits(
+            session=session, principal=principal, case=case, action="case.identity.check"
+        )
         else None
     )
     audit_service.record(

@@ -35,6 +35,8 @@ class NotificationKind(StrEnum):
     """To coordinators: no specialist could be matched; the case waits in triage."""
     registration_attempt = "registration_attempt"
     """To an account's owner: someone tried to register their address again (about no case)."""
+    break_glass = "break_glass"
+    """To the patient: an administrator opened the case's content (break-glass)."""
 
 
 class OutboxStatus(StrEnum):

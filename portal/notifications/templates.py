@@ -79,6 +79,12 @@ TEMPLATES: dict[NotificationKind, Template] = {
         "Case needs triage: {reference}",
         "No specialist could be matched automatically for case {reference}. Please triage it:",
     ),
+    K.break_glass: Template(
+        "An administrator opened your case {reference}",
+        "An administrator of the portal opened the documents and images of your case "
+        "{reference} for a limited time, for a reason they had to record. You can see when "
+        "and why on the case's page; if you did not expect this, please contact us:",
+    ),
 }
 
 

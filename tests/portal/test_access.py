@@ -10,6 +10,7 @@ from portal import access
 from portal.access import Principal, Relation
 from portal.accounts.models import Role
 from portal.cases.models import Case, CaseStatus
+from portal.db import utcnow
 from reviewers import workflow
 
 OWNER, SPECIALIST, OTHER = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -65,8 +66,52 @@ def test_only_the_owner_adds_files_and_staff_check_identity():
     assert access.may(who(Role.patient, OWNER), case, "case.files.add")
     for staff in (who(Role.coordinator), who(Role.admin), who(Role.specialist, SPECIALIST)):
         assert not access.may(staff, case, "case.files.add")
-        assert access.may(staff, case, "case.identity.check")
+        assert not access.may(staff, case, "case.identity.check")  # a draft is the patient's
+    submitted = a_case(CaseStatus.in_review)
+    for staff in (who(Role.coordinator), who(Role.specialist, SPECIALIST)):
+        assert access.may(staff, submitted, "case.identity.check")
+    assert not access.may(who(Role.admin), submitted, "case.identity.check")
+    assert access.may(who(Role.admin), submitted, "case.identity.check", break_glass=True)
     assert not access.may(who(Role.patient, OWNER), case, "case.identity.check")
+
+
+CONTENT = ["case.content.read", "case.clinical.read", "case.dicomweb.read"]
+
+
+@pytest.mark.parametrize(
+    ("status", "submitted", "readers"),
+    [
+        (CaseStatus.draft, False, {"owner"}),
+        (CaseStatus.cancelled, False, {"owner"}),  # withdrawn before it was ever sent
+        (CaseStatus.cancelled, True, {"owner", "specialist", "coordinator"}),
+        (CaseStatus.triage, True, {"owner", "coordinator"}),  # nobody assigned yet
+        (CaseStatus.in_review, True, {"owner", "specialist", "coordinator"}),
+        (CaseStatus.closed, True, {"owner", "specialist", "coordinator"}),
+    ],
+)
+def test_content_is_the_owners_until_submitted_and_admins_never_without_break_glass(
+    status, submitted, readers
+):
+    case = a_case(status)
+    if status == CaseStatus.triage:
+        case.assigned_specialist_id = None
+    case.submitted_at = utcnow() if submitted else None
+    callers = {
+        "owner": who(Role.patient, OWNER),
+        "specialist": who(Role.specialist, SPECIALIST),
+        "coordinator": who(Role.coordinator),
+        "admin": who(Role.admin),
+    }
+    for name, principal in callers.items():
+        for action in CONTENT:
+            assert access.may(principal, case, action) == (name in readers), (name, action)
+        assert access.may(principal, case, "case.read") == (
+            name != "specialist" or status != CaseStatus.triage
+        )
+    for action in CONTENT:
+        assert access.may(callers["admin"], case, action, break_glass=True)
+        assert not access.may(callers["coordinator"], case, "case.break_glass")
+    assert access.may(callers["admin"], case, "case.break_glass")
 
 
 def test_a_scoped_token_reads_images_of_its_case_only_and_nothing_else():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,9 +13,12 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from portal.accounts.models import Role
+from portal.breakglass.models import BreakGlassGrant
 from portal.cases.consent import CURRENT_VERSION
-from portal.cases.models import Case
+from portal.cases.models import Case, CaseStatus
+from portal.db import utcnow
 from portal.intake.models import DicomInstance, DicomSeries, DicomStudy
+from portal.notifications.models import NotificationKind, OutboxMessage
 from reviewers.models import CaseQuestion, Opinion, QuestionKind
 from tests.fixtures.app import Account, Accounts, open_case
 from tests.portal import samples
@@ -41,6 +45,25 @@ SEES_CASE = {
     "other_specialist": 404,
     "coordinator": 200,
     "admin": 200,
+}
+# A case's content (files, images, records, DICOMweb, clinical text) before it is submitted:
+# its owner's alone. Staff who see the case are told so (403), the rest find no case (404).
+DRAFT_CONTENT = {
+    "owner": 200,
+    "other_patient": 404,
+    "assigned_specialist": 403,
+    "other_specialist": 404,
+    "coordinator": 403,
+    "admin": 403,
+}
+# Once submitted: the specialists and coordinators too; admins only through break-glass.
+SUBMITTED_CONTENT = {
+    "owner": 200,
+    "other_patient": 404,
+    "assigned_specialist": 200,
+    "other_specialist": 404,
+    "coordinator": 200,
+    "admin": 403,
 }
 STAFF_ONLY = {
     "owner": 403,
@@ -103,14 +126,14 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
         "coordinator": 403,
         "admin": 403,
     },
-    ("GET", "/api/cases/{case_id}/files"): SEES_CASE,
-    ("GET", "/api/cases/{case_id}/files/{file_id}/content"): SEES_CASE,
-    ("GET", "/api/cases/{case_id}/studies"): SEES_CASE,
-    ("GET", "/api/cases/{case_id}/series/{series_id}"): SEES_CASE,
-    ("GET", "/api/cases/{case_id}/series/{series_id}/thumbnail"): SEES_CASE,
-    ("GET", "/api/cases/{case_id}/instances/{instance_id}/frames/{frame}"): SEES_CASE,
-    ("GET", "/api/cases/{case_id}/records/{file_id}"): SEES_CASE,
-    ("GET", "/api/cases/{case_id}/records/{file_id}/pages/{page}"): SEES_CASE,
+    ("GET", "/api/cases/{case_id}/files"): DRAFT_CONTENT,
+    ("GET", "/api/cases/{case_id}/files/{file_id}/content"): DRAFT_CONTENT,
+    ("GET", "/api/cases/{case_id}/studies"): DRAFT_CONTENT,
+    ("GET", "/api/cases/{case_id}/series/{series_id}"): DRAFT_CONTENT,
+    ("GET", "/api/cases/{case_id}/series/{series_id}/thumbnail"): DRAFT_CONTENT,
+    ("GET", "/api/cases/{case_id}/instances/{instance_id}/frames/{frame}"): DRAFT_CONTENT,
+    ("GET", "/api/cases/{case_id}/records/{file_id}"): DRAFT_CONTENT,
+    ("GET", "/api/cases/{case_id}/records/{file_id}/pages/{page}"): DRAFT_CONTENT,
     ("GET", "/api/audit"): {
         "owner": 403,
         "other_patient": 403,
@@ -163,7 +186,7 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     },
     ("GET", "/api/cases/{case_id}/assignments"): STAFF_ONLY,
     ("GET", "/api/cases/{case_id}/suggestions"): STAFF_ONLY,
-    ("GET", "/api/cases/{case_id}/questions"): SEES_CASE,
+    ("GET", "/api/cases/{case_id}/questions"): DRAFT_CONTENT,
     ("POST", "/api/cases/{case_id}/questions"): {
         "owner": 409,
         "other_patient": 404,
@@ -188,14 +211,9 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
         "coordinator": 403,
         "admin": 403,
     },
-    ("GET", "/api/cases/{case_id}/opinion"): {
-        "owner": 404,  # a draft: the patient reads the opinion once it is delivered
-        "other_patient": 404,
-        "assigned_specialist": 200,
-        "other_specialist": 404,
-        "coordinator": 200,
-        "admin": 200,
-    },
+    # An opinion is content: on a draft (the opinion is planted by the fixture) nobody reads it,
+    # the patient because it is not delivered, staff because the case is not submitted.
+    ("GET", "/api/cases/{case_id}/opinion"): dict.fromkeys(ROLES, 404),
     ("POST", "/api/cases/{case_id}/opinion/sign"): {
         "owner": 403,
         "other_patient": 404,
@@ -204,14 +222,7 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
         "coordinator": 403,
         "admin": 403,
     },
-    ("GET", "/api/cases/{case_id}/opinion.pdf"): {
-        "owner": 404,
-        "other_patient": 404,
-        "assigned_specialist": 409,
-        "other_specialist": 404,
-        "coordinator": 409,
-        "admin": 409,
-    },
+    ("GET", "/api/cases/{case_id}/opinion.pdf"): dict.fromkeys(ROLES, 404),
     ("POST", "/api/cases/{case_id}/opinion/addenda"): {
         "owner": 403,
         "other_patient": 404,
@@ -232,12 +243,13 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     # gets 415 once allowed); read by whoever sees the case (DICOMWEB_READS, below).
     ("POST", "/api/cases/{case_id}/dicomweb/studies"): STORES,
     ("POST", "/api/cases/{case_id}/dicomweb/studies/{study}"): STORES,
+    # A token reads images: on a draft only the owner may make one.
     ("POST", "/api/cases/{case_id}/dicomweb-tokens"): {
         "owner": 201,
         "other_patient": 404,
-        "assigned_specialist": 201,
+        "assigned_specialist": 403,
         "other_specialist": 404,
-        "coordinator": 201,
+        "coordinator": 403,
         "admin": 403,
     },
     ("GET", "/api/cases/{case_id}/dicomweb-tokens"): {
@@ -290,7 +302,33 @@ DICOMWEB_READS = [
     INSTANCE + "/thumbnail",
     SERIES + "/thumbnail",
 ]
-MATRIX.update({("GET", path): SEES_CASE for path in DICOMWEB_READS})
+MATRIX.update({("GET", path): DRAFT_CONTENT for path in DICOMWEB_READS})
+MATRIX.update(
+    {
+        # After the DICOMweb reads: the admin's grant would open them.
+        ("POST", "/api/cases/{case_id}/break-glass"): {
+            "owner": 403,
+            "other_patient": 403,
+            "assigned_specialist": 403,
+            "other_specialist": 403,
+            "coordinator": 403,
+            "admin": 201,
+        },
+        ("GET", "/api/cases/{case_id}/break-glass"): {
+            "owner": 200,
+            "other_patient": 404,
+            "assigned_specialist": 403,
+            "other_specialist": 404,
+            "coordinator": 200,
+            "admin": 200,
+        },
+    }
+)
+CONTENT_READS = [
+    path
+    for (method, path), expected in MATRIX.items()
+    if method == "GET" and expected is DRAFT_CONTENT
+]
 # Reached without an account, or acting on the caller's own session: probed in their own tests.
 PUBLIC_OR_SELF = {
     # Resumable uploads belong to their creator alone: probed in test_tus.py.
@@ -413,6 +451,7 @@ def _call(
         "/sign": {"password": "wrong", "otp": "000000"},
         "/addenda": {"text": "A correction."},
         "/cancel": {"reason": "No longer needed."},
+        "/break-glass": {"reason": "Support request 4711: the patient cannot open a file."},
     }
     for suffix, suffix_body in bodies.items():
         if path.endswith(suffix):
@@ -431,25 +470,29 @@ def _call(
     ).status_code
 
 
+def _path(template: str, cast: dict[str, Any]) -> str:
+    return template.format(
+        case_id=cast["case_id"],
+        file_id=cast["record_id"] if "/records/" in template else cast["file_id"],
+        question_id=cast["question_id"],
+        specialist_id=cast["specialist_id"],
+        series_id=cast["series_id"],
+        instance_id=cast["instance_id"],
+        frame=1,
+        page=1,
+        study=cast["study"],
+        series=cast["series"],
+        instance=cast["instance"],
+        frame_list="1",
+        tag="7FE00010",
+        token_id=cast["token_id"],
+    )
+
+
 def test_matrix(client: TestClient, cast: dict[str, Any]):
     failures = []
     for n, ((method, template), expected) in enumerate(MATRIX.items()):
-        path = template.format(
-            case_id=cast["case_id"],
-            file_id=cast["record_id"] if "/records/" in template else cast["file_id"],
-            question_id=cast["question_id"],
-            specialist_id=cast["specialist_id"],
-            series_id=cast["series_id"],
-            instance_id=cast["instance_id"],
-            frame=1,
-            page=1,
-            study=cast["study"],
-            series=cast["series"],
-            instance=cast["instance"],
-            frame_list="1",
-            tag="7FE00010",
-            token_id=cast["token_id"],
-        )
+        path = _path(template, cast)
         anonymous = _call(client, method, path, None, n)
         if anonymous != 401:
             failures.append(f"anonymous {method} {template}: {anonymous}")
@@ -460,6 +503,117 @@ def test_matrix(client: TestClient, cast: dict[str, Any]):
             if got != expected[role]:
                 failures.append(f"{role} {method} {template}: expected {expected[role]}, got {got}")
     assert not failures, "\n".join(failures)
+
+
+def _content_failures(
+    client: TestClient, cast: dict[str, Any], expected: dict[str, int]
+) -> list[str]:
+    failures = []
+    for template in CONTENT_READS:
+        for role in ROLES:
+            got = client.get(_path(template, cast), headers=cast["people"][role].headers)
+            if got.status_code != expected[role]:
+                failures.append(f"{role} {template}: expected {expected[role]}, got {got}")
+    return failures
+
+
+def _submit(db: Session, cast: dict[str, Any]) -> None:
+    stored = db.get(Case, uuid.UUID(cast["case_id"]))
+    assert stored is not None
+    stored.status, stored.submitted_at = CaseStatus.in_review, utcnow()
+    db.add(stored)
+    db.commit()
+
+
+def test_content_opens_to_staff_once_the_case_is_submitted(
+    client: TestClient, cast: dict[str, Any], db: Session
+):
+    _submit(db, cast)
+    failures = _content_failures(client, cast, SUBMITTED_CONTENT)
+    assert not failures, "\n".join(failures)
+
+
+def test_staff_read_a_draft_without_its_clinical_text(client: TestClient, cast: dict[str, Any]):
+    people, path = cast["people"], f"/api/cases/{cast['case_id']}"
+    owners = client.get(path, headers=people["owner"].headers).json()
+    assert owners["clinical_question"]
+    for role in ("coordinator", "admin", "assigned_specialist"):
+        seen = client.get(path, headers=people[role].headers)
+        assert seen.status_code == 200, role
+        case = seen.json()
+        assert case["clinical_question"] is None and case["history"] is None, role
+        assert case["status"] == "draft" and case["reference"] == owners["reference"], role
+
+
+BREAK_GLASS_REASON = "Support request 4711: the patient cannot open their report."
+
+
+def test_break_glass_opens_content_to_that_admin_for_a_while(
+    client: TestClient, cast: dict[str, Any], accounts: Accounts, db: Session
+):
+    people, case_id = cast["people"], cast["case_id"]
+    admin, other_admin = people["admin"], accounts.staff(Role.admin)
+    content = f"/api/cases/{case_id}/files/{cast['file_id']}/content"
+    refused = client.get(content, headers=admin.headers)
+    assert refused.status_code == 403 and "break-glass" in refused.json()["detail"]
+
+    opened = client.post(
+        f"/api/cases/{case_id}/break-glass",
+        json={"reason": BREAK_GLASS_REASON},
+        headers=admin.headers,
+    )
+    assert opened.status_code == 201, opened.text
+    grant = opened.json()
+    assert grant["reason"] == BREAK_GLASS_REASON and grant["active"] is True
+
+    failures = _content_failures(
+        client, cast, {**DRAFT_CONTENT, "admin": 200}
+    )  # the draft's content, to this admin only
+    assert not failures, "\n".join(failures)
+    assert client.get(content, headers=other_admin.headers).status_code == 403
+
+    # Audited with the reason, shown to coordinators, and the patient is told.
+    trail = client.get(f"/api/audit?case_id={case_id}", headers=people["coordinator"].headers)
+    glass = [event for event in trail.json() if event["action"] == "case.break_glass"]
+    assert [(e["actor_id"], e["details"]["reason"]) for e in glass] == [
+        (str(admin.user_id), BREAK_GLASS_REASON)
+    ]
+    for who in ("coordinator", "owner"):
+        listed = client.get(f"/api/cases/{case_id}/break-glass", headers=people[who].headers)
+        assert [g["id"] for g in listed.json()] == [grant["id"]], who
+    told = db.exec(
+        select(OutboxMessage).where(
+            OutboxMessage.case_id == uuid.UUID(case_id),
+            OutboxMessage.kind == NotificationKind.break_glass,
+        )
+    ).all()
+    assert [m.recipient_id for m in told] == [people["owner"].user_id]
+    assert BREAK_GLASS_REASON not in told[0].body_text
+    db.commit()
+
+    # Once the grant runs out, the content closes again.
+    row = db.get(BreakGlassGrant, uuid.UUID(grant["id"]))
+    assert row is not None
+    row.expires_at = utcnow() - timedelta(seconds=1)
+    db.add(row)
+    db.commit()
+    assert client.get(content, headers=admin.headers).status_code == 403
+
+
+@pytest.mark.parametrize("reason", [None, "", "just looking", " " * 40, "x" * 2001])
+def test_break_glass_needs_a_reason(
+    client: TestClient, cast: dict[str, Any], db: Session, reason: str | None
+):
+    admin = cast["people"]["admin"]
+    body = {} if reason is None else {"reason": reason}
+    answer = client.post(
+        f"/api/cases/{cast['case_id']}/break-glass", json=body, headers=admin.headers
+    )
+    assert answer.status_code == 422 and "reason" in answer.json()["detail"]
+    assert db.exec(select(BreakGlassGrant)).all() == []
+    db.commit()  # end the read: on SQLite it holds the lock the request's audit record needs
+    content = f"/api/cases/{cast['case_id']}/files/{cast['file_id']}/content"
+    assert client.get(content, headers=admin.headers).status_code == 403
 
 
 def test_unknown_case_and_hidden_case_answer_identically(client: TestClient, cast: dict[str, Any]):

@@ -17,7 +17,7 @@ from portal.intake import indexing
 from portal.intake.models import CaseFile, DicomInstance
 from portal.objects.models import StoredObject
 from storage.embedded import EmbeddedS3
-from tests.fixtures.app import Account, Accounts, open_case
+from tests.fixtures.app import Account, Accounts, open_case, submit_case
 from tests.portal import samples
 from tests.services import s3
 
@@ -195,6 +195,7 @@ def test_identity_mismatch_is_shown_to_staff_only(client, accounts: Accounts, pa
     upload(client, patient, case["id"], ("ct.dcm", samples.dicom("CT_small.dcm")))
     own_view = client.get(f"/api/cases/{case['id']}/studies", headers=patient.headers).json()
     assert own_view["identity"] is None
+    submit_case(client, patient, case["id"])
     coordinator = accounts.staff(Role.coordinator)
     identity = client.get(f"/api/cases/{case['id']}/studies", headers=coordinator.headers).json()[
         "identity"
@@ -298,12 +299,10 @@ def test_other_people_cannot_touch_the_files(client, accounts: Accounts, patient
             client.get(f"/api/cases/{case['id']}/studies", headers=who.headers).status_code == 404
         )
     coordinator = accounts.staff(Role.coordinator)
-    assert (
-        client.get(
-            f"/api/cases/{case['id']}/files/{file_id}/content", headers=coordinator.headers
-        ).status_code
-        == 200
-    )
+    content = f"/api/cases/{case['id']}/files/{file_id}/content"
+    assert client.get(content, headers=coordinator.headers).status_code == 403  # a draft
+    submit_case(client, patient, case["id"])
+    assert client.get(content, headers=coordinator.headers).status_code == 200
     assert upload(client, coordinator, case["id"], ("x.dcm", samples.dicom())).status_code == 403
     other_case = open_case(client, stranger)
     cross = client.get(

@@ -28,7 +28,7 @@ from portal.records import render, service
 from portal.records.render import PageNotFound, ProtectedRecord, RecordTooLarge, UnreadableRecord
 from portal.records.service import RecordState
 from portal.settings import Settings
-from tests.fixtures.app import Account, Accounts, open_case
+from tests.fixtures.app import Account, Accounts, open_case, submit_case
 from tests.portal import samples
 from tests.portal.test_pages import browser_sign_in, check_page
 
@@ -450,6 +450,8 @@ def test_who_may_see_a_record(client: TestClient, accounts: Accounts, patient, c
         assert dicom.status_code == 415 and "image viewer" in dicom.json()["detail"]
     coordinator = accounts.staff(Role.coordinator)
     specialist = accounts.staff(Role.specialist)
+    assert page_of(client, coordinator, case["id"], file_id, 1).status_code == 403  # a draft
+    submit_case(client, patient, case["id"])
     assert page_of(client, coordinator, case["id"], file_id, 1).status_code == 200
     assert page_of(client, specialist, case["id"], file_id, 1).status_code == 404
 

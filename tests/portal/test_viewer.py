@@ -21,7 +21,7 @@ from portal.cases.models import Case
 from portal.intake.models import CaseFile, DicomInstance
 from portal.viewer import render, service
 from portal.viewer.cache import dataset_cache, frame_cache
-from tests.fixtures.app import Account, Accounts, open_case
+from tests.fixtures.app import Account, Accounts, open_case, submit_case
 from tests.portal import samples
 from tests.portal.test_render import KNOWN_UNDECODABLE, pixel_data_files
 
@@ -306,6 +306,7 @@ def test_who_may_view(client: TestClient, accounts: Accounts, patient, case, db:
     upload(client, patient, case["id"], ("ct.dcm", samples.dicom("CT_small.dcm")))
     series = only_series(client, patient, case["id"])
     instance = series["instances"][0]["id"]
+    submit_case(client, patient, case["id"])  # until then the images are the patient's alone
     assigned, other_specialist = accounts.staff(Role.specialist), accounts.staff(Role.specialist)
     stored = db.get(Case, uuid.UUID(case["id"]))
     assert stored is not None
@@ -321,7 +322,7 @@ def test_who_may_view(client: TestClient, accounts: Accounts, patient, case, db:
         "owner": (patient, 200),
         "assigned": (assigned, 200),
         "coordinator": (accounts.staff(Role.coordinator), 200),
-        "admin": (accounts.staff(Role.admin), 200),
+        "admin": (accounts.staff(Role.admin), 403),  # only through break-glass
         "stranger": (accounts.patient(), 404),
         "other specialist": (other_specialist, 404),
     }
