@@ -1,4 +1,4 @@
-"""Periodic housekeeping: the review sweep, mail delivery, expired uploads.
+"""Periodic housekeeping: the review sweep, mail delivery, expired uploads, crash leftovers.
 
 ``portal sweep`` runs it once (from cron); the server runs it every
 ``sweep_interval_seconds`` unless ``sweep_enabled`` is off. Every part is safe to run in
@@ -8,7 +8,8 @@ several processes at once.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 import anyio
 from sqlalchemy.engine import Engine
@@ -16,6 +17,8 @@ from sqlalchemy.engine import Engine
 from portal.db import session_scope
 from portal.notifications import service as notifications
 from portal.notifications.service import DeliveryReport
+from portal.objects import orphans
+from portal.objects.orphans import OrphanReport
 from portal.settings import Settings
 from reviewers.sweep import SweepReport, sweep
 from storage.vault import Vault
@@ -28,11 +31,14 @@ class HousekeepingReport:
     review: SweepReport
     mail: DeliveryReport
     expired_uploads: int
+    orphans: OrphanReport = field(default_factory=OrphanReport)
 
     def __str__(self) -> str:
         return (
             f"{self.review}; mail: {self.mail.sent} sent, {self.mail.retrying} to retry, "
-            f"{self.mail.failed} failed; {self.expired_uploads} expired upload(s) removed"
+            f"{self.mail.failed} failed; {self.expired_uploads} expired upload(s) removed; "
+            f"{self.orphans.objects_removed} orphaned object(s) removed, "
+            f"{self.orphans.uploads_aborted} unfinished multipart upload(s) aborted"
         )
 
 
@@ -52,7 +58,13 @@ def run_once(
         expired = tus.expire_uploads(session=session, vault=vault)
     with session_scope(engine) as session:
         notifications.purge_delivered(session=session, mail=settings.mail)
-    return HousekeepingReport(review=review, mail=delivered, expired_uploads=expired)
+    with session_scope(engine) as session:
+        leftovers = orphans.remove_orphans(
+            session=session, vault=vault, grace=timedelta(seconds=settings.orphan_grace_seconds)
+        )
+    return HousekeepingReport(
+        review=review, mail=delivered, expired_uploads=expired, orphans=leftovers
+    )
 
 
 async def run_forever(*, engine: Engine, vault: Vault, settings: Settings) -> None:

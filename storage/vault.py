@@ -29,7 +29,7 @@ from storage.errors import IntegrityError
 from storage.keycache import DataKeyCache, HeaderCache
 from storage.keyprovider import KeyProvider
 from storage.keys import build_key_provider
-from storage.objectstore import ObjectInfo, S3ObjectStore, build_s3_client
+from storage.objectstore import ObjectInfo, PendingUpload, S3ObjectStore, build_s3_client
 from storage.settings import StorageSettings
 
 if TYPE_CHECKING:
@@ -209,6 +209,15 @@ class Vault:
     def list_objects(self, prefix: str = OBJECT_PREFIX) -> Iterator[ObjectInfo]:
         """Stored objects under ``prefix`` (all vault objects by default)."""
         return self.store.list_objects(prefix)
+
+    def pending_uploads(self, prefix: str = OBJECT_PREFIX) -> Iterator[PendingUpload]:
+        """Multipart uploads under ``prefix`` never completed nor aborted (a killed writer)."""
+        return self.store.pending_uploads(prefix)
+
+    def abort_upload(self, pending: PendingUpload) -> None:
+        """Abort one unfinished multipart upload of a vault object."""
+        parse_object_key(pending.key)
+        self.store.abort_upload(pending)
 
     # -- operations -----------------------------------------------------------------------
 
