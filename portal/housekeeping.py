@@ -31,12 +31,14 @@ class HousekeepingReport:
     review: SweepReport
     mail: DeliveryReport
     expired_uploads: int
+    finished_uploads: int = 0
     orphans: OrphanReport = field(default_factory=OrphanReport)
 
     def __str__(self) -> str:
         return (
             f"{self.review}; mail: {self.mail.sent} sent, {self.mail.retrying} to retry, "
             f"{self.mail.failed} failed; {self.expired_uploads} expired upload(s) removed; "
+            f"{self.finished_uploads} interrupted upload(s) finished; "
             f"{self.orphans.objects_removed} orphaned object(s) removed, "
             f"{self.orphans.uploads_aborted} unfinished multipart upload(s) aborted"
         )
@@ -46,7 +48,7 @@ def run_once(
     *, engine: Engine, vault: Vault, settings: Settings, mail: bool = True
 ) -> HousekeepingReport:
     """One pass of every housekeeping job (``mail=False`` leaves queued mail for later)."""
-    from portal.intake import tus
+    from portal.intake import stalled, tus
 
     review = sweep(engine=engine, settings=settings)
     delivered = (
@@ -54,6 +56,8 @@ def run_once(
         if mail
         else DeliveryReport()
     )
+    # Before expiring: an upload whose bytes all arrived is ingested, not thrown away.
+    finished = stalled.finish_stalled_uploads(engine=engine, vault=vault, settings=settings)
     with session_scope(engine) as session:
         expired = tus.expire_uploads(session=session, vault=vault)
     with session_scope(engine) as session:
@@ -63,7 +67,11 @@ def run_once(
             session=session, vault=vault, grace=timedelta(seconds=settings.orphan_grace_seconds)
         )
     return HousekeepingReport(
-        review=review, mail=delivered, expired_uploads=expired, orphans=leftovers
+        review=review,
+        mail=delivered,
+        expired_uploads=expired,
+        finished_uploads=finished,
+        orphans=leftovers,
     )
 
 
