@@ -12,6 +12,8 @@ import contextlib
 import io
 import os
 import random
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -29,6 +31,7 @@ from portal.intake.models import CaseFile, DicomInstance
 from portal.objects.models import StoredObject
 from portal.settings import Settings
 from tests.fixtures.live import ServerProcess
+from tests.services import wait_for
 
 SEED = int(os.environ.get("CRASH_SEED", "20261203"))
 KILLS = int(os.environ.get("CRASH_KILLS", "5"))
@@ -78,7 +81,20 @@ class Crashes:
         self.server.env["PORTAL_SWEEP_ENABLED"] = "false"  # the test runs housekeeping itself
 
     def start(self) -> None:
-        self.server.start()
+        self.launch()
+        self.wait_until_ready()
+
+    def launch(self) -> None:
+        """Start ``portal serve`` without waiting for it (start-up takes seconds here)."""
+        self.server.process = subprocess.Popen(
+            [sys.executable, "-m", "portal.cli", "serve"],
+            env=self.server.env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_until_ready(self) -> None:
+        assert wait_for(self.server._ready, timeout=90), self.log.read_text()[-2000:]
 
     def stop(self) -> None:
         self.server.stop()
@@ -119,7 +135,7 @@ class Crashes:
         )
         self.assert_storage_consistent()
         if restart:
-            self.start()
+            self.wait_until_ready()
 
     def assert_storage_consistent(self) -> None:
         """``portal storage scrub`` and ``portal audit verify`` both pass."""
