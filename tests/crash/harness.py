@@ -31,7 +31,7 @@ from portal.intake.models import CaseFile, DicomInstance
 from portal.objects.models import StoredObject
 from portal.settings import Settings
 from tests.fixtures.live import ServerProcess
-from tests.services import wait_for
+from tests.services import free_port_block, wait_for
 
 SEED = int(os.environ.get("CRASH_SEED", "20261203"))
 KILLS = int(os.environ.get("CRASH_KILLS", "5"))
@@ -94,7 +94,22 @@ class Crashes:
         )
 
     def wait_until_ready(self) -> None:
-        assert wait_for(self.server._ready, timeout=90), self.log.read_text()[-2000:]
+        """Wait for /healthz. The port was free when chosen, but other test runs on this machine
+        may take it while the server is down: then the new server cannot bind and exits, and
+        it is started again on another free port."""
+        for _ in range(3):
+            process = self.server.process
+            assert process is not None
+            if wait_for(lambda: self.server._ready() or process.poll() is not None, timeout=90):
+                if process.poll() is None:
+                    return
+            process.kill()
+            process.wait(timeout=30)
+            self.server.port = free_port_block()
+            self.server.url = f"http://127.0.0.1:{self.server.port}"
+            self.server.env["PORTAL_PORT"] = str(self.server.port)
+            self.launch()
+        raise AssertionError(self.log.read_text()[-3000:])
 
     def stop(self) -> None:
         self.server.stop()
@@ -127,15 +142,23 @@ class Crashes:
 
     def recover(self, *, restart: bool = True) -> None:
         """Housekeeping once, then the stores must be consistent; the server comes back."""
-        housekeeping.run_once(
+        report = housekeeping.run_once(
             engine=self.app.state.engine,
             vault=self.app.state.vault,
             settings=self.settings,
             mail=False,
         )
+        cleaned = {
+            "upload(s) finished": report.finished_uploads,
+            "orphaned object(s) removed": report.orphans.objects_removed,
+            "multipart upload(s) aborted": report.orphans.uploads_aborted,
+        }
+        done = ", ".join(f"{count} {what}" for what, count in cleaned.items() if count)
+        if self.record:
+            self.record[-1] += f"; housekeeping: {done or 'nothing to do'}"
         self.assert_storage_consistent()
         if restart:
-            self.wait_until_ready()
+            self.start()
 
     def assert_storage_consistent(self) -> None:
         """``portal storage scrub`` and ``portal audit verify`` both pass."""
