@@ -100,9 +100,12 @@ class Crashes:
         for _ in range(3):
             process = self.server.process
             assert process is not None
-            if wait_for(lambda: self.server._ready() or process.poll() is not None, timeout=90):
-                if process.poll() is None:
-                    return
+            up_or_gone = wait_for(
+                lambda p=process: self.server._ready() or p.poll() is not None,  # type: ignore[misc]
+                timeout=90,
+            )
+            if up_or_gone and process.poll() is None:
+                return
             process.kill()
             process.wait(timeout=30)
             self.server.port = free_port_block()
