@@ -1,4 +1,5 @@
-"""Periodic housekeeping: the review sweep, mail delivery, expired uploads and sign-in failures.
+"""Periodic housekeeping: the review sweep, mail delivery, expired uploads, sign-in
+failures and crash leftovers.
 
 ``portal sweep`` runs it once (from cron); the server runs it every
 ``sweep_interval_seconds`` unless ``sweep_enabled`` is off. Every part is safe to run in
@@ -8,7 +9,8 @@ several processes at once.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 import anyio
 from sqlalchemy.engine import Engine
@@ -17,6 +19,8 @@ from portal.accounts import throttle
 from portal.db import session_scope
 from portal.notifications import service as notifications
 from portal.notifications.service import DeliveryReport
+from portal.objects import orphans
+from portal.objects.orphans import OrphanReport
 from portal.settings import Settings
 from reviewers.sweep import SweepReport, sweep
 from storage.vault import Vault
@@ -29,11 +33,16 @@ class HousekeepingReport:
     review: SweepReport
     mail: DeliveryReport
     expired_uploads: int
+    finished_uploads: int = 0
+    orphans: OrphanReport = field(default_factory=OrphanReport)
 
     def __str__(self) -> str:
         return (
             f"{self.review}; mail: {self.mail.sent} sent, {self.mail.retrying} to retry, "
-            f"{self.mail.failed} failed; {self.expired_uploads} expired upload(s) removed"
+            f"{self.mail.failed} failed; {self.expired_uploads} expired upload(s) removed; "
+            f"{self.finished_uploads} interrupted upload(s) finished; "
+            f"{self.orphans.objects_removed} orphaned object(s) removed, "
+            f"{self.orphans.uploads_aborted} unfinished multipart upload(s) aborted"
         )
 
 
@@ -41,7 +50,7 @@ def run_once(
     *, engine: Engine, vault: Vault, settings: Settings, mail: bool = True
 ) -> HousekeepingReport:
     """One pass of every housekeeping job (``mail=False`` leaves queued mail for later)."""
-    from portal.intake import tus
+    from portal.intake import stalled, tus
 
     review = sweep(engine=engine, settings=settings)
     delivered = (
@@ -49,13 +58,25 @@ def run_once(
         if mail
         else DeliveryReport()
     )
+    # Before expiring: an upload whose bytes all arrived is ingested, not thrown away.
+    finished = stalled.finish_stalled_uploads(engine=engine, vault=vault, settings=settings)
     with session_scope(engine) as session:
         expired = tus.expire_uploads(session=session, vault=vault)
     with session_scope(engine) as session:
         notifications.purge_delivered(session=session, mail=settings.mail)
     with session_scope(engine) as session:
         throttle.purge_expired(session=session, settings=settings)
-    return HousekeepingReport(review=review, mail=delivered, expired_uploads=expired)
+    with session_scope(engine) as session:
+        leftovers = orphans.remove_orphans(
+            session=session, vault=vault, grace=timedelta(seconds=settings.orphan_grace_seconds)
+        )
+    return HousekeepingReport(
+        review=review,
+        mail=delivered,
+        expired_uploads=expired,
+        finished_uploads=finished,
+        orphans=leftovers,
+    )
 
 
 async def run_forever(*, engine: Engine, vault: Vault, settings: Settings) -> None:

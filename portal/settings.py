@@ -122,6 +122,13 @@ class Settings(BaseSettings):
     """Run the deadline and acceptance sweep (and mail delivery) inside the server."""
     sweep_interval_seconds: float = 60.0
 
+    # Housekeeping after a crash (docs/robustness.md): what a killed process left behind is
+    # cleaned up only once it is older than this, so work still running elsewhere is never
+    # touched. It must exceed the longest upload validation or ZIP import.
+    orphan_grace_seconds: float = Field(default=6 * 3600, ge=0)
+    """Age after which a stored object without a row, or an unfinished multipart upload, is
+    removed, and a resumable upload whose every byte arrived is finished by housekeeping."""
+
     ohif_version: str = Field(default="3.13.2", pattern=r"^\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$")
     """The pinned ``@ohif/app`` release; bump it together with ``ohif_integrity`` (docs/ohif.md)."""
     ohif_integrity: str = Field(

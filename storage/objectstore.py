@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, BinaryIO, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -92,10 +93,20 @@ def body_is_protected_in_transit(endpoint_url: str | None) -> bool:
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """A listed object: its key and stored size in bytes."""
+    """A listed object: its key, stored size in bytes and when it was written (if told)."""
 
     key: str
     size: int
+    last_modified: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    """A multipart upload that was started and neither completed nor aborted."""
+
+    key: str
+    upload_id: str
+    initiated: datetime | None
 
 
 @dataclass(frozen=True)
@@ -300,7 +311,30 @@ class S3ObjectStore:
         with self._errors("list objects"):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
-                    yield ObjectInfo(key=item["Key"], size=item["Size"])
+                    yield ObjectInfo(
+                        key=item["Key"], size=item["Size"], last_modified=item.get("LastModified")
+                    )
+
+    def pending_uploads(self, prefix: str = "") -> Iterator[PendingUpload]:
+        """Multipart uploads under ``prefix`` that were never completed nor aborted.
+
+        A process killed in the middle of a large upload leaves one behind: its parts take
+        space but no listing of objects shows them.
+        """
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        with self._errors("list multipart uploads"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Uploads", []):
+                    yield PendingUpload(
+                        key=item["Key"], upload_id=item["UploadId"], initiated=item.get("Initiated")
+                    )
+
+    def abort_upload(self, pending: PendingUpload) -> None:
+        """Abort an unfinished multipart upload and free its parts."""
+        with self._errors("abort a multipart upload"):
+            self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=pending.key, UploadId=pending.upload_id
+            )
 
     # -- deleting -------------------------------------------------------------------------
 

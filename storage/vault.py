@@ -29,7 +29,13 @@ from storage.errors import IntegrityError
 from storage.keycache import DataKeyCache, HeaderCache
 from storage.keyprovider import KeyProvider
 from storage.keys import build_key_provider
-from storage.objectstore import ObjectHead, ObjectInfo, S3ObjectStore, build_s3_client
+from storage.objectstore import (
+    ObjectHead,
+    ObjectInfo,
+    PendingUpload,
+    S3ObjectStore,
+    build_s3_client,
+)
 from storage.settings import StorageSettings
 
 if TYPE_CHECKING:
@@ -230,6 +236,15 @@ class Vault:
     def bucket_is_empty(self) -> bool:
         """True when the bucket holds nothing at all (or does not exist yet)."""
         return self.store.is_empty()
+
+    def pending_uploads(self, prefix: str = OBJECT_PREFIX) -> Iterator[PendingUpload]:
+        """Multipart uploads under ``prefix`` never completed nor aborted (a killed writer)."""
+        return self.store.pending_uploads(prefix)
+
+    def abort_upload(self, pending: PendingUpload) -> None:
+        """Abort one unfinished multipart upload of a vault object."""
+        parse_object_key(pending.key)
+        self.store.abort_upload(pending)
 
     # -- operations -----------------------------------------------------------------------
 

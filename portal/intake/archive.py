@@ -108,6 +108,8 @@ def _check_directory(fp: SeekableFile, archive_size: int, limits: ArchiveLimits)
     count, directory_size = struct.unpack_from("<HL", end, at + 10)
     if at >= 20 and end[at - 20 : at - 16] == b"PK\x06\x07":  # ZIP64: the real counts
         (record_at,) = struct.unpack_from("<Q", end, at - 12)
+        if record_at > archive_size - 56:  # a record said to lie past the end of the file
+            raise malformed()
         fp.seek(record_at)
         record = fp.read(56)
         if record[:4] != b"PK\x06\x06" or len(record) < 56:
@@ -121,7 +123,14 @@ def _check_directory(fp: SeekableFile, archive_size: int, limits: ArchiveLimits)
 def _open_zip(fp: SeekableFile) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(fp)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        ValueError,
+        EOFError,
+        NotImplementedError,  # "zip file version" newer than zipfile reads
+    ) as exc:
         raise malformed() from exc
 
 
@@ -226,6 +235,8 @@ def _check_entry(info: zipfile.ZipInfo, limits: ArchiveLimits) -> None:
 def _check_overlaps(infos: list[zipfile.ZipInfo], directory_start: int) -> None:
     """Entries that share compressed data multiply it without limit ("overlapping" bombs)."""
     ordered = sorted(infos, key=lambda info: info.header_offset)
+    if not ordered:  # nothing but folders: nothing to overlap
+        return
     ends = [info.header_offset + LOCAL_HEADER.size + info.compress_size for info in ordered]
     starts = [info.header_offset for info in ordered[1:]] + [directory_start]
     if any(end > start for end, start in zip(ends, starts, strict=True)):

@@ -117,7 +117,12 @@ def inspect_dicom(head: bytes, *, tail: bytes, total_size: int) -> DicomHeader:
     with quiet_pydicom():
         parsed = _parse(head, total_size)
         header = _header(parsed.dataset)
-        value_at = check_pixel_data(parsed, tail)
+        try:
+            value_at = check_pixel_data(parsed, tail)
+        except Rejected:
+            raise
+        except Exception as exc:  # a value pydicom cannot convert, e.g. an unknown VR
+            raise Rejected("malformed_dicom", MALFORMED) from exc
     if value_at is None or header.transfer_syntax_uid == DeflatedExplicitVRLittleEndian:
         return header
     return replace(header, pixel_data_offset=value_at)

@@ -132,6 +132,8 @@ class EntryReader(io.RawIOBase):
 
     def _local_data_offset(self) -> int:
         info = self._info
+        if info.header_offset < 0:  # zipfile subtracts a prefix the directory claims
+            raise malformed()
         self._fp.seek(info.header_offset)
         header = self._fp.read(LOCAL_HEADER.size)
         if len(header) < LOCAL_HEADER.size:
@@ -192,13 +194,21 @@ class EntryReader(io.RawIOBase):
                     self._pending = self._take(max(512, min(want, CHUNK)))
                 if not self._pending or self._inflater.eof:
                     raise _shorter()
-                data = self._inflater.decompress(self._pending, want)
+                data = self._inflate(want)
                 self._pending = self._inflater.unconsumed_tail
         self._pos += len(data)
         self._crc = zlib.crc32(data, self._crc)
         if self._budget is not None:
             self._budget.take(len(data))
         return data
+
+    def _inflate(self, want: int) -> bytes:
+        """Decompress pending bytes; data that is not valid deflate makes the entry malformed."""
+        assert self._inflater is not None
+        try:
+            return self._inflater.decompress(self._pending, want)
+        except zlib.error as exc:
+            raise malformed() from exc
 
     def _take(self, count: int) -> bytes:
         """Compressed (or stored) bytes of the entry, from where the last read ended."""
@@ -220,7 +230,7 @@ class EntryReader(io.RawIOBase):
                     self._pending = self._take(CHUNK)
                 if not self._pending:
                     raise _shorter()
-                if self._inflater.decompress(self._pending, 1):
+                if self._inflate(1):
                     raise Rejected(
                         "archive_limits", "This file holds more data than its archive declares."
                     )

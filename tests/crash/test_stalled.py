@@ -1,0 +1,115 @@
+"""A tus upload whose last chunk was recorded but whose ingest a crash cut short is finished
+by housekeeping, once, and only after the grace period.
+
+The state is the one ``tus.append`` commits before it ingests: every chunk stored and
+recorded, the offset at the length, no completion. It is written here with the same
+services ``append`` uses, because a real kill lands there only by chance (tests/crash/
+test_kill.py does that, with seeded kills).
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from portal import housekeeping
+from portal.intake.models import TusChunk, TusUpload
+from portal.objects import service as objects_service
+from portal.settings import Settings
+from tests.fixtures.app import Accounts, open_case
+from tests.portal import samples
+
+pytestmark = pytest.mark.seaweedfs
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def stalled_upload(client: TestClient, app: FastAPI, patient, data: bytes) -> tuple[str, str]:
+    """Created through the API; its bytes recorded as ``tus.append`` records them, no ingest."""
+    case_id = open_case(client, patient)["id"]
+    metadata = ",".join(
+        f"{key} {base64.b64encode(value.encode()).decode()}"
+        for key, value in {"case_id": case_id, "filename": "ct.dcm"}.items()
+    )
+    created = client.post(
+        "/api/uploads",
+        headers={
+            **patient.headers,
+            **TUS,
+            "Upload-Length": str(len(data)),
+            "Upload-Metadata": metadata,
+        },
+    )
+    assert created.status_code == 201, created.text
+    location = created.headers["location"]
+    upload_id = uuid.UUID(location.rsplit("/", 1)[1])
+    vault = app.state.vault
+    with Session(app.state.engine) as session:
+        upload = session.get(TusUpload, upload_id)
+        assert upload is not None
+        wrapped = objects_service.case_key(session=session, vault=vault, case_id=upload.case_id)
+        stored = vault.put(case_id=case_id, wrapped_key=wrapped, source=data)
+        row = objects_service.record(session=session, case_id=upload.case_id, stored=stored)
+        session.add(
+            TusChunk(upload_id=upload_id, stored_object_id=row.id, offset=0, length=stored.size)
+        )
+        upload.offset = stored.size
+        session.add(upload)
+        session.commit()
+    return case_id, location
+
+
+def run_housekeeping(app: FastAPI, settings: Settings) -> housekeeping.HousekeepingReport:
+    return housekeeping.run_once(
+        engine=app.state.engine, vault=app.state.vault, settings=settings, mail=False
+    )
+
+
+def test_housekeeping_finishes_an_upload_whose_ingest_was_cut_short(
+    app: FastAPI, client: TestClient, accounts: Accounts, settings: Settings
+):
+    patient = accounts.patient()
+    data = samples.ct_series(1)[0]
+    case_id, location = stalled_upload(client, app, patient, data)
+    # What a tus client sees after the crash: all bytes are there, so it sends nothing more.
+    head = client.head(location, headers={**patient.headers, **TUS})
+    assert head.headers["upload-offset"] == str(len(data))
+
+    settings.orphan_grace_seconds = 3600  # it may still be ingesting in another process
+    assert run_housekeeping(app, settings).finished_uploads == 0
+    assert not client.get(location, headers=patient.headers).json()["complete"]
+
+    settings.orphan_grace_seconds = 0
+    assert run_housekeeping(app, settings).finished_uploads == 1
+    status = client.get(location, headers=patient.headers).json()
+    assert status["complete"] and status["result"]["accepted"][0]["filename"] == "ct.dcm"
+    files = client.get(f"/api/cases/{case_id}/files", headers=patient.headers).json()
+    assert [(f["filename"], f["size"]) for f in files] == [("ct.dcm", len(data))]
+    content = client.get(
+        f"/api/cases/{case_id}/files/{files[0]['id']}/content", headers=patient.headers
+    )
+    assert content.content == data
+    studies = client.get(f"/api/cases/{case_id}/studies", headers=patient.headers).json()
+    assert studies["studies"][0]["series"][0]["instances"] == 1
+    assert run_housekeeping(app, settings).finished_uploads == 0  # once only
+    with Session(app.state.engine) as session:
+        report = objects_service.scrub_storage(session=session, vault=app.state.vault)
+    assert report.clean and len(report.verified) == 1  # the chunk is gone, the file stays
+
+
+def test_an_upload_into_a_case_that_moved_on_is_left_to_expire(
+    app: FastAPI, client: TestClient, accounts: Accounts, settings: Settings
+):
+    """The case stopped accepting files: housekeeping neither ingests nor fails."""
+    patient = accounts.patient()
+    case_id, _ = stalled_upload(client, app, patient, samples.ct_series(1)[0])
+    cancelled = client.post(f"/api/cases/{case_id}/cancel", headers=patient.headers)
+    assert cancelled.status_code == 200, cancelled.text
+    settings.orphan_grace_seconds = 0
+    assert run_housekeeping(app, settings).finished_uploads == 0
+    assert run_housekeeping(app, settings).finished_uploads == 0  # claimed: not retried at once
+    assert client.get(f"/api/cases/{case_id}/files", headers=patient.headers).json() == []

@@ -1,0 +1,122 @@
+"""Fuzz targets: each takes arbitrary bytes and calls one intake parser the way the ingest does.
+
+A target returns normally when the parser accepts the input or refuses it with its documented
+rejection (``Rejected`` for files, ``InvalidInput`` for multipart framing). Any other
+exception, a hang or a crash of the interpreter is a finding. ``tests/fuzz/run.py`` drives
+them with atheris; ``tests/fuzz/test_fuzz.py`` replays the seed corpora and runs each fuzzer
+for a bounded time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import AsyncIterator, Callable
+
+import anyio
+from python_multipart.exceptions import FormParserError
+
+from portal.errors import InvalidInput
+from portal.intake.archive import ArchiveLimits, plan_zip
+from portal.intake.capture import TAIL_BYTES
+from portal.intake.dicom import inspect_dicom
+from portal.intake.errors import Rejected
+from portal.intake.multipart import MultipartStream
+from portal.intake.records import inspect_image, inspect_pdf, pdf_page_count
+from portal.intake.sniff import DICOM_MAGIC, DICOM_PREAMBLE, FileKind
+
+HEAD_BYTES = 64 * 1024  # smaller than the portal's 4 MiB so that cut-off heads are explored
+LIMITS = ArchiveLimits(
+    max_entries=64,
+    max_total_uncompressed=8 * 1024 * 1024,
+    max_entry_size=4 * 1024 * 1024,
+    max_ratio=200.0,
+)
+BOUNDARY = b"fuzzboundary"
+
+
+def _ends(data: bytes) -> tuple[bytes, bytes]:
+    return data[:HEAD_BYTES], data[-TAIL_BYTES:]
+
+
+def dicom_header(data: bytes) -> None:
+    """``inspect_dicom`` on a file that sniffs as DICOM (preamble and ``DICM`` added if absent)."""
+    if data[DICOM_PREAMBLE : DICOM_PREAMBLE + 4] != DICOM_MAGIC:
+        data = bytes(DICOM_PREAMBLE) + DICOM_MAGIC + data
+    head, tail = _ends(data)
+    with contextlib.suppress(Rejected):
+        inspect_dicom(head, tail=tail, total_size=len(data))
+
+
+def zip_reader(data: bytes) -> None:
+    """``plan_zip``, then every planned entry read to its end, as the ingest reads them."""
+    try:
+        plan = plan_zip(io.BytesIO(data), LIMITS)
+        for entry in plan.entries:
+            with entry.open() as stream:
+                while stream.read(64 * 1024):
+                    pass
+    except Rejected:
+        pass
+
+
+def records(data: bytes) -> None:
+    """The PDF check and page count, or the JPEG/PNG check, chosen by the first byte."""
+    selector, data = (data[0], data[1:]) if data else (0, b"")
+    head, tail = _ends(data)
+    try:
+        if selector % 3 == 0:
+            inspect_pdf(head, tail=tail, total_size=len(data))
+            pdf_page_count(io.BytesIO(data))
+        else:
+            kind = FileKind.jpeg if selector % 3 == 1 else FileKind.png
+            inspect_image(head, kind=kind, tail=tail, total_size=len(data))
+    except Rejected:
+        pass
+
+
+def multipart(data: bytes) -> None:
+    """A request body through ``MultipartStream``, cut into chunks where the input says.
+
+    The first byte picks the chunk size and, with its bit 0x40, a long boundary (200 to 455
+    characters, its length from the second byte) instead of the seeds' short one. Every part
+    is drained as the upload route drains it.
+    """
+    selector = data[0] if data else 0
+    size = (selector % 64) + 1
+    boundary, body = BOUNDARY.decode(), data[1:]
+    if selector & 0x40 and body:
+        boundary, body = (boundary * 40)[: 200 + body[0]], body[1:]
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), size):
+            yield body[start : start + size]
+
+    async def consume() -> None:
+        stream = MultipartStream(f"multipart/form-data; boundary={boundary}", chunks().__aiter__())
+
+        def drain() -> None:
+            for _headers, part in stream.parts():
+                for _ in part:
+                    pass
+
+        await anyio.to_thread.run_sync(drain)
+
+    try:
+        anyio.run(consume)
+    except InvalidInput:
+        pass
+    except FormParserError as exc:
+        # KNOWN, fixed in the multipart parser's own branch (not here): a boundary longer than
+        # python-multipart's 256 characters escapes as FormParserError (a 500). Filtered so the
+        # rest of the framing is still fuzzed; delete this clause once that fix has landed.
+        if not str(exc).startswith("Boundary length"):
+            raise
+
+
+TARGETS: dict[str, Callable[[bytes], None]] = {
+    "dicom": dicom_header,
+    "zip": zip_reader,
+    "records": records,
+    "multipart": multipart,
+}
