@@ -28,6 +28,7 @@ from portal.cases.models import (
 )
 from portal.db import utcnow
 from portal.errors import Conflict, InvalidInput
+from portal.objects import texts
 from portal.settings import Settings
 
 _REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read out on the phone
@@ -47,14 +48,15 @@ def open_case(
         patient_id=patient.id,
         subject=data.subject,
         body_region=data.body_region,
-        clinical_question=data.clinical_question,
-        history=data.history,
         language=data.language or patient.language,
         priority=data.priority,
         status=CaseStatus.draft,
     )
     session.add(case)
     session.flush()
+    sealer = texts.for_case(session=session, case_id=case.id)
+    sealer.seal(case, "clinical_question", data.clinical_question)
+    sealer.seal(case, "history", data.history)
     session.add(
         CaseEvent(
             case_id=case.id, actor_id=patient.id, actor_role=principal.role, to_status=case.status
@@ -155,13 +157,19 @@ def describe(*, session: Session, case: Case) -> CasePublic:
     ).all()
     patient = _person(session, case.patient_id)
     assert patient is not None
+    sealer = texts.for_case(session=session, case_id=case.id)
     return CasePublic.model_validate(
         case,
         update={
+            "clinical_question": sealer.open(case, "clinical_question") or "",
+            "history": sealer.open(case, "history"),
             "assigned_specialist": _person(session, case.assigned_specialist_id),
             "deadline_state": deadline_state(case),
             "patient": patient,
-            "timeline": [CaseEventPublic.model_validate(event) for event in events],
+            "timeline": [
+                CaseEventPublic.model_validate(event, update={"note": sealer.open(event, "note")})
+                for event in events
+            ],
         },
     )
 
