@@ -74,11 +74,15 @@ def upgrade() -> None:
             if values:
                 connection.execute(pending.insert(), values)
 
+    # Plain ALTER TABLE, also on SQLite (3.35+ drops columns in place): a batch rebuild would
+    # drop and re-create ``cases``, which every case table references.
     for table, columns in SEALED.items():
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            for column in columns:
-                batch_op.add_column(sa.Column(f'{column}_sealed', sa.LargeBinary(), nullable=True))
-                batch_op.drop_column(column)
+        for column in columns:
+            op.add_column(table, sa.Column(f'{column}_sealed', sa.LargeBinary(), nullable=True))
+            if connection.dialect.name == 'sqlite':
+                op.execute(f'ALTER TABLE "{table}" DROP COLUMN "{column}"')
+            else:
+                op.drop_column(table, column)
 
     with op.batch_alter_table('case_keys', schema=None) as batch_op:
         batch_op.add_column(sa.Column('text_share_id', sa.Uuid(), nullable=True))
