@@ -130,8 +130,8 @@ class CaseAssignment(SQLModel, table=True):
     respond_by: datetime = Field(sa_type=UTCDateTime)
     responded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    reason: str | None = Field(default=None, max_length=2000)
-    """Why the specialist declined, or why a coordinator reassigned."""
+    reason_sealed: bytes | None = Field(default=None, sa_type=LargeBinary)
+    """Why the specialist declined, or why a coordinator reassigned (sealed)."""
     assigned_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
     """The coordinator who chose this specialist; empty when matching did."""
     score: float | None = None

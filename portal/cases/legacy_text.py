@@ -16,7 +16,7 @@ from portal.cases.models import Case, CaseEvent
 from portal.intake.models import CaseFile
 from portal.objects import texts
 from portal.objects.models import PendingText
-from reviewers.models import CaseQuestion, Opinion, OpinionAddendum
+from reviewers.models import CaseAssignment, CaseQuestion, Opinion, OpinionAddendum
 
 SEALED_TABLES: dict[str, type[SQLModel]] = {
     "cases": Case,
@@ -25,6 +25,7 @@ SEALED_TABLES: dict[str, type[SQLModel]] = {
     "opinions": Opinion,
     "opinion_addenda": OpinionAddendum,
     "case_files": CaseFile,
+    "case_assignments": CaseAssignment,
 }
 
 

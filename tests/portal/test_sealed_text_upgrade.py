@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from portal import migrate
 from portal.app import create_app
@@ -23,7 +23,7 @@ from portal.intake.models import CaseFile
 from portal.objects import texts
 from portal.objects.models import PendingText
 from reviewers import opinions
-from reviewers.models import CaseQuestion, Opinion, OpinionAddendum
+from reviewers.models import CaseAssignment, CaseQuestion, Opinion, OpinionAddendum
 from storage.embedded import EmbeddedS3
 from tests.fixtures.app import BACKENDS, make_settings
 from tests.services import PostgresServer
@@ -39,6 +39,7 @@ CLEAR = {
     "canonical": '{"content":"UPGRADE-CANONICAL"}',
     "addendum": "UPGRADE-ADDENDUM: no sports limits",
     "filename": "UPGRADE-FILENAME.pdf",
+    "reason": "UPGRADE-REASON: away that week",
 }
 
 
@@ -91,7 +92,7 @@ def _filler(column: sa.Column[Any]) -> Any:
 
 def old_rows(engine: sa.Engine) -> dict[str, uuid.UUID]:
     ids = {name: uuid.uuid4() for name in ("user", "case", "question", "opinion", "addendum")}
-    ids |= {"file": uuid.uuid4(), "object": uuid.uuid4()}
+    ids |= {"file": uuid.uuid4(), "object": uuid.uuid4(), "offer": uuid.uuid4()}
     with engine.begin() as connection:
         insert(connection, "users", id=ids["user"], email="old@example.org", role="patient")
         insert(
@@ -158,6 +159,15 @@ def old_rows(engine: sa.Engine) -> dict[str, uuid.UUID]:
             uploaded_by=ids["user"],
             filename=CLEAR["filename"],
         )
+        insert(
+            connection,
+            "case_assignments",
+            id=ids["offer"],
+            case_id=ids["case"],
+            specialist_id=ids["user"],
+            status="declined",
+            reason=CLEAR["reason"],
+        )
     return ids
 
 
@@ -172,40 +182,44 @@ def test_clear_text_of_an_old_database_is_sealed_after_the_upgrade(
         columns = {c["name"] for c in sa.inspect(engine).get_columns("cases")}
         assert "clinical_question" not in columns and "clinical_question_sealed" in columns
         with Session(engine) as session:
-            assert len(session.query(PendingText).all()) == len(CLEAR)
+            assert len(session.exec(select(PendingText)).all()) == len(CLEAR)
     finally:
         engine.dispose()
 
     app = create_app(make_settings(tmp_path, empty_database, seaweed))
-    with TestClient(app):  # start-up seals what the migration set aside
-        with texts.bind_vault(Session(app.state.engine), app.state.vault) as session:
-            assert session.query(PendingText).all() == []
-            case = session.get(Case, ids["case"])
-            assert case is not None
-            shown = cases_service.describe(session=session, case=case)
-            assert (shown.clinical_question, shown.history) == (CLEAR["question"], CLEAR["history"])
-            assert [event.note for event in shown.timeline] == [CLEAR["note"]]
-            sealer = texts.for_case(session=session, case_id=case.id)
-            question = session.get(CaseQuestion, ids["question"])
-            opinion = session.get(Opinion, ids["opinion"])
-            addendum = session.get(OpinionAddendum, ids["addendum"])
-            case_file = session.get(CaseFile, ids["file"])
-            assert sealer.open(question, "text") == CLEAR["asked"]
-            assert sealer.open(question, "answer") == CLEAR["answer"]
-            assert opinion is not None
-            content = opinions.content_of(session=session, opinion=opinion)
-            assert content == {"impression": CLEAR["impression"]}
-            assert sealer.open(opinion, "canonical") == CLEAR["canonical"]
-            assert sealer.open(addendum, "text") == CLEAR["addendum"]
-            assert sealer.open(case_file, "filename") == CLEAR["filename"]
-            sealed = [
-                case.clinical_question_sealed,
-                case.history_sealed,
-                question.text_sealed if question else None,
-                case_file.filename_sealed if case_file else None,
-            ]
-            events = session.query(CaseEvent).all()
-            sealed += [event.note_sealed for event in events]
-            for value in sealed:
-                assert value is not None and value[0] == 1
-                assert not any(text.encode() in value for text in CLEAR.values())
+    with (
+        TestClient(app),  # start-up seals what the migration set aside
+        texts.bind_vault(Session(app.state.engine), app.state.vault) as session,
+    ):
+        assert session.exec(select(PendingText)).all() == []
+        case = session.get(Case, ids["case"])
+        assert case is not None
+        shown = cases_service.describe(session=session, case=case)
+        assert (shown.clinical_question, shown.history) == (CLEAR["question"], CLEAR["history"])
+        assert [event.note for event in shown.timeline] == [CLEAR["note"]]
+        sealer = texts.for_case(session=session, case_id=case.id)
+        question = session.get(CaseQuestion, ids["question"])
+        opinion = session.get(Opinion, ids["opinion"])
+        addendum = session.get(OpinionAddendum, ids["addendum"])
+        case_file = session.get(CaseFile, ids["file"])
+        assert sealer.open(question, "text") == CLEAR["asked"]
+        assert sealer.open(question, "answer") == CLEAR["answer"]
+        assert opinion is not None
+        content = opinions.content_of(session=session, opinion=opinion)
+        assert content == {"impression": CLEAR["impression"]}
+        assert sealer.open(opinion, "canonical") == CLEAR["canonical"]
+        assert sealer.open(addendum, "text") == CLEAR["addendum"]
+        assert sealer.open(case_file, "filename") == CLEAR["filename"]
+        offer = session.get(CaseAssignment, ids["offer"])
+        assert sealer.open(offer, "reason") == CLEAR["reason"]
+        sealed = [
+            case.clinical_question_sealed,
+            case.history_sealed,
+            question.text_sealed if question else None,
+            case_file.filename_sealed if case_file else None,
+        ]
+        events = session.exec(select(CaseEvent)).all()
+        sealed += [event.note_sealed for event in events]
+        for value in sealed:
+            assert value is not None and value[0] == 1
+            assert not any(text.encode() in value for text in CLEAR.values())

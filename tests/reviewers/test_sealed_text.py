@@ -36,7 +36,18 @@ ANSWER = "SEALTEST-ANSWER: the MRI report is attached"
 IMPRESSION = "SEALTEST-IMPRESSION: typical vertebral hemangioma"
 FOLLOW_UP = "SEALTEST-FOLLOWUP: may I do sports?"
 ADDENDUM = "SEALTEST-ADDENDUM: yes, without limits"
-PLAINTEXTS = [QUESTION, HISTORY, FILE_NAME, ASKED, ANSWER, IMPRESSION, FOLLOW_UP, ADDENDUM]
+DECLINED = "SEALTEST-DECLINED: I am away that week"
+PLAINTEXTS = [
+    QUESTION,
+    HISTORY,
+    FILE_NAME,
+    ASKED,
+    ANSWER,
+    IMPRESSION,
+    FOLLOW_UP,
+    ADDENDUM,
+    DECLINED,
+]
 OPINION = {
     "summary": "Single lesion of the T11 body.",
     "findings": "Coarse vertical trabeculae; no soft tissue.",
@@ -53,7 +64,12 @@ def delivered_case(client: TestClient, accounts: Accounts, team: Team) -> dict[s
     url = f"/api/cases/{case['id']}"
     upload(client, patient, case["id"], (FILE_NAME, samples.pdf(pages=1)))
     assigned = submit(client, patient, case["id"])["assigned_specialist"]["id"]
-    specialist = next(one for one in (team.spine_ru, team.spine_en) if str(one.user_id) == assigned)
+    first, second = sorted(
+        (team.spine_ru, team.spine_en), key=lambda one: str(one.user_id) != assigned
+    )
+    declined = client.post(f"{url}/decline", json={"reason": DECLINED}, headers=first.headers)
+    assert declined.json()["assigned_specialist"]["id"] == str(second.user_id), declined.text
+    specialist = second
     assert client.post(f"{url}/accept", headers=specialist.headers).status_code == 200
     asked = client.post(f"{url}/questions", json={"text": ASKED}, headers=specialist.headers)
     question_id = asked.json()["id"]
@@ -158,6 +174,10 @@ def test_text_is_ciphertext_in_the_database_and_clear_where_it_is_shown(
     client.cookies.clear()
     for shown_text in (QUESTION, HISTORY, ASKED, ANSWER, FILE_NAME, IMPRESSION):
         assert shown_text in page.text, shown_text
+    browser_sign_in(client, team.coordinator)
+    staff_page = client.get(f"/cases/{case['id']}")
+    client.cookies.clear()
+    assert DECLINED in staff_page.text  # the offer history and the timeline note
 
 
 CASES = sa.table(

@@ -37,6 +37,7 @@ SEALED = {
     'opinions': ('content', 'canonical'),
     'opinion_addenda': ('text',),
     'case_files': ('filename',),
+    'case_assignments': ('reason',),
 }
 BATCH = 500
 
