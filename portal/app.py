@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -104,7 +105,13 @@ def _open_vault(settings: Settings) -> Vault:
 def seal_legacy_text(engine: Engine, vault: Vault) -> None:
     """Seal free text an upgrade left in clear (migration 0006) before serving anything."""
     with bind_vault(Session(engine, expire_on_commit=False), vault) as session:
-        if not legacy_text.pending_count(session=session):
+        try:
+            pending = legacy_text.pending_count(session=session)
+        except SQLAlchemyError:
+            # Not fatal here: /readyz reports the database until it answers.
+            log.warning("database unreachable at start-up; sealing of old text not checked")
+            return
+        if not pending:
             return
         try:
             sealed = legacy_text.seal_pending(session=session)
