@@ -13,6 +13,9 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -21,6 +24,7 @@ from portal.accounts.pages import router as account_pages
 from portal.accounts.views import router as accounts_router
 from portal.audit.views import router as audit_router
 from portal.breakglass.views import router as break_glass_router
+from portal.cases import legacy_text
 from portal.cases.pages import router as case_pages
 from portal.cases.views import consent_router
 from portal.cases.views import router as cases_router
@@ -47,6 +51,7 @@ from portal.middleware import (
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
+from portal.objects.texts import bind_vault
 from portal.ohif.views import router as ohif_router
 from portal.records.pages import router as record_pages
 from portal.records.pool import RenderLimits, RenderPool
@@ -102,6 +107,27 @@ def _open_vault(settings: Settings) -> Vault:
     return vault
 
 
+def seal_legacy_text(engine: Engine, vault: Vault) -> None:
+    """Seal free text an upgrade left in clear (migration 0006) before serving anything."""
+    with bind_vault(Session(engine, expire_on_commit=False), vault) as session:
+        try:
+            pending = legacy_text.pending_count(session=session)
+        except SQLAlchemyError:
+            # Not fatal here: /readyz reports the database until it answers.
+            log.warning("database unreachable at start-up; sealing of old text not checked")
+            return
+        if not pending:
+            return
+        try:
+            sealed = legacy_text.seal_pending(session=session)
+        except StorageError as exc:
+            raise RuntimeError(
+                "cannot start: free text from before the upgrade still waits to be sealed "
+                "and object storage or the keys are unavailable; start again when they answer"
+            ) from exc
+    log.info("sealed free text left by the upgrade", extra={"values": sealed})
+
+
 def create_app(settings: Settings | None = None, *, vault: Vault | None = None) -> FastAPI:
     """Build the application. Nothing is connected until the lifespan starts."""
     settings = settings or Settings()
@@ -118,6 +144,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         # environment, which must not race other threads reading it.
         app.state.record_renderer = RenderPool(RenderLimits.from_settings(settings))
         app.state.upload_capacity = UploadCapacity(settings)
+        await anyio.to_thread.run_sync(seal_legacy_text, engine, app.state.vault)
         async with anyio.create_task_group() as tasks:
             if settings.sweep_enabled:
                 tasks.start_soon(

@@ -140,6 +140,12 @@ def _restore(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def _cases_seal_text(args: argparse.Namespace, settings: Settings) -> int:
+    from portal import storage_commands
+
+    return storage_commands.seal_text(settings)
+
+
 def _sweep(args: argparse.Namespace, settings: Settings) -> int:
     from portal import storage_commands
 
@@ -225,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("case_id")
     erase.add_argument("--yes", action="store_true", help="confirm without a prompt")
     erase.set_defaults(handler=_cases_erase)
+    cases.add_parser(
+        "seal-text", help="seal free text left in clear by the upgrade to sealed columns"
+    ).set_defaults(handler=_cases_seal_text)
 
     backup = commands.add_parser(
         "backup", help="back up the database, keyring and encrypted objects into a new directory"

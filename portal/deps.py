@@ -15,6 +15,7 @@ from portal.accounts.models import AuthSession, Role, User
 from portal.accounts.service import resolve_session
 from portal.audit.service import AuditContext
 from portal.errors import Forbidden, InvalidInput, NotAuthenticated
+from portal.objects.texts import bind_vault
 from portal.sealing import SecretBox
 from portal.settings import Settings
 from storage.vault import Vault
@@ -39,7 +40,9 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     Closing it only talks to the database when a transaction is still open (a rollback):
     then it is closed in a worker thread, otherwise right here.
     """
-    session = Session(request.app.state.engine, expire_on_commit=False)
+    session = bind_vault(
+        Session(request.app.state.engine, expire_on_commit=False), request.app.state.vault
+    )
     try:
         yield session
     finally:

@@ -52,7 +52,7 @@ def run_once(
     """One pass of every housekeeping job (``mail=False`` leaves queued mail for later)."""
     from portal.intake import stalled, tus
 
-    review = sweep(engine=engine, settings=settings)
+    review = sweep(engine=engine, vault=vault, settings=settings)
     delivered = (
         notifications.deliver_pending(engine=engine, mail=settings.mail)
         if mail

@@ -15,7 +15,7 @@ from portal.intake.models import (
     TusUpload,
 )
 from portal.notifications.models import OutboxMessage
-from portal.objects.models import CaseKey, StoredObject
+from portal.objects.models import CaseKey, PendingText, StoredObject
 from reviewers.models import (
     CaseAssignment,
     CaseQuestion,
@@ -45,6 +45,7 @@ __all__ = [
     "Opinion",
     "OpinionAddendum",
     "OutboxMessage",
+    "PendingText",
     "SpecialistProfile",
     "StoredObject",
     "TusChunk",

@@ -14,6 +14,7 @@ from portal.cases import erasure
 from portal.db import create_db_engine, session_scope
 from portal.errors import NotFound
 from portal.objects import service as objects_service
+from portal.objects.texts import bind_vault
 from portal.settings import Settings
 from storage.errors import StorageError, StorageUnavailable
 from storage.vault import Vault, build_vault
@@ -97,6 +98,16 @@ def erase_case(settings: Settings, case_id: str) -> int:
         f"erased case {report.reference}: data key destroyed={report.key_destroyed}, "
         f"{report.objects_deleted} object(s) deleted"
     )
+    return 0
+
+
+def seal_text(settings: Settings) -> int:
+    """Seal the free text the upgrade to sealed columns set aside (also done at start-up)."""
+    from portal.cases import legacy_text
+
+    with opened(settings) as (engine, vault), session_scope(engine) as session:
+        sealed = legacy_text.seal_pending(session=bind_vault(session, vault))
+    print(f"sealed {sealed} text value(s); none is left in clear")
     return 0
 
 

@@ -20,6 +20,7 @@ from portal.cases.models import Case, CaseStatus
 from portal.db import utcnow
 from portal.errors import Conflict, Forbidden, InvalidInput, NotFound
 from portal.intake.models import DicomStudy
+from portal.objects import texts
 from portal.settings import Settings
 from reviewers import specialists, workflow
 from reviewers.matching import CaseNeeds, MatchResult, match_specialists
@@ -187,7 +188,7 @@ def decline(
     now = utcnow()
     offer.status = OfferStatus.declined
     offer.responded_at = now
-    offer.reason = reason
+    texts.for_case(session=session, case_id=case.id).seal(offer, "reason", reason)
     session.add(offer)
     offer_next(
         session=session,
@@ -254,7 +255,9 @@ def assign(
     if previous is not None:
         previous.status = OfferStatus.withdrawn
         previous.responded_at = previous.responded_at or now
-        previous.reason = reason or "Reassigned by a coordinator."
+        texts.for_case(session=session, case_id=case.id).seal(
+            previous, "reason", reason or "Reassigned by a coordinator."
+        )
         session.add(previous)
     ranking = rank(session=session, case=case, settings=settings, now=now)
     explanation = next(
@@ -294,6 +297,7 @@ def history(*, session: Session, case: Case) -> list[AssignmentPublic]:
         .where(CaseAssignment.case_id == case.id)
         .order_by(col(CaseAssignment.offered_at))
     ).all()
+    sealer = texts.for_case(session=session, case_id=case.id)
     return [
         AssignmentPublic(
             specialist_id=offer.specialist_id,
@@ -302,7 +306,7 @@ def history(*, session: Session, case: Case) -> list[AssignmentPublic]:
             offered_at=offer.offered_at,
             respond_by=offer.respond_by,
             responded_at=offer.responded_at,
-            reason=offer.reason,
+            reason=sealer.open(offer, "reason"),
             explanation=offer.explanation,
             automatic=offer.assigned_by is None,
             needs_translation=offer.needs_translation,

@@ -26,7 +26,7 @@ from portal.deps import SignedInCaller
 from portal.dicomweb import tokens
 from portal.errors import NotFound
 from portal.intake import service as intake_service
-from portal.intake.models import CaseFilePublic, DicomStudy
+from portal.intake.models import DicomStudy
 from portal.settings import Settings
 from portal.web.templating import render
 from reviewers import assignment, opinions, questions, specialists
@@ -81,7 +81,7 @@ def case_context(
         "case": cases_service.describe(session=session, principal=principal, case=case),
         "words": wording.status_in_words(case, role=principal.role),
         "may": may,
-        "files": [CaseFilePublic.model_validate(item) for item in files],
+        "files": intake_service.describe_files(session=session, files=files),
         "studies": studies,
         "questions": asked,
         "open_clarifications": [

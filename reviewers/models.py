@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
 
 from pydantic import field_validator, model_validator
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from portal.accounts.models import LANGUAGE_PATTERN
@@ -132,8 +131,8 @@ class CaseAssignment(SQLModel, table=True):
     respond_by: datetime = Field(sa_type=UTCDateTime)
     responded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    reason: str | None = Field(default=None, max_length=2000)
-    """Why the specialist declined, or why a coordinator reassigned."""
+    reason_sealed: bytes | None = Field(default=None, sa_type=LargeBinary)
+    """Why the specialist declined, or why a coordinator reassigned (sealed)."""
     assigned_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
     """The coordinator who chose this specialist; empty when matching did."""
     score: float | None = None
@@ -169,10 +168,11 @@ class CaseQuestion(SQLModel, table=True):
     kind: QuestionKind = Field(sa_column=Column(StrEnumColumn(QuestionKind, 16), nullable=False))
     asked_by: uuid.UUID = Field(foreign_key="users.id")
     asked_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    text: str = Field(sa_type=Text)
+    text_sealed: bytes | None = Field(default=None, sa_type=LargeBinary)
+    """The question and its answer, sealed with the case's text key."""
     answered_by: uuid.UUID | None = Field(default=None, foreign_key="users.id")
     answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    answer: str | None = Field(default=None, sa_type=Text)
+    answer_sealed: bytes | None = Field(default=None, sa_type=LargeBinary)
 
 
 class TextBody(SQLModel):
@@ -214,7 +214,8 @@ class Opinion(SQLModel, table=True):
         default=OpinionStatus.draft,
         sa_column=Column(StrEnumColumn(OpinionStatus, 16), nullable=False),
     )
-    content: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    content_sealed: bytes | None = Field(default=None, sa_type=LargeBinary)
+    """The sections (``OpinionContent`` as JSON), sealed with the case's text key."""
     revision: int = 0
     """Bumped by every save; a draft save may name the revision it edits (lost-update check)."""
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -222,8 +223,8 @@ class Opinion(SQLModel, table=True):
     signed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     signer_name: str | None = Field(default=None, max_length=200)
     signer_credentials: str | None = Field(default=None, max_length=300)
-    canonical: str | None = Field(default=None, sa_type=Text)
-    """The exact signed bytes (canonical JSON, UTF-8) the hash covers."""
+    canonical_sealed: bytes | None = Field(default=None, sa_type=LargeBinary)
+    """The exact signed bytes (canonical JSON, UTF-8) the hash covers, sealed."""
     content_sha256: str | None = Field(default=None, max_length=64)
 
 
@@ -237,7 +238,7 @@ class OpinionAddendum(SQLModel, table=True):
     author_id: uuid.UUID = Field(foreign_key="users.id")
     author_name: str = Field(max_length=200)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    text: str = Field(sa_type=Text)
+    text_sealed: bytes | None = Field(default=None, sa_type=LargeBinary)
     question_id: uuid.UUID | None = Field(default=None, foreign_key="case_questions.id")
     content_sha256: str = Field(max_length=64)
 

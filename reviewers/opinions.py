@@ -19,6 +19,7 @@ from portal.audit.service import AuditContext
 from portal.cases.models import Case, CaseStatus
 from portal.db import utcnow
 from portal.errors import Conflict, Forbidden, InvalidInput, NotFound
+from portal.objects import texts
 from portal.sealing import SecretBox
 from portal.settings import Settings
 from reviewers import assignment, specialists, workflow
@@ -56,6 +57,19 @@ def _opinion(session: Session, case_id: uuid.UUID) -> Opinion | None:
     return session.exec(select(Opinion).where(Opinion.case_id == case_id)).first()
 
 
+def content_of(*, session: Session, opinion: Opinion) -> dict[str, Any]:
+    """The opinion's sections in clear (as saved: ``OpinionContent`` as JSON data)."""
+    sealed = texts.for_case(session=session, case_id=opinion.case_id).open(opinion, "content")
+    content: dict[str, Any] = json.loads(sealed) if sealed else {}
+    return content
+
+
+def questions_text(session: Session, question: CaseQuestion | None) -> str | None:
+    if question is None:
+        return None
+    return texts.for_case(session=session, case_id=question.case_id).open(question, "text")
+
+
 def save_draft(
     *,
     session: Session,
@@ -83,7 +97,9 @@ def save_draft(
     if opinion is None:
         opinion = Opinion(case_id=case.id, author_id=principal.user_id, created_at=now)
     opinion.author_id = principal.user_id
-    opinion.content = content
+    texts.for_case(session=session, case_id=case.id).seal(
+        opinion, "content", json.dumps(content, ensure_ascii=False)
+    )
     opinion.revision += 1
     opinion.updated_at = now
     session.add(opinion)
@@ -119,7 +135,8 @@ def sign(
     opinion = _opinion(session, case.id)
     if opinion is None:
         raise Conflict("Write the opinion before signing it.")
-    missing = OpinionContent.model_validate(opinion.content).missing_for_signing()
+    content = content_of(session=session, opinion=opinion)
+    missing = OpinionContent.model_validate(content).missing_for_signing()
     if missing:
         raise InvalidInput("Before signing, fill in: " + ", ".join(missing) + ".")
     accounts_service.reauthenticate(
@@ -146,14 +163,16 @@ def sign(
         "signer_name": user.full_name,
         "signer_credentials": profile.credentials,
         "signed_at": now.isoformat(),
-        "content": opinion.content,
+        "content": content_of(session=session, opinion=opinion),
     }
     canonical = canonical_bytes(document)
     opinion.status = OpinionStatus.signed
     opinion.signed_at = now
     opinion.signer_name = user.full_name
     opinion.signer_credentials = profile.credentials
-    opinion.canonical = canonical.decode("utf-8")
+    texts.for_case(session=session, case_id=case.id).seal(
+        opinion, "canonical", canonical.decode("utf-8")
+    )
     opinion.content_sha256 = hashlib.sha256(canonical).hexdigest()
     session.add(opinion)
     audit_service.record(
@@ -205,17 +224,17 @@ def add_addendum(
         "author_id": str(author.id),
         "at": now.isoformat(),
         "text": text,
-        "answers_question": question.text if question else None,
+        "answers_question": questions_text(session, question),
     }
     addendum = OpinionAddendum(
         opinion_id=opinion.id,
         author_id=author.id,
         author_name=author.full_name,
         at=now,
-        text=text,
         question_id=question.id if question else None,
         content_sha256=hashlib.sha256(canonical_bytes(document)).hexdigest(),
     )
+    texts.for_case(session=session, case_id=case.id).seal(addendum, "text", text)
     session.add(addendum)
     session.flush()
     audit_service.record(
@@ -276,11 +295,12 @@ def addenda(session: Session, opinion: Opinion) -> list[OpinionAddendum]:
 
 
 def describe(*, session: Session, opinion: Opinion) -> OpinionPublic:
+    sealer = texts.for_case(session=session, case_id=opinion.case_id)
     return OpinionPublic(
         case_id=opinion.case_id,
         status=opinion.status,
         revision=opinion.revision,
-        content=OpinionContent.model_validate(opinion.content),
+        content=OpinionContent.model_validate(content_of(session=session, opinion=opinion)),
         author_id=opinion.author_id,
         updated_at=opinion.updated_at,
         signed_at=opinion.signed_at,
@@ -291,7 +311,7 @@ def describe(*, session: Session, opinion: Opinion) -> OpinionPublic:
             AddendumPublic(
                 at=item.at,
                 author_name=item.author_name,
-                text=item.text,
+                text=sealer.open(item, "text") or "",
                 content_sha256=item.content_sha256,
                 answers_question=item.question_id,
             )
@@ -311,7 +331,8 @@ def pdf_document(
         raise Conflict("The opinion is not signed yet; the PDF exists once it is.")
     patient = session.get(User, case.patient_id)
     assert patient is not None
-    content = OpinionContent.model_validate(opinion.content)
+    content = OpinionContent.model_validate(content_of(session=session, opinion=opinion))
+    sealer = texts.for_case(session=session, case_id=case.id)
     urgency = content.recommendations.urgency
     return OpinionDocument(
         case_reference=case.reference,
@@ -334,7 +355,7 @@ def pdf_document(
         limitations=content.limitations,
         content_sha256=opinion.content_sha256 or "",
         addenda=tuple(
-            Addendum(at=item.at, author=item.author_name, text=item.text)
+            Addendum(at=item.at, author=item.author_name, text=sealer.open(item, "text") or "")
             for item in addenda(session, opinion)
         ),
         language=case.language,

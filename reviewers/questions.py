@@ -18,6 +18,8 @@ from portal.db import utcnow
 from portal.errors import Conflict, Forbidden, NotFound
 from portal.notifications import service as notifications
 from portal.notifications.models import NotificationKind
+from portal.objects import texts
+from portal.objects.texts import CaseTexts
 from portal.settings import Settings
 from reviewers import opinions, workflow
 from reviewers.models import CaseQuestion, QuestionKind, QuestionPublic
@@ -46,19 +48,26 @@ def list_questions(
         details={"count": len(rows)},
     )
     session.commit()
-    return [_public(question, Role(role)) for question, role in rows]
+    sealer = texts.for_case(session=session, case_id=case.id)
+    return [_public(question, Role(role), sealer) for question, role in rows]
 
 
-def _public(question: CaseQuestion, role: Role) -> QuestionPublic:
+def _public(question: CaseQuestion, role: Role, sealer: CaseTexts) -> QuestionPublic:
     return QuestionPublic(
         id=question.id,
         kind=question.kind,
         asked_at=question.asked_at,
         asked_by_role=role.value,
-        text=question.text,
+        text=sealer.open(question, "text") or "",
         answered_at=question.answered_at,
-        answer=question.answer,
+        answer=sealer.open(question, "answer"),
     )
+
+
+def open_text(*, session: Session, question: CaseQuestion) -> tuple[str, str | None]:
+    """The question and its answer in clear, for the pages and the opinion that show them."""
+    sealer = texts.for_case(session=session, case_id=question.case_id)
+    return sealer.open(question, "text") or "", sealer.open(question, "answer")
 
 
 def ask(
@@ -81,7 +90,7 @@ def ask(
     else:
         raise Forbidden("Only the case's specialist or its patient can ask questions here.")
     session.commit()
-    return _public(question, principal.role)
+    return _public(question, principal.role, texts.for_case(session=session, case_id=case.id))
 
 
 def _ask_patient(
@@ -95,8 +104,9 @@ def _ask_patient(
     if case.status not in {S.in_review, S.info_requested}:
         raise Conflict("Questions to the patient can be asked while the case is in review.")
     question = CaseQuestion(
-        case_id=case.id, kind=QuestionKind.clarification, asked_by=principal.user_id, text=text
+        case_id=case.id, kind=QuestionKind.clarification, asked_by=principal.user_id
     )
+    texts.for_case(session=session, case_id=case.id).seal(question, "text", text)
     session.add(question)
     session.flush()
     _audit(session, ctx, "question.ask", question)
@@ -135,8 +145,9 @@ def _ask_follow_up(
             "case allows."
         )
     question = CaseQuestion(
-        case_id=case.id, kind=QuestionKind.follow_up, asked_by=principal.user_id, text=text
+        case_id=case.id, kind=QuestionKind.follow_up, asked_by=principal.user_id
     )
+    texts.for_case(session=session, case_id=case.id).seal(question, "text", text)
     session.add(question)
     session.flush()
     _audit(session, ctx, "question.ask", question)
@@ -180,7 +191,7 @@ def answer(
         )
     if question.answered_at is not None:
         raise Conflict("This question has already been answered.")
-    question.answer = text
+    texts.for_case(session=session, case_id=case.id).seal(question, "answer", text)
     question.answered_by = principal.user_id
     question.answered_at = utcnow()
     session.add(question)
@@ -201,7 +212,8 @@ def answer(
         )
     session.commit()
     asker = session.get(User, question.asked_by)
-    return _public(question, asker.role if asker else Role.patient)
+    sealer = texts.for_case(session=session, case_id=case.id)
+    return _public(question, asker.role if asker else Role.patient, sealer)
 
 
 def _open_clarifications(session: Session, case: Case) -> Sequence[uuid.UUID]:

@@ -20,14 +20,17 @@ from portal.accounts.models import User
 from portal.audit import service as audit_service
 from portal.audit.service import SYSTEM
 from portal.cases.models import Case, CaseEvent
+from portal.cases.timeline import seal_note
 from portal.db import utcnow
 from portal.notifications import service as notifications
 from portal.notifications.models import NotificationKind
+from portal.objects.texts import bind_vault
 from portal.settings import Settings
 from reviewers import assignment, deadlines
 from reviewers.deadlines import DeadlineState
 from reviewers.models import CaseAssignment, OfferStatus
 from reviewers.workflow import ACTIVE_STATUSES
+from storage.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,9 @@ class SweepReport:
         )
 
 
-def sweep(*, engine: Engine, settings: Settings, now: datetime | None = None) -> SweepReport:
+def sweep(
+    *, engine: Engine, vault: Vault, settings: Settings, now: datetime | None = None
+) -> SweepReport:
     """One pass over offers and deadlines; each item commits on its own."""
     now = now or utcnow()
     report = SweepReport()
@@ -62,11 +67,11 @@ def sweep(*, engine: Engine, settings: Settings, now: datetime | None = None) ->
             .where(col(Case.paused_at).is_(None))
         ).all()
     for offer_id in offers:
-        with Session(engine) as session:
+        with bind_vault(Session(engine), vault) as session:
             if _time_out(session, settings, offer_id, now):
                 report.timed_out += 1
     for case_id in running:
-        with Session(engine) as session:
+        with bind_vault(Session(engine), vault) as session:
             state = _warn(session, settings, case_id, now)
             if state == DeadlineState.due_soon:
                 report.due_soon += 1
@@ -134,17 +139,20 @@ def _warn(
         return None
     case.deadline_notice = state.value
     session.add(case)
-    session.add(
-        CaseEvent(
-            case_id=case.id,
-            at=now,
-            actor_role="system",
-            from_status=case.status,
-            to_status=case.status,
-            note="The opinion is due soon."
-            if state == DeadlineState.due_soon
-            else "The opinion is overdue.",
-        )
+    event = CaseEvent(
+        case_id=case.id,
+        at=now,
+        actor_role="system",
+        from_status=case.status,
+        to_status=case.status,
+    )
+    session.add(event)
+    seal_note(
+        session=session,
+        event=event,
+        note="The opinion is due soon."
+        if state == DeadlineState.due_soon
+        else "The opinion is overdue.",
     )
     audit_service.record(
         session=session,

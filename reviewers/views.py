@@ -211,7 +211,7 @@ def add_addendum(
     return AddendumPublic(
         at=item.at,
         author_name=item.author_name,
-        text=item.text,
+        text=data.text,
         content_sha256=item.content_sha256,
         answers_question=item.question_id,
     )

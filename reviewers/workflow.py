@@ -20,6 +20,7 @@ from portal.accounts.models import User
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.cases.models import Case, CaseEvent, CaseStatus
+from portal.cases.timeline import seal_note
 from portal.db import utcnow
 from portal.errors import Conflict, Forbidden
 from portal.notifications import service as notifications
@@ -115,9 +116,9 @@ def transition(
         actor_role=principal.role if principal else "system",
         from_status=previous,
         to_status=to,
-        note=note,
     )
     session.add_all([case, event])
+    seal_note(session=session, event=event, note=note)
     audit_service.record(
         session=session,
         ctx=ctx,

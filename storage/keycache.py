@@ -21,8 +21,8 @@ class DataKeyCache:
         ttl: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._max_entries = max_entries
-        self._ttl = ttl
+        self.max_entries = max_entries
+        self.ttl = ttl
         self._clock = clock
         self._entries: OrderedDict[tuple[str, bytes], tuple[float, bytes]] = OrderedDict()
         self._lock = threading.Lock()
@@ -42,12 +42,12 @@ class DataKeyCache:
 
     def put(self, case_id: str, wrapped: bytes, data_key: bytes) -> None:
         """Remember ``data_key``, evicting the least recently used entry when full."""
-        if self._max_entries <= 0 or self._ttl <= 0:
+        if self.max_entries <= 0 or self.ttl <= 0:
             return
         with self._lock:
-            self._entries[(case_id, wrapped)] = (self._clock() + self._ttl, data_key)
+            self._entries[(case_id, wrapped)] = (self._clock() + self.ttl, data_key)
             self._entries.move_to_end((case_id, wrapped))
-            while len(self._entries) > self._max_entries:
+            while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
     def forget_case(self, case_id: str) -> None:

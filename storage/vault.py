@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from storage.objectstore import (
     build_s3_client,
 )
 from storage.settings import StorageSettings
+from storage.textcipher import SHARE_BYTES, TextCipher, derive_text_key
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
@@ -75,6 +77,7 @@ class Vault:
         self.store = store
         self.segment_size = segment_size
         self.cache = cache if cache is not None else DataKeyCache()
+        self.text_keys = DataKeyCache(max_entries=self.cache.max_entries, ttl=self.cache.ttl)
         self.headers = HeaderCache()
 
     # -- keys -----------------------------------------------------------------------------
@@ -95,6 +98,41 @@ class Vault:
             data_key = self.keys.unwrap(wrapped_key, context=key_context(case_id))
             self.cache.put(case_id, wrapped_key, data_key)
         return data_key
+
+    # -- sealed text (database columns) ---------------------------------------------------
+
+    def new_text_share(self, *, case_id: str, wrapped_key: bytes) -> StoredObject:
+        """Store a new random key share for the case's text columns (an object like any other).
+
+        The share is half of what makes the case's text key: the database holds the wrapped
+        data key, the bucket the share, and erasing the case deletes the share with its objects.
+        """
+        return self.put(
+            case_id=case_id, wrapped_key=wrapped_key, source=secrets.token_bytes(SHARE_BYTES)
+        )
+
+    def text_cipher(
+        self, *, case_id: str, wrapped_key: bytes, share_key: str, share_sha256: str
+    ) -> TextCipher:
+        """The cipher for the case's text columns; the derived key is cached like data keys.
+
+        Raises
+        ------
+        ObjectNotFound
+            The share is gone (the case was erased): the text can no longer be opened.
+        IntegrityError
+            The share was altered or belongs to another case.
+        """
+        cache_id = wrapped_key + b"\x00" + share_key.encode("ascii")
+        text_key = self.text_keys.get(case_id, cache_id)
+        if text_key is None:
+            share = self.get(
+                case_id=case_id, wrapped_key=wrapped_key, object_key=share_key, sha256=share_sha256
+            )
+            data_key = self._data_key(case_id, wrapped_key)
+            text_key = derive_text_key(data_key, share=share, case_id=case_id)
+            self.text_keys.put(case_id, cache_id, text_key)
+        return TextCipher(text_key)
 
     # -- objects --------------------------------------------------------------------------
 
@@ -210,6 +248,7 @@ class Vault:
         copies of the ciphertext (backups, replicas) can no longer be decrypted.
         """
         self.cache.forget_case(case_id)
+        self.text_keys.forget_case(case_id)
         return self.store.delete_prefix(case_prefix(case_id))
 
     def list_objects(self, prefix: str = OBJECT_PREFIX) -> Iterator[ObjectInfo]:

@@ -26,13 +26,14 @@ from portal.intake.models import (
     TusUpload,
 )
 from portal.notifications.models import OutboxMessage
-from portal.objects.models import CaseKey, StoredObject
+from portal.objects.models import CaseKey, PendingText, StoredObject
 from reviewers.models import CaseAssignment, CaseQuestion, Opinion, OpinionAddendum
 from storage.vault import Vault
 
 # Every table that references cases.id, deleted (in this order) before the case row itself.
 # tests/portal/test_objects.py fails when a new table is missing here.
 CASE_DEPENDENTS: list[type[SQLModel]] = [
+    PendingText,
     CaseFile,
     StoredObject,
     DicomStudy,

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import field_validator
-from sqlalchemy import Column, Text
+from sqlalchemy import Column, LargeBinary
 from sqlmodel import Field, SQLModel
 
 from portal.db import StrEnumColumn, UTCDateTime, new_id, utcnow
@@ -51,8 +51,6 @@ class BodyRegion(StrEnum):
 class CaseBase(SQLModel):
     subject: str = Field(min_length=3, max_length=200)
     body_region: BodyRegion = Field(sa_column=Column(StrEnumColumn(BodyRegion, 16), nullable=False))
-    clinical_question: str = Field(min_length=10, max_length=8000, sa_type=Text)
-    history: str | None = Field(default=None, max_length=20000, sa_type=Text)
     language: str = Field(default="en", max_length=2)
     priority: Priority = Field(
         default=Priority.standard, sa_column=Column(StrEnumColumn(Priority, 16), nullable=False)
@@ -63,6 +61,9 @@ class Case(CaseBase, table=True):
     __tablename__ = "cases"
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    clinical_question_sealed: bytes | None = Field(default=None, sa_type=LargeBinary)
+    """The patient's question, sealed with the case's text key (``portal.objects.texts``)."""
+    history_sealed: bytes | None = Field(default=None, sa_type=LargeBinary)
     reference: str = Field(max_length=16, sa_column_kwargs={"unique": True})
     """Short code people can read out on the phone (``SO-7KQ2MX``); carries no patient data."""
     patient_id: uuid.UUID = Field(foreign_key="users.id", index=True)
@@ -113,7 +114,8 @@ class CaseEvent(SQLModel, table=True):
     actor_role: str | None = Field(default=None, max_length=16)
     from_status: str | None = Field(default=None, max_length=24)
     to_status: str = Field(max_length=24)
-    note: str | None = Field(default=None, max_length=2000)
+    note_sealed: bytes | None = Field(default=None, sa_type=LargeBinary)
+    """Why the step happened, sealed with the case's text key."""
 
 
 class PersonRef(SQLModel):

@@ -28,6 +28,7 @@ from portal.cases.models import (
 )
 from portal.db import utcnow
 from portal.errors import Conflict, InvalidInput
+from portal.objects import texts
 from portal.settings import Settings
 
 _REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read out on the phone
@@ -47,14 +48,15 @@ def open_case(
         patient_id=patient.id,
         subject=data.subject,
         body_region=data.body_region,
-        clinical_question=data.clinical_question,
-        history=data.history,
         language=data.language or patient.language,
         priority=data.priority,
         status=CaseStatus.draft,
     )
     session.add(case)
     session.flush()
+    sealer = texts.for_case(session=session, case_id=case.id)
+    sealer.seal(case, "clinical_question", data.clinical_question)
+    sealer.seal(case, "history", data.history)
     session.add(
         CaseEvent(
             case_id=case.id, actor_id=patient.id, actor_role=principal.role, to_status=case.status
@@ -159,14 +161,25 @@ def describe(*, session: Session, principal: Principal, case: Case) -> CasePubli
     readable = access.permits(
         session=session, principal=principal, case=case, action="case.clinical.read"
     )
-    clinical = {} if readable else {"clinical_question": None, "history": None}
+    sealer = texts.for_case(session=session, case_id=case.id)
+    clinical = (
+        {
+            "clinical_question": sealer.open(case, "clinical_question") or "",
+            "history": sealer.open(case, "history"),
+        }
+        if readable
+        else {"clinical_question": None, "history": None}
+    )
     return CasePublic.model_validate(
         case,
         update={
             "assigned_specialist": _person(session, case.assigned_specialist_id),
             "deadline_state": deadline_state(case),
             "patient": patient,
-            "timeline": [CaseEventPublic.model_validate(event) for event in events],
+            "timeline": [
+                CaseEventPublic.model_validate(event, update={"note": sealer.open(event, "note")})
+                for event in events
+            ],
             **clinical,
         },
     )

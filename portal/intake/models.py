@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from portal.db import UTCDateTime, new_id, utcnow
@@ -20,8 +20,8 @@ class CaseFile(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     case_id: uuid.UUID = Field(foreign_key="cases.id", index=True)
     stored_object_id: uuid.UUID = Field(foreign_key="stored_objects.id")
-    filename: str = Field(max_length=255)
-    """The name the patient's computer gave it (display only; never a storage key)."""
+    filename_sealed: bytes | None = Field(default=None, sa_type=LargeBinary)
+    """The name the patient's computer gave it, sealed (display only; never a storage key)."""
     kind: str = Field(sa_column=Column(String(16), nullable=False))
     size: int = Field(sa_type=BigInteger)
     sha256: str = Field(max_length=64)

@@ -41,6 +41,7 @@ from portal.intake.models import (
 from portal.intake.records import inspect_image, inspect_pdf, pdf_page_count
 from portal.intake.sniff import FileKind
 from portal.objects import service as objects_service
+from portal.objects import texts
 from portal.objects.models import StoredObject as StoredObjectRow
 from portal.settings import Settings
 from storage.reader import VaultFile
@@ -204,7 +205,6 @@ class Ingest:
         case_file = CaseFile(
             case_id=self.case.id,
             stored_object_id=row.id,
-            filename=filename,
             kind=kind.value,
             size=stored.size,
             sha256=stored.sha256,
@@ -214,6 +214,9 @@ class Ingest:
             page_count=page_count,
             width=width,
             height=height,
+        )
+        texts.for_case(session=self.session, case_id=self.case.id).seal(
+            case_file, "filename", filename
         )
         self.session.add(case_file)
         try:

@@ -19,12 +19,14 @@ from portal.intake import indexing
 from portal.intake.models import (
     ArchiveReport,
     CaseFile,
+    CaseFilePublic,
     DicomInstance,
     DicomSeries,
     DicomStudy,
 )
 from portal.intake.schemas import IdentityCheck, SeriesPublic, StudiesPublic, StudyPublic
 from portal.objects import service as objects_service
+from portal.objects import texts
 from portal.objects.models import StoredObject
 from storage.vault import Vault
 
@@ -54,13 +56,30 @@ def list_files(
     files = session.exec(
         select(CaseFile)
         .where(CaseFile.case_id == case.id)
-        .order_by(col(CaseFile.created_at), col(CaseFile.filename))
+        .order_by(col(CaseFile.created_at), col(CaseFile.id))
     ).all()
     audit_service.record(
         session=session, ctx=ctx, action="file.list", case_id=case.id, details={"count": len(files)}
     )
     session.commit()
     return files
+
+
+def describe_files(*, session: Session, files: Sequence[CaseFile]) -> list[CaseFilePublic]:
+    """The files as the API and pages show them, names opened with their case's key."""
+    sealers = texts.for_cases(session=session, case_ids=[item.case_id for item in files])
+    return [
+        CaseFilePublic.model_validate(
+            item, update={"filename": sealers[item.case_id].open(item, "filename") or ""}
+        )
+        for item in files
+    ]
+
+
+def file_name(*, session: Session, case_file: CaseFile) -> str:
+    """The name the patient's computer gave the file, in clear."""
+    sealer = texts.for_case(session=session, case_id=case_file.case_id)
+    return sealer.open(case_file, "filename") or ""
 
 
 def open_file(

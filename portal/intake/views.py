@@ -92,7 +92,7 @@ def list_files(case_id: uuid.UUID, caller: Caller, session: SessionDep) -> list[
     files = service.list_files(
         session=session, principal=caller.principal, ctx=caller.ctx, case_id=case_id
     )
-    return [CaseFilePublic.model_validate(f) for f in files]
+    return service.describe_files(session=session, files=files)
 
 
 @router.get("/{case_id}/files/{file_id}/content")
@@ -108,7 +108,8 @@ def file_content(
         case_id=case_id,
         file_id=file_id,
     )
-    disposition = f"attachment; filename*=UTF-8''{quote(case_file.filename, safe='')}"
+    name = service.file_name(session=session, case_file=case_file)
+    disposition = f"attachment; filename*=UTF-8''{quote(name, safe='')}"
     return StreamingResponse(
         chunks,
         media_type=MEDIA_TYPES.get(case_file.kind, "application/octet-stream"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, LargeBinary
+from sqlalchemy import BigInteger, Column, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 from portal.db import UTCDateTime, new_id, utcnow
@@ -27,6 +27,8 @@ class CaseKey(SQLModel, table=True):
     """Which key-encryption key wraps it (keyring version or KMS key id): rotation's worklist."""
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     rewrapped_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    text_share_id: uuid.UUID | None = Field(default=None, foreign_key="stored_objects.id")
+    """The object holding the key share of the case's sealed text (``portal.objects.texts``)."""
 
 
 class StoredObject(SQLModel, table=True):
@@ -44,3 +46,21 @@ class StoredObject(SQLModel, table=True):
     sha256: str = Field(max_length=64)
     """SHA-256 of the plaintext, verified at the end of every full read."""
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class PendingText(SQLModel, table=True):
+    """Free text written before columns were sealed, waiting to be sealed (migration 0006).
+
+    The migration moves every clear value here and drops the clear columns; the portal seals
+    them at start-up (or ``portal texts seal``) and deletes these rows. Empty once done.
+    """
+
+    __tablename__ = "pending_texts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: uuid.UUID = Field(foreign_key="cases.id", index=True)
+    table_name: str = Field(max_length=64)
+    column_name: str = Field(max_length=64)
+    row_id: str = Field(max_length=64)
+    """The target row's primary key as text (a UUID, or the number of a timeline event)."""
+    value: str = Field(sa_type=Text)

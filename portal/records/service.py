@@ -20,6 +20,7 @@ from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.cases.models import Case
 from portal.errors import InvalidInput, NotFound, UnsupportedMediaType
+from portal.intake import service as intake_service
 from portal.intake.models import CaseFile
 from portal.objects import service as objects_service
 from portal.objects.models import CaseKey, StoredObject
@@ -110,7 +111,9 @@ def record_for_viewer(
     case, case_file = _record(session, principal, case_id, file_id)
     _audit_view(session, state, principal, ctx, case_file, via="record")
     layout = _layout(session, vault, state, renderer, case_file)
-    return _view(case, case_file, layout)
+    return _view(
+        case, case_file, layout, intake_service.file_name(session=session, case_file=case_file)
+    )
 
 
 def render_record_page(
@@ -215,7 +218,7 @@ def _layout(
     return layout
 
 
-def _view(case: Case, case_file: CaseFile, layout: _Layout) -> RecordView:
+def _view(case: Case, case_file: CaseFile, layout: _Layout, filename: str) -> RecordView:
     pages = []
     for number, (width, height) in enumerate(layout.sizes, start=1):
         if case_file.kind != PDF:
@@ -231,7 +234,7 @@ def _view(case: Case, case_file: CaseFile, layout: _Layout) -> RecordView:
         id=case_file.id,
         case_id=case.id,
         case_reference=case.reference,
-        filename=case_file.filename,
+        filename=filename,
         kind=case_file.kind,
         size=case_file.size,
         page_count=len(layout.sizes),

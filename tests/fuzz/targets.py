@@ -101,10 +101,8 @@ def multipart(data: bytes) -> None:
 
         await anyio.to_thread.run_sync(drain)
 
-    try:
+    with contextlib.suppress(InvalidInput, BadRequest):  # its documented refusals: 422 and 400
         anyio.run(consume)
-    except (InvalidInput, BadRequest):
-        pass  # the parser's documented refusals: 422 and 400
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {

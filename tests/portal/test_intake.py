@@ -17,7 +17,14 @@ from portal.intake import indexing
 from portal.intake.models import CaseFile, DicomInstance
 from portal.objects.models import StoredObject
 from storage.embedded import EmbeddedS3
-from tests.fixtures.app import Account, Accounts, open_case, submit_case
+from tests.fixtures.app import (
+    Account,
+    Accounts,
+    file_objects,
+    open_case,
+    submit_case,
+    text_share_key,
+)
 from tests.portal import samples
 from tests.services import s3
 
@@ -117,8 +124,8 @@ def test_rejected_files_leave_nothing_behind(
     )
     assert response.json()["accepted"] == []
     assert len(response.json()["rejected"]) == 3
-    assert bucket_keys(seaweed, case["id"]) == []
-    assert db.exec(select(CaseFile)).all() == [] and db.exec(select(StoredObject)).all() == []
+    assert bucket_keys(seaweed, case["id"]) == [text_share_key(db, case["id"])]
+    assert db.exec(select(CaseFile)).all() == [] and file_objects(db) == []
 
 
 def test_duplicate_instances_are_accepted_once(client, patient, case, db: Session):
@@ -143,7 +150,7 @@ def test_an_instance_uploaded_meanwhile_is_a_duplicate_and_leaves_no_object(
     again = response.json()["accepted"][0]
     assert again["duplicate"] is True and again["id"] == first["id"]
     assert len(db.exec(select(CaseFile)).all()) == 1
-    assert len(bucket_keys(seaweed, case["id"])) == 1
+    assert len(bucket_keys(seaweed, case["id"])) == 2  # the file and the text key share
 
 
 def test_hospital_cd_zip_with_dicomdir_reports_completeness(
@@ -166,7 +173,7 @@ def test_hospital_cd_zip_with_dicomdir_reports_completeness(
     studies = client.get(f"/api/cases/{case['id']}/studies", headers=patient.headers).json()
     assert sum(s["instances"] for study in studies["studies"] for s in study["series"]) == 30
     assert studies["archives"][0]["missing"] == [missing]
-    assert len(bucket_keys(seaweed, case["id"])) == 30  # the ZIP itself is not kept
+    assert len(bucket_keys(seaweed, case["id"])) == 31  # entries and text key share, no ZIP
     assert len(db.exec(select(DicomInstance)).all()) == 30
 
 
@@ -224,7 +231,7 @@ def test_limits_are_enforced(tmp_path, database_url, seaweed, sensitive):
             assert len(accepted.json()["accepted"]) == 1
         over = upload(client, patient, case["id"], ("one-more.png", samples.noise_png(100)))
         assert "quota" in over.json()["rejected"][0]["reason"]
-        assert bucket_keys(seaweed, case["id"]) and len(bucket_keys(seaweed, case["id"])) == 3
+        assert bucket_keys(seaweed, case["id"]) and len(bucket_keys(seaweed, case["id"])) == 4
 
 
 def test_consent_and_submission_rules(client, patient, case, accounts: Accounts):
@@ -330,7 +337,8 @@ def test_erasing_a_case_removes_its_files_index_and_uploads(
             + __import__("base64").b64encode(case["id"].encode()).decode(),
         },
     )
-    assert len(bucket_keys(seaweed, case["id"])) == 3  # two files and one staged tus chunk
+    # two files, one staged tus chunk and the text key share
+    assert len(bucket_keys(seaweed, case["id"])) == 4
     assert storage_commands.erase_case(settings, case["id"]) == 0
     db.expire_all()
     for model in (CaseFile, StoredObject, DicomInstance, DicomStudy, TusUpload):

@@ -85,7 +85,10 @@ def test_a_failed_unit_of_work_leaves_no_object(client, accounts, app, db, own_b
     listed = s3(seaweed).list_objects_v2(
         Bucket=own_bucket.storage.bucket, Prefix=f"cases/{case_id}/"
     )
-    assert listed.get("KeyCount", 0) == 0
+    # What remains is the key share of the case's sealed text, made when the case was opened.
+    share = db.exec(select(CaseKey).where(CaseKey.case_id == case_id)).one().text_share_id
+    kept = db.exec(select(StoredObject.object_key).where(StoredObject.id == share)).one()
+    assert [item["Key"] for item in listed.get("Contents", [])] == [kept]
 
 
 def test_rotation_then_retirement_keeps_every_object_readable(
@@ -166,7 +169,8 @@ def test_scrub_reports_missing_corrupt_and_orphaned(
     case_id = new_case(client, accounts)
     rows = [put(db, vault, case_id, MARKER * 2000 + bytes([i])) for i in range(3)]
     assert storage_commands.scrub(own_bucket) == 0
-    assert "3 verified, 0 missing, 0 corrupt, 0 orphaned" in capsys.readouterr().out
+    # Three objects and the case's text key share.
+    assert "4 verified, 0 missing, 0 corrupt, 0 orphaned" in capsys.readouterr().out
 
     bucket, client_s3 = own_bucket.storage.bucket, s3(seaweed)
     client_s3.delete_object(Bucket=bucket, Key=rows[0].object_key)
@@ -178,7 +182,7 @@ def test_scrub_reports_missing_corrupt_and_orphaned(
 
     assert storage_commands.scrub(own_bucket) == 1
     out = capsys.readouterr().out
-    assert "1 verified, 1 missing, 1 corrupt, 1 orphaned" in out
+    assert "2 verified, 1 missing, 1 corrupt, 1 orphaned" in out
     assert f"missing   {rows[0].object_key}" in out
     assert f"corrupt   {rows[1].object_key}" in out
     assert f"orphaned  {stray}" in out

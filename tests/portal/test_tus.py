@@ -17,9 +17,8 @@ from sqlmodel import Session, select
 from tusclient import client as tus_client
 
 from portal.intake.models import CaseFile, TusChunk, TusUpload
-from portal.objects.models import StoredObject
 from portal.settings import Settings
-from tests.fixtures.app import Account, Accounts, open_case
+from tests.fixtures.app import Account, Accounts, file_objects, open_case
 from tests.fixtures.live import LiveServer, ServerProcess
 from tests.fixtures.logs import SensitiveValues
 from tests.portal import samples
@@ -81,7 +80,7 @@ def test_tuspy_uploads_in_chunks_with_checksums(
         0
     ].source == "tus"
     assert db.exec(select(TusChunk)).all() == []  # staged chunks are gone once ingested
-    assert len(db.exec(select(StoredObject)).all()) == 1
+    assert len(file_objects(db)) == 1
 
 
 def _patch_and_drop(
@@ -199,7 +198,7 @@ def test_checksum_mismatch_is_460_and_keeps_nothing(
     )
     assert response.status_code == 460
     assert client.head(location, headers={**patient.headers, **TUS}).headers["upload-offset"] == "0"
-    assert db.exec(select(StoredObject)).all() == []
+    assert file_objects(db) == []
 
 
 def test_protocol_errors(client: TestClient, accounts: Accounts):
@@ -315,7 +314,7 @@ def test_creation_with_upload_and_expiry_cleanup(
         == 410
     )
     assert tus.expire_uploads(session=db, vault=app.state.vault) == 1
-    assert db.exec(select(TusUpload)).all() == [] and db.exec(select(StoredObject)).all() == []
+    assert db.exec(select(TusUpload)).all() == [] and file_objects(db) == []
 
 
 @pytest.mark.parametrize("algorithm", ["sha1", "sha256"])

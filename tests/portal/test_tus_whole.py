@@ -20,9 +20,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from portal.intake.models import CaseFile, TusChunk, TusUpload
-from portal.objects.models import StoredObject
 from storage.embedded import EmbeddedS3
-from tests.fixtures.app import Account, Accounts, open_case
+from tests.fixtures.app import Account, Accounts, file_objects, open_case, text_share_key
 from tests.fixtures.live import LiveServer
 from tests.portal import samples
 from tests.portal.test_intake import bucket_keys
@@ -87,10 +86,12 @@ def test_whole_file_at_creation_is_one_stored_object(
     assert [item["kind"] for item in status["result"]["accepted"]] == ["dicom"]
     stored = db.exec(select(CaseFile)).one()
     assert stored.sha256 == hashlib.sha256(data).hexdigest()
-    assert len(counted_puts) == 1  # no chunk stored, read back and deleted on the way
-    assert bucket_keys(seaweed, case["id"]) == counted_puts
+    share = text_share_key(db, case["id"])  # put when the case was opened
+    puts = [key for key in counted_puts if key != share]
+    assert len(puts) == 1  # no chunk stored, read back and deleted on the way
+    assert set(bucket_keys(seaweed, case["id"])) == {*puts, share}
     assert db.exec(select(TusChunk)).all() == []
-    assert len(db.exec(select(StoredObject)).all()) == 1
+    assert len(file_objects(db)) == 1
     db.commit()  # on SQLite a test's open transaction holds the write lock
     content = client.get(
         f"/api/cases/{case['id']}/files/{stored.id}/content", headers=patient.headers
@@ -113,8 +114,8 @@ def test_whole_file_with_a_wrong_checksum_is_460_and_keeps_nothing(
     # Its answer carried no address, so nobody could resume it: it holds no quota either.
     assert db.exec(select(TusUpload)).all() == []
     assert db.exec(select(CaseFile)).all() == []
-    assert db.exec(select(StoredObject)).all() == []
-    assert bucket_keys(seaweed, case["id"]) == []
+    assert file_objects(db) == []
+    assert bucket_keys(seaweed, case["id"]) == [text_share_key(db, case["id"])]
 
 
 def test_a_refused_whole_file_is_answered_with_its_reason(
@@ -134,7 +135,7 @@ def test_a_refused_whole_file_is_answered_with_its_reason(
     assert [item["filename"] for item in status["result"]["rejected"]] == ["viewer.exe"]
     assert status["result"]["rejected"][0]["reason"]
     assert db.exec(select(CaseFile)).all() == []
-    assert bucket_keys(seaweed, case["id"]) == []
+    assert bucket_keys(seaweed, case["id"]) == [text_share_key(db, case["id"])]
 
 
 def test_a_whole_file_cut_short_stores_nothing(
@@ -162,5 +163,5 @@ def test_a_whole_file_cut_short_stores_nothing(
     time.sleep(0.5)  # had the ingest gone on, its rows would be there by now
     db.expire_all()
     assert db.exec(select(CaseFile)).all() == []
-    assert db.exec(select(StoredObject)).all() == []
-    assert bucket_keys(seaweed, case["id"]) == []
+    assert file_objects(db) == []
+    assert bucket_keys(seaweed, case["id"]) == [text_share_key(db, case["id"])]

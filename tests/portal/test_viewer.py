@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from portal.accounts.models import Role
 from portal.audit.models import AuditEvent
 from portal.cases.models import Case
+from portal.intake import service as intake_service
 from portal.intake.models import CaseFile, DicomInstance
 from portal.viewer import render, service
 from portal.viewer.cache import dataset_cache, frame_cache
@@ -267,11 +268,14 @@ def test_every_uploadable_sample_renders_or_is_refused_never_a_server_error(
         headers=patient.headers,
     )
     assert response.status_code == 200, response.text
-    rows = db.exec(
-        select(DicomInstance, CaseFile.filename).join(
-            CaseFile, col(CaseFile.id) == col(DicomInstance.file_id)
-        )
-    ).all()
+    rows = [
+        (instance, intake_service.file_name(session=db, case_file=case_file))
+        for instance, case_file in db.exec(
+            select(DicomInstance, CaseFile).join(
+                CaseFile, col(CaseFile.id) == col(DicomInstance.file_id)
+            )
+        ).all()
+    ]
     db.commit()  # end the read: SQLite transactions here hold the write lock
     assert len(rows) >= 80
     refused = {}

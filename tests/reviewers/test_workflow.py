@@ -3,6 +3,7 @@ offers, declines, timeouts, manual assignment, deadlines and the sweep."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -21,6 +22,7 @@ from portal.audit import service as audit_service
 from portal.cases.models import Case, CaseEvent, CaseStatus
 from portal.db import create_db_engine, utcnow
 from portal.notifications.models import NotificationKind, OutboxMessage
+from portal.objects import texts
 from reviewers import sweep
 from reviewers.models import CaseAssignment, CaseQuestion, OfferStatus, Opinion
 from storage.embedded import EmbeddedS3
@@ -99,7 +101,10 @@ def _force(db: Session, case_id: str, status: CaseStatus, specialist: Account) -
             status=OfferStatus.offered if status == S.assigned else OfferStatus.accepted,
         )
         db.add(offer)
-        db.add(Opinion(case_id=case.id, author_id=specialist.user_id, content=COMPLETE_OPINION))
+        opinion = Opinion(case_id=case.id, author_id=specialist.user_id)
+        sealer = texts.for_case(session=db, case_id=case.id)
+        sealer.seal(opinion, "content", json.dumps(COMPLETE_OPINION))
+        db.add(opinion)
     db.add(case)
     db.commit()
 
@@ -288,12 +293,16 @@ def test_unanswered_offer_times_out_to_the_next_candidate(
     case = ready_case(client, patient, language="ru")
     submit(client, patient, case["id"])
     settings = app.state.settings
-    early = sweep.sweep(engine=app.state.engine, settings=settings)
+    early = sweep.sweep(engine=app.state.engine, vault=app.state.vault, settings=settings)
     assert early.timed_out == 0
     later = utcnow() + timedelta(hours=settings.acceptance_window_hours, minutes=1)
-    report = sweep.sweep(engine=app.state.engine, settings=settings, now=later)
+    report = sweep.sweep(
+        engine=app.state.engine, vault=app.state.vault, settings=settings, now=later
+    )
     assert report.timed_out == 1
-    again = sweep.sweep(engine=app.state.engine, settings=settings, now=later)
+    again = sweep.sweep(
+        engine=app.state.engine, vault=app.state.vault, settings=settings, now=later
+    )
     assert again.timed_out == 0
     now = client.get(f"/api/cases/{case['id']}", headers=team.coordinator.headers).json()
     assert now["assigned_specialist"]["id"] == str(team.spine_en.user_id)
@@ -319,11 +328,19 @@ def test_deadline_warnings_go_out_once_and_pause_while_waiting(
     settings, engine = app.state.settings, app.state.engine
 
     soon = due - timedelta(hours=2)
-    assert sweep.sweep(engine=engine, settings=settings, now=soon).due_soon == 1
-    assert sweep.sweep(engine=engine, settings=settings, now=soon).due_soon == 0
+    assert (
+        sweep.sweep(engine=engine, vault=app.state.vault, settings=settings, now=soon).due_soon == 1
+    )
+    assert (
+        sweep.sweep(engine=engine, vault=app.state.vault, settings=settings, now=soon).due_soon == 0
+    )
     late = due + timedelta(hours=1)
-    assert sweep.sweep(engine=engine, settings=settings, now=late).overdue == 1
-    assert sweep.sweep(engine=engine, settings=settings, now=late).overdue == 0
+    assert (
+        sweep.sweep(engine=engine, vault=app.state.vault, settings=settings, now=late).overdue == 1
+    )
+    assert (
+        sweep.sweep(engine=engine, vault=app.state.vault, settings=settings, now=late).overdue == 0
+    )
     kinds = db.exec(
         select(OutboxMessage.kind, OutboxMessage.recipient_id).where(
             OutboxMessage.case_id == uuid.UUID(case["id"])
@@ -339,7 +356,12 @@ def test_deadline_warnings_go_out_once_and_pause_while_waiting(
     )
     paused = client.get(url, headers=patient.headers).json()
     assert paused["deadline_state"] == "paused"
-    assert sweep.sweep(engine=engine, settings=settings, now=late + timedelta(days=3)).overdue == 0
+    assert (
+        sweep.sweep(
+            engine=engine, vault=app.state.vault, settings=settings, now=late + timedelta(days=3)
+        ).overdue
+        == 0
+    )
 
 
 def test_case_in_a_language_nobody_speaks_is_flagged_for_translation(
@@ -379,7 +401,9 @@ def test_concurrent_sweeps_time_out_each_offer_once(
 
     def run(engine: Any) -> None:
         barrier.wait()
-        reports.append(sweep.sweep(engine=engine, settings=settings, now=later))
+        reports.append(
+            sweep.sweep(engine=engine, vault=app.state.vault, settings=settings, now=later)
+        )
 
     threads = [threading.Thread(target=run, args=(engine,)) for engine in engines]
     for thread in threads:

@@ -1,7 +1,7 @@
 """break glass: an admin's reasoned, time-limited grant to read one case's content
 
-Revision ID: 0009
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-03 10:20:00.000000
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import portal.db
 
-revision: str = '0009'
-down_revision: str | None = '0005'
+revision: str = '0008'
+down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

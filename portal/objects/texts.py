@@ -1,0 +1,116 @@
+"""Free text of a case kept sealed in the database, under a key only this case has.
+
+A model with sealed text has a ``<field>_sealed`` bytes column per text field; services seal
+before they store and open only where the text is shown. The text key is derived from the
+case's data key and a key share stored in the bucket (``docs/encryption.md``), so a database
+backup alone — even with the key-encryption key — never yields the text of an erased case.
+
+The vault reaches these helpers on the session (``bind_vault``): every request session, the
+sweep and the CLI bind it, so services that write a timeline note need no extra argument.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from portal.objects.models import CaseKey, StoredObject
+from portal.objects.service import case_key, record
+from storage.textcipher import TextBinding, TextCipher
+from storage.vault import Vault
+
+_VAULT = "portal_vault"
+
+
+def bind_vault(session: Session, vault: Vault) -> Session:
+    """Let services on ``session`` seal and open case text with ``vault``."""
+    session.info[_VAULT] = vault
+    return session
+
+
+def session_vault(session: Session) -> Vault:
+    """The vault bound to ``session`` (a programming error when there is none)."""
+    vault = session.info.get(_VAULT)
+    if not isinstance(vault, Vault):
+        raise RuntimeError("this session has no vault bound: call portal.objects.texts.bind_vault")
+    return vault
+
+
+class CaseTexts:
+    """Seals and opens the text columns of one case's rows."""
+
+    def __init__(self, case_id: uuid.UUID, cipher: TextCipher) -> None:
+        self.case_id = case_id
+        self._cipher = cipher
+
+    def seal(self, row: Any, field: str, value: str | None) -> None:
+        """Store ``value`` sealed in ``row.<field>_sealed`` (the row's id must be known)."""
+        sealed = None if value is None else self._cipher.seal(value, _binding(row, field))
+        setattr(row, f"{field}_sealed", sealed)
+
+    def open(self, row: Any, field: str) -> str | None:
+        """The plaintext of ``row.<field>_sealed``; ``IntegrityError`` if it was tampered with."""
+        sealed: bytes | None = getattr(row, f"{field}_sealed")
+        return None if sealed is None else self._cipher.open(sealed, _binding(row, field))
+
+
+def _binding(row: Any, field: str) -> TextBinding:
+    if row.id is None:
+        raise ValueError("seal text after the row has its id (flush first)")
+    return TextBinding(row.__tablename__, field, str(row.id))
+
+
+def for_case(*, session: Session, case_id: uuid.UUID) -> CaseTexts:
+    """The case's text cipher, creating its data key and key share on first use.
+
+    Creating them writes rows (the caller commits) and one object to the bucket.
+    """
+    vault = session_vault(session)
+    key = session.get(CaseKey, case_id)
+    if key is None or key.text_share_id is None:
+        wrapped = case_key(session=session, vault=vault, case_id=case_id)
+        share = record(
+            session=session,
+            case_id=case_id,
+            stored=vault.new_text_share(case_id=str(case_id), wrapped_key=wrapped),
+        )
+        key = session.get(CaseKey, case_id)
+        assert key is not None
+        key.text_share_id = share.id
+        session.add(key)
+        session.flush()
+        return _texts(vault, key, share)
+    found = session.get(StoredObject, key.text_share_id)
+    if found is None:
+        raise LookupError(f"case {case_id} has lost its text key share")
+    return _texts(vault, key, found)
+
+
+def for_cases(*, session: Session, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, CaseTexts]:
+    """Text ciphers of many cases from one query (cases without text yet are left out).
+
+    Unwrapping is cached by the vault, so a list shown again costs no key operations.
+    """
+    vault = session_vault(session)
+    wanted = list(set(case_ids))
+    if not wanted:
+        return {}
+    rows = session.exec(
+        select(CaseKey, StoredObject)
+        .join(StoredObject, col(StoredObject.id) == col(CaseKey.text_share_id))
+        .where(col(CaseKey.case_id).in_(wanted))
+    ).all()
+    return {key.case_id: _texts(vault, key, share) for key, share in rows}
+
+
+def _texts(vault: Vault, key: CaseKey, share: StoredObject) -> CaseTexts:
+    cipher = vault.text_cipher(
+        case_id=str(key.case_id),
+        wrapped_key=key.wrapped_key,
+        share_key=share.object_key,
+        share_sha256=share.sha256,
+    )
+    return CaseTexts(key.case_id, cipher)
