@@ -71,8 +71,9 @@ async def refuse_nul_characters(request: Request) -> None:
     Only routes that declare a JSON body are read: FastAPI has read (and kept) that body, at
     most 1 MiB, before this runs.
     """
-    if any("\x00" in value for _, value in request.query_params.multi_items()):
-        raise InvalidInput("Query values must not contain NUL characters.")
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value:
+            raise InvalidInput(f"{_printable(name)}: must not contain control characters (NUL).")
     route = request.scope.get("route")
     if getattr(route, "body_field", None) is None:
         return  # no JSON body here (streaming uploads read their own, with their own limits)
@@ -83,18 +84,32 @@ async def refuse_nul_characters(request: Request) -> None:
         body = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError):
         return  # FastAPI answers it as invalid JSON
-    if _holds_nul(body):
-        raise InvalidInput("Text must not contain NUL characters.")
+    where = _nul_at(body, ())
+    if where is not None:
+        field = ".".join(_printable(str(part)) for part in where) or "body"
+        raise InvalidInput(f"{field}: must not contain control characters (NUL).")
 
 
-def _holds_nul(value: object) -> bool:
+def _nul_at(value: object, path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+    """Where the first NUL character is: the path of the field holding it (or its key)."""
     if isinstance(value, str):
-        return "\x00" in value
+        return path if "\x00" in value else None
     if isinstance(value, dict):
-        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+        for key, item in value.items():
+            found = (*path, key) if "\x00" in key else _nul_at(item, (*path, key))
+            if found is not None:
+                return found
     if isinstance(value, list):
-        return any(_holds_nul(item) for item in value)
-    return False
+        for index, item in enumerate(value):
+            found = _nul_at(item, (*path, index))
+            if found is not None:
+                return found
+    return None
+
+
+def _printable(name: str) -> str:
+    """A field name fit to quote back: control characters dropped, at most 40 characters."""
+    return "".join(ch for ch in name if ch.isprintable())[:40]
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

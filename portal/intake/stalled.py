@@ -25,6 +25,7 @@ from portal.db import utcnow
 from portal.errors import PortalError
 from portal.intake import tus
 from portal.intake.models import TusUpload
+from portal.objects.texts import bind_vault
 from portal.settings import Settings
 from storage.vault import Vault
 
@@ -77,7 +78,8 @@ def _claim(engine: Engine, upload_id: uuid.UUID, seen: datetime, until: datetime
 
 def _finish(engine: Engine, vault: Vault, settings: Settings, upload_id: uuid.UUID) -> bool:
     """Run the upload's ingest as its owner would have; False when it cannot be finished."""
-    with Session(engine, expire_on_commit=False) as session:
+    # The ingest seals the file's name with the case key: the session carries the vault.
+    with bind_vault(Session(engine, expire_on_commit=False), vault) as session:
         upload = session.get(TusUpload, upload_id)
         owner = session.get(User, upload.owner_id) if upload is not None else None
         if upload is None or owner is None:

@@ -19,7 +19,7 @@ from portal.objects import service as objects_service
 from portal.objects.service import scrub_storage
 from portal.settings import Settings
 from storage.vault import Vault, case_prefix
-from tests.fixtures.app import Accounts, open_case
+from tests.fixtures.app import Accounts, file_objects, open_case, text_share_key
 from tests.portal.samples import dicom, pdf
 
 pytestmark = pytest.mark.seaweedfs  # each test has a bucket of its own (conftest.py)
@@ -77,7 +77,11 @@ def test_housekeeping_removes_objects_without_rows_and_unfinished_uploads(
     assert unfinished not in pending_keys(vault)
     with Session(app.state.engine) as session:
         after = scrub_storage(session=session, vault=vault)
-    assert after.clean and len(after.verified) == 2  # the uploaded files are untouched
+        uploaded = [stored.object_key for stored in file_objects(session)]
+        share = text_share_key(session, case["id"])
+    # The uploaded files and the case's text key share (it has a row) are untouched.
+    assert len(uploaded) == 2
+    assert after.clean and sorted(after.verified) == sorted([*uploaded, share])
     files = client.get(f"/api/cases/{case['id']}/files", headers=patient.headers).json()
     assert sorted(f["filename"] for f in files) == ["ct.dcm", "report.pdf"]
 
@@ -89,14 +93,21 @@ def test_objects_younger_than_the_grace_period_are_left_alone(
     patient = accounts.patient()
     case = open_case(client, patient)
     orphan, unfinished = crash_leftovers(app, vault, case["id"])
+    with Session(app.state.engine) as session:
+        share = text_share_key(session, case["id"])
 
     with Session(app.state.engine) as session:
         report = orphans.remove_orphans(session=session, vault=vault, grace=timedelta(hours=1))
     assert (report.objects_removed, report.uploads_aborted) == (0, 0)
     assert report.too_young >= 1
     keys = {info.key for info in vault.list_objects(case_prefix(case["id"]))}
-    assert orphan in keys and unfinished in pending_keys(vault)
+    assert keys == {orphan, share} and unfinished in pending_keys(vault)
 
     settings.orphan_grace_seconds = 0
-    housekeeping.run_once(engine=app.state.engine, vault=vault, settings=settings, mail=False)
-    assert not list(vault.list_objects(case_prefix(case["id"])))
+    report = housekeeping.run_once(
+        engine=app.state.engine, vault=vault, settings=settings, mail=False
+    ).orphans
+    assert (report.objects_removed, report.uploads_aborted) == (1, 1)
+    # Only the case's text key share is left: it has a row, so it is no orphan.
+    assert {info.key for info in vault.list_objects(case_prefix(case["id"]))} == {share}
+    assert unfinished not in pending_keys(vault)

@@ -21,7 +21,7 @@ from portal import housekeeping
 from portal.intake.models import TusChunk, TusUpload
 from portal.objects import service as objects_service
 from portal.settings import Settings
-from tests.fixtures.app import Accounts, open_case
+from tests.fixtures.app import Accounts, file_objects, open_case, text_share_key
 from tests.portal import samples
 
 pytestmark = pytest.mark.seaweedfs
@@ -98,7 +98,11 @@ def test_housekeeping_finishes_an_upload_whose_ingest_was_cut_short(
     assert run_housekeeping(app, settings).finished_uploads == 0  # once only
     with Session(app.state.engine) as session:
         report = objects_service.scrub_storage(session=session, vault=app.state.vault)
-    assert report.clean and len(report.verified) == 1  # the chunk is gone, the file stays
+        stored = [(o.object_key, o.size) for o in file_objects(session)]
+        share = text_share_key(session, case_id)
+    # The chunk is gone, the file stays (besides the case's text key share).
+    assert [size for _, size in stored] == [len(data)]
+    assert report.clean and sorted(report.verified) == sorted([stored[0][0], share])
 
 
 def test_an_upload_into_a_case_that_moved_on_is_left_to_expire(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import anyio
 
@@ -23,6 +24,7 @@ from portal.intake.errors import Rejected
 from portal.intake.multipart import MultipartStream
 from portal.intake.records import inspect_image, inspect_pdf, pdf_page_count
 from portal.intake.sniff import DICOM_MAGIC, DICOM_PREAMBLE, FileKind
+from portal.settings import Settings
 
 HEAD_BYTES = 64 * 1024  # smaller than the portal's 4 MiB so that cut-off heads are explored
 LIMITS = ArchiveLimits(
@@ -32,6 +34,8 @@ LIMITS = ArchiveLimits(
     max_ratio=200.0,
 )
 BOUNDARY = b"fuzzboundary"
+
+RECORD_MAX_PIXELS = Settings.model_fields["record_max_pixels"].default
 
 
 def _ends(data: bytes) -> tuple[bytes, bytes]:
@@ -69,7 +73,9 @@ def records(data: bytes) -> None:
             pdf_page_count(io.BytesIO(data))
         else:
             kind = FileKind.jpeg if selector % 3 == 1 else FileKind.png
-            inspect_image(head, kind=kind, tail=tail, total_size=len(data))
+            inspect_image(
+                head, kind=kind, tail=tail, total_size=len(data), max_pixels=RECORD_MAX_PIXELS
+            )
     except Rejected:
         pass
 
@@ -101,8 +107,13 @@ def multipart(data: bytes) -> None:
 
         await anyio.to_thread.run_sync(drain)
 
-    with contextlib.suppress(InvalidInput, BadRequest):  # its documented refusals: 422 and 400
-        anyio.run(consume)
+    # A thread of its own: the caller's thread may already run an event loop (the suite's
+    # browser fixtures do), and anyio.run refuses to nest.
+    with (
+        contextlib.suppress(InvalidInput, BadRequest),  # its documented refusals: 422 and 400
+        ThreadPoolExecutor(max_workers=1) as loop_thread,
+    ):
+        loop_thread.submit(anyio.run, consume).result()
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {

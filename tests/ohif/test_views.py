@@ -20,7 +20,7 @@ from portal.ohif.install import Release, install
 from portal.ohif.shell import OHIF_PAGE_CSP, OHIF_WORKER_CSP
 from portal.settings import Settings
 from storage.embedded import EmbeddedS3
-from tests.fixtures.app import Account, Accounts, make_settings, open_case
+from tests.fixtures.app import Account, Accounts, make_settings, open_case, submit_case
 from tests.ohif.conftest import ENTRY, VERSION
 from tests.portal import samples
 from tests.portal.test_pages import Page
@@ -264,6 +264,7 @@ def test_the_specialist_worklist_opens_each_case_study_in_ohif(
         headers=patient.headers,
     )
     assert uploaded.status_code == 200, uploaded.text
+    submit_case(client, patient, case_id)  # a draft's images are its patient's alone
     other_case = open_case(client, accounts.patient())["id"]
     with Session(app.state.engine) as db:
         for assigned in (case_id, other_case):

@@ -16,6 +16,7 @@ import boto3
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 
 from portal import cli, migrate
 from portal.app import create_app
@@ -28,7 +29,7 @@ from portal.db import create_db_engine
 from portal.settings import Settings
 from storage.embedded import EmbeddedS3
 from storage.keyring import LocalKeyring
-from tests.fixtures.app import Account, Accounts, open_case
+from tests.fixtures.app import Account, Accounts, file_objects, open_case, text_share_key
 from tests.portal import samples
 from tests.services import PostgresServer, s3
 
@@ -143,19 +144,24 @@ def database_is_empty(target: Settings) -> bool:
 def test_restore_brings_back_every_byte_in_a_new_database_and_bucket(
     client: TestClient,
     accounts: Accounts,
+    db: Session,
     settings: Settings,
     target: Settings,
+    seaweed: EmbeddedS3,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ):
     patient, case_id, digests = patient_case(client, accounts)
+    share = text_share_key(db, case_id)  # the case's text key share, an object of its own
+    assert len(digests) == 2 and len(file_objects(db)) == 2
+    db.rollback()  # end the session's read, as a request would, before the backup locks
     directory = tmp_path / "backup"
     assert back_up(monkeypatch, settings, directory) == 0  # while the portal runs
     manifest = json.loads((directory / MANIFEST).read_text())
-    assert manifest["objects"]["count"] == 2 and manifest["objects"]["included"] is True
+    assert manifest["objects"]["count"] == 3 and manifest["objects"]["included"] is True
     rows = manifest["database"]["table_rows"]
-    assert rows["stored_objects"] == 2 and rows["case_keys"] == 1 and rows["cases"] == 1
+    assert rows["stored_objects"] == 3 and rows["case_keys"] == 1 and rows["cases"] == 1
     assert rows["users"] == 1 and rows["audit_events"] > 3
     assert manifest["keys"] == {
         "provider": "local",
@@ -177,6 +183,9 @@ def test_restore_brings_back_every_byte_in_a_new_database_and_bucket(
     assert f"{manifest['objects']['count']} verified, 0 missing, 0 corrupt, 0 orphaned" in scrub
     assert cli.main(["audit", "verify"]) == 0
     assert "audit trail intact" in capsys.readouterr().out
+    source = s3(seaweed).get_object(Bucket=settings.storage.bucket, Key=share)["Body"].read()
+    copied = s3(seaweed).get_object(Bucket=target.storage.bucket, Key=share)["Body"].read()
+    assert len(source) == 129 and copied == source
 
     with TestClient(create_app(target), base_url="http://testserver") as restored_client:
         login = restored_client.post(
@@ -348,6 +357,7 @@ def test_a_backup_the_keys_cannot_open_is_not_written(
 def test_without_copies_the_manifest_vouches_for_the_bucket_and_the_keyring_stays_apart(
     client: TestClient,
     accounts: Accounts,
+    db: Session,
     settings: Settings,
     target: Settings,
     seaweed: EmbeddedS3,
@@ -356,7 +366,11 @@ def test_without_copies_the_manifest_vouches_for_the_bucket_and_the_keyring_stay
     capsys: pytest.CaptureFixture[str],
 ):
     """Production: the bucket is versioned and replicated, the keyring is escrowed elsewhere."""
-    _, _, digests = patient_case(client, accounts)
+    _, case_id, digests = patient_case(client, accounts)
+    files = {stored.object_key for stored in file_objects(db)}
+    share = text_share_key(db, case_id)
+    db.rollback()  # end the session's read, as a request would, before the backup locks
+    assert len(files) == len(digests)
     directory = tmp_path / "backup"
     assert back_up(monkeypatch, settings, directory, "--no-objects", "--no-keyring") == 0
     assert {path.name for path in directory.iterdir()} == {
@@ -365,7 +379,8 @@ def test_without_copies_the_manifest_vouches_for_the_bucket_and_the_keyring_stay
         "objects.jsonl",
     }
     listed = [json.loads(line) for line in (directory / "objects.jsonl").read_text().splitlines()]
-    assert len(listed) == len(digests) and all(item["etag"] for item in listed)
+    assert len(listed) == len(digests) + 1 and all(item["etag"] for item in listed)
+    assert {item["key"] for item in listed} == files | {share}
     replica = target.model_copy(
         update={"storage": target.storage.model_copy(update={"bucket": settings.storage.bucket})}
     )
@@ -384,7 +399,7 @@ def test_without_copies_the_manifest_vouches_for_the_bucket_and_the_keyring_stay
 
     s3(seaweed).put_object(Bucket=seaweed.bucket, Key=damaged, Body=original)
     assert cli.main(["restore", str(directory), *keyring]) == 0, capsys.readouterr().err
-    assert f"0 restored, {len(digests)} verified" in capsys.readouterr().out
+    assert f"0 restored, {len(digests) + 1} verified" in capsys.readouterr().out
     assert replica.storage.keyring_path.read_bytes() == settings.storage.keyring_path.read_bytes()
 
 
@@ -460,13 +475,17 @@ def test_a_case_erased_after_the_backup_is_erased_again_on_restore(
     capsys.readouterr()
     assert cli.main(["restore", str(directory), "--erase-again", str(erased)]) == 0
     assert "erased again: 1 of 2 listed case(s)" in capsys.readouterr().out
-    assert not s3(seaweed).list_objects_v2(Bucket=target.storage.bucket).get("Contents")
     assert cli.main(["storage", "scrub"]) == 0 and cli.main(["audit", "verify"]) == 0
     engine = create_db_engine(target.database_url)
     with engine.connect() as connection:
         cases = connection.execute(sa.text("SELECT id FROM cases")).scalars().all()
+    with Session(engine) as session:
+        kept_share = text_share_key(session, kept)
     engine.dispose()
     assert [uuid.UUID(str(found)) for found in cases] == [uuid.UUID(kept)]
+    # Only the kept case's text key share is left: the erased case's files and share are gone.
+    left = s3(seaweed).list_objects_v2(Bucket=target.storage.bucket).get("Contents", [])
+    assert [item["Key"] for item in left] == [kept_share]
 
 
 def test_a_backup_taken_while_files_arrive_restores_without_a_missing_or_stray_object(

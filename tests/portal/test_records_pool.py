@@ -32,12 +32,12 @@ from portal.audit.service import AuditContext
 from portal.cases.models import Case
 from portal.intake.models import CaseFile
 from portal.intake.pipeline import Ingest
-from portal.objects.models import StoredObject
+from portal.objects.texts import bind_vault
 from portal.records import worker
 from portal.records.pool import RecordTooComplex, RenderLimits, RenderPool, RenderTimedOut
 from portal.settings import Settings
 from storage.embedded import EmbeddedS3
-from tests.fixtures.app import Account, Accounts, make_settings, open_case
+from tests.fixtures.app import Account, Accounts, file_objects, make_settings, open_case
 from tests.portal import samples
 from tests.portal.test_pages import browser_sign_in, check_page
 from tests.portal.test_records import decoded, page_of, record_of, report_pdf, upload
@@ -133,7 +133,7 @@ def store_bypassing_intake(app: FastAPI, case_id: str, who: Account, name: str, 
     """Store a photo through the real ingest path and vault, as if accepted before the limit."""
     settings: Settings = app.state.settings
     lenient = settings.model_copy(update={"record_max_pixels": 400_000_000})
-    with Session(app.state.engine, expire_on_commit=False) as session:
+    with bind_vault(Session(app.state.engine, expire_on_commit=False), app.state.vault) as session:
         case = session.get(Case, uuid.UUID(case_id))
         assert case is not None
         ingest = Ingest(
@@ -193,7 +193,7 @@ def test_intake_refuses_a_photo_with_more_pixels_than_a_report_needs(
     assert "more than 50 megapixels" in rejected["reason"]
     case_id = uuid.UUID(case["id"])
     assert db.exec(select(CaseFile).where(CaseFile.case_id == case_id)).all() == []
-    assert db.exec(select(StoredObject).where(StoredObject.case_id == case_id)).all() == []
+    assert [o for o in file_objects(db) if o.case_id == case_id] == []
     db.commit()
     # A photo of a page at a usual phone resolution is still accepted.
     upload(client, patient, case["id"], "page.jpg", samples.jpeg(4000, 3000))

@@ -15,6 +15,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from portal import migrate
+from portal.access import Principal
+from portal.accounts.models import Role
 from portal.app import create_app
 from portal.cases import service as cases_service
 from portal.cases.models import Case, CaseEvent
@@ -194,7 +196,8 @@ def test_clear_text_of_an_old_database_is_sealed_after_the_upgrade(
         assert session.exec(select(PendingText)).all() == []
         case = session.get(Case, ids["case"])
         assert case is not None
-        shown = cases_service.describe(session=session, case=case)
+        owner = Principal(user_id=case.patient_id, role=Role.patient)
+        shown = cases_service.describe(session=session, principal=owner, case=case)
         assert (shown.clinical_question, shown.history) == (CLEAR["question"], CLEAR["history"])
         assert [event.note for event in shown.timeline] == [CLEAR["note"]]
         sealer = texts.for_case(session=session, case_id=case.id)

@@ -16,11 +16,10 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from portal.intake.models import CaseFile, DicomStudy, TusChunk, TusUpload
-from portal.objects.models import StoredObject
 from portal.settings import Settings
 from storage.embedded import EmbeddedS3
 from storage.vault import case_prefix
-from tests.fixtures.app import Accounts, make_settings, open_case
+from tests.fixtures.app import Accounts, file_objects, make_settings, open_case, text_share_key
 from tests.fixtures.live import LiveServer
 from tests.portal import samples
 from tests.portal.raw_http import (
@@ -73,15 +72,17 @@ def create(client: TestClient, who_headers: dict[str, str], case_id: str, length
 
 
 def nothing_stored(app: FastAPI, db: Session, case_id: str) -> bool:
+    """No file, index row or object of the case but its text key share (made when it opened)."""
     db.expire_all()
-    objects = list(app.state.vault.list_objects(case_prefix(case_id)))
+    objects = [o.key for o in app.state.vault.list_objects(case_prefix(case_id))]
+    share = text_share_key(db, case_id)
     empty = (
         db.exec(select(CaseFile)).all() == []
-        and db.exec(select(StoredObject)).all() == []
+        and file_objects(db) == []
         and db.exec(select(DicomStudy)).all() == []
     )
     db.rollback()  # SQLite: the test's session must not hold the write lock
-    return empty and objects == []
+    return empty and objects == [share]
 
 
 # -- tus: quota, caps, closed cases, lifetime -----------------------------------------------
@@ -259,7 +260,7 @@ def test_stalled_tus_patch_is_a_408_and_the_offset_stays(
     assert status == 408 and "No data arrived" in body["detail"]
     db.expire_all()
     assert db.exec(select(TusUpload)).one().offset == 0
-    assert db.exec(select(TusChunk)).all() == [] and db.exec(select(StoredObject)).all() == []
+    assert db.exec(select(TusChunk)).all() == [] and file_objects(db) == []
 
 
 def test_uploads_per_account_are_capped_with_retry_after(
@@ -350,7 +351,7 @@ def test_patch_racing_termination_is_a_404_and_keeps_nothing(
         status, _, body = read_response(slow, timeout=20)
     assert status == 404 and body["detail"] == "Upload not found."
     db.expire_all()
-    assert db.exec(select(StoredObject)).all() == [] and db.exec(select(TusUpload)).all() == []
+    assert file_objects(db) == [] and db.exec(select(TusUpload)).all() == []
 
 
 def test_client_that_disconnects_mid_upload_is_logged_at_info(
@@ -428,4 +429,4 @@ def test_case_cancelled_while_a_patch_streams_in_keeps_nothing_of_it(
     assert status == 409 and "Files can be added while" in body["detail"]
     db.expire_all()
     assert db.exec(select(TusUpload)).one().offset == 0
-    assert db.exec(select(TusChunk)).all() == [] and db.exec(select(StoredObject)).all() == []
+    assert db.exec(select(TusChunk)).all() == [] and file_objects(db) == []
