@@ -288,9 +288,7 @@ def test_nul_characters_are_refused_before_they_reach_the_database(
 
 
 @pytest.mark.parametrize("language", ["english", "xx", "e", "ru-RU"])
-def test_a_case_language_is_a_supported_one(
-    client: TestClient, accounts: Accounts, language: str
-):
+def test_a_case_language_is_a_supported_one(client: TestClient, accounts: Accounts, language: str):
     """Found by schemathesis on PostgreSQL: the pattern was not enforced (SQLModel ignores
     ``regex=``), and a longer value overflowed the two-letter column (a server error). Only
     the supported languages are accepted (their case is forgiven: ``EN`` is ``en``)."""
