@@ -61,7 +61,7 @@ def test_audit_rows_carry_no_patient_data(client: TestClient, accounts: Accounts
         client,
         patient,
         subject="Hemangioma of Olga",
-        clinical_question="Olga's question about T11?",
+        clinical_question="Olga's question about vertebra Th-XI?",
     )
     dump = json.dumps([e.model_dump(mode="json") for e in db.exec(select(AuditEvent)).all()])
     for secret in (
@@ -70,7 +70,7 @@ def test_audit_rows_carry_no_patient_data(client: TestClient, accounts: Accounts
         patient.password,
         patient.token or "",
         "Hemangioma",
-        "T11",
+        "Th-XI",  # not "T11": audit timestamps hold "T11:" during the 11:00 UTC hour
     ):
         assert secret not in dump
 
