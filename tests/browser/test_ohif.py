@@ -29,7 +29,7 @@ from portal.cases.models import Case
 from portal.ohif import urls
 from portal.ohif.bundle import installed
 from portal.settings import Settings
-from tests.fixtures.app import Account, Accounts, make_settings, open_case
+from tests.fixtures.app import Account, Accounts, make_settings, open_case, submit_case
 from tests.fixtures.live import LiveServer
 from tests.portal import samples
 from tests.services import IN_CI, unavailable
@@ -222,6 +222,7 @@ def test_a_specialist_opens_the_case_study_in_ohif_and_switches_to_mpr(
         headers=patient.headers,
     )
     assert len(sent.json()["accepted"]) == len(volume), sent.text
+    submit_case(client, patient, case["id"])  # a draft's images are its patient's alone
     with Session(app.state.engine) as db:
         stored = db.get(Case, uuid.UUID(case["id"]))
         assert stored is not None

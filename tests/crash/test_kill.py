@@ -23,7 +23,9 @@ from portal.accounts.models import Role
 from portal.audit.models import AuditEvent
 from portal.cases.erasure import CASE_DEPENDENTS
 from portal.cases.models import Case, CaseStatus
+from portal.objects import texts
 from portal.objects.models import CaseKey
+from portal.objects.texts import bind_vault
 from portal.settings import Settings
 from reviewers.models import Opinion, OpinionStatus
 from storage.vault import case_prefix
@@ -198,20 +200,21 @@ def case_in_review(client: TestClient, accounts: Accounts, patient, coordinator)
 
 def signature_state(app: FastAPI, case_id: str) -> str:
     """'signed' or 'draft', after checking every part of a signature agrees with that."""
-    with Session(app.state.engine) as session:
+    with bind_vault(Session(app.state.engine), app.state.vault) as session:
         case = session.get(Case, uuid.UUID(case_id))
         opinion = session.exec(select(Opinion).where(Opinion.case_id == case.id)).one()
+        canonical = texts.for_case(session=session, case_id=case.id).open(opinion, "canonical")
         signings = session.exec(
             select(AuditEvent)
             .where(AuditEvent.case_id == case.id)
             .where(AuditEvent.action == "opinion.sign")
         ).all()
     if opinion.status == OpinionStatus.signed:
-        assert opinion.canonical and opinion.signed_at and opinion.signer_name
-        assert opinion.content_sha256 == hashlib.sha256(opinion.canonical.encode()).hexdigest()
+        assert canonical and opinion.signed_at and opinion.signer_name
+        assert opinion.content_sha256 == hashlib.sha256(canonical.encode()).hexdigest()
         assert case.status == CaseStatus.opinion_delivered and len(signings) == 1
         return "signed"
-    assert opinion.canonical is None and opinion.content_sha256 is None and not opinion.signed_at
+    assert canonical is None and opinion.content_sha256 is None and not opinion.signed_at
     assert case.status == CaseStatus.in_review and not signings
     return "draft"
 
