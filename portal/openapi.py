@@ -158,9 +158,9 @@ CONTRACTS: dict[tuple[str, str], Contract] = {
     ("GET", "/readyz"): Contract(errors=(503,)),
     ("POST", "/api/auth/login"): Contract(errors=(401, 429)),
     ("POST", "/api/auth/register"): Contract(errors=(409,)),
-    ("POST", "/api/auth/totp/enroll"): Contract(errors=(409,)),
-    ("POST", "/api/auth/totp/confirm"): Contract(errors=(409,)),
-    ("POST", "/api/auth/totp/disable"): Contract(errors=(409,)),
+    ("POST", "/api/auth/totp/enroll"): Contract(errors=(409, 429)),
+    ("POST", "/api/auth/totp/confirm"): Contract(errors=(409, 429)),
+    ("POST", "/api/auth/totp/disable"): Contract(errors=(409, 429)),
     ("POST", CASE + "/break-glass"): Contract(drop_errors=(409,)),
     ("DELETE", CASE + "/dicomweb-tokens/{token_id}"): Contract(drop_errors=(409,)),
     ("POST", CASE + "/files"): Contract(
