@@ -151,7 +151,8 @@ def store(
     root_url: str,
 ) -> stow.StoreAnswer:
     """STOW-RS into ``case`` (from :func:`storable_case`): each part through the ingest every
-    upload takes; one audit record besides the ingest's own per file."""
+    upload takes; one audit record besides the ingest's own per file. A request that does not
+    finish keeps nothing."""
     ingest = Ingest(
         session=session,
         vault=vault,
@@ -164,9 +165,13 @@ def store(
     )
     refused: list[str] = []
     parts = 0
-    for name, chunks in stow.dicom_parts(stream.parts(), refused):
-        parts += 1
-        ingest.add(filename=name, chunks=chunks, source="stow")
+    try:
+        for name, chunks in stow.dicom_parts(stream.parts(), refused):
+            parts += 1
+            ingest.add(filename=name, chunks=chunks, source="stow")
+    except BaseException:  # stalled, cut short, disconnected: the sender never learns of them
+        ingest.withdraw()
+        raise
     if parts == 0 and not refused:
         raise InvalidInput("The request carried no instances.")
     result: UploadResult = ingest.result

@@ -28,6 +28,7 @@ from portal.dicomweb.http import (
 )
 from portal.errors import NotAcceptable
 from portal.intake.multipart import MultipartStream
+from portal.intake.views import upload_capacity
 
 router = APIRouter(prefix="/api/cases/{case_id}/dicomweb", tags=["dicomweb"])
 
@@ -260,31 +261,36 @@ async def _store(
     settings: SettingsDep,
     study: str | None,
 ) -> Response:
-    case = await anyio.to_thread.run_sync(  # who may store here is told before what was sent
-        lambda: service.storable_case(session=session, caller=caller, case_id=case_id)
-    )
-    stow.check_content_type(request.headers.get("content-type", ""))
-    body = request.stream().__aiter__()
-    content_type = request.headers["content-type"]
-    vault = vault_of(request)
-    root = root_url(request, case_id)
-
-    def run() -> stow.StoreAnswer:
+    """Like every upload: the body is read on the event loop with a stall deadline, the work
+    runs on the upload threads, and an account has a bounded number of uploads in flight."""
+    capacity = upload_capacity(request)
+    with capacity.admit(caller.principal.user_id):
+        case = await anyio.to_thread.run_sync(  # who may store here is told before what was sent
+            lambda: service.storable_case(session=session, caller=caller, case_id=case_id)
+        )
+        stow.check_content_type(request.headers.get("content-type", ""))
         stream = MultipartStream(
-            content_type, body, media_type="multipart/related", refusal=stow.REFUSAL
+            request.headers["content-type"],
+            request.stream().__aiter__(),
+            media_type="multipart/related",
+            refusal=stow.REFUSAL,
+            stall_seconds=settings.upload_stall_seconds,
         )
-        return service.store(
-            session=session,
-            vault=vault,
-            settings=settings,
-            caller=caller,
-            case=case,
-            stream=stream,
-            study_uid=study,
-            root_url=root,
+        await stream.prefetch()  # a client that sends a few bytes and stops holds no thread
+        vault = vault_of(request)
+        root = root_url(request, case_id)
+        result = await capacity.run(
+            lambda: service.store(
+                session=session,
+                vault=vault,
+                settings=settings,
+                caller=caller,
+                case=case,
+                stream=stream,
+                study_uid=study,
+                root_url=root,
+            )
         )
-
-    result = await anyio.to_thread.run_sync(run)
     return JSONResponse(result.body, status_code=result.status, media_type=DICOM_JSON)
 
 

@@ -430,3 +430,70 @@ def test_case_cancelled_while_a_patch_streams_in_keeps_nothing_of_it(
     db.expire_all()
     assert db.exec(select(TusUpload)).one().offset == 0
     assert db.exec(select(TusChunk)).all() == [] and file_objects(db) == []
+
+
+# -- STOW-RS: an upload like the others -------------------------------------------------------
+
+
+def _stow_part(data: bytes) -> bytes:
+    return b"--stow-b\r\nContent-Type: application/dicom\r\n\r\n" + data
+
+
+def _stow_headers(token: str) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": 'multipart/related; type="application/dicom"; boundary=stow-b',
+        "Accept": "application/dicom+json",
+    }
+
+
+def test_stalled_stow_request_is_a_408_and_keeps_nothing(
+    live: LiveServer, accounts: Accounts, client: TestClient, app: FastAPI, db: Session
+):
+    patient = accounts.patient()
+    case = open_case(client, patient)
+    done = _stow_part(samples.dicom("CT_small.dcm")) + b"\r\n"
+    sock = open_request(
+        live.url,
+        "POST",
+        f"/api/cases/{case['id']}/dicomweb/studies",
+        _stow_headers(patient.token or ""),
+        content_length=len(done) + 100_000,
+        first_bytes=done + _stow_part(samples.dicom("MR_small.dcm")[:400]),
+    )
+    with sock:
+        status, _, body = read_response(sock, timeout=STALL_SECONDS + 10)
+    assert status == 408 and "No data arrived for 2 seconds" in body["detail"]
+    assert nothing_stored(app, db, case["id"])
+
+
+def test_stow_requests_count_against_the_uploads_per_account(
+    live: LiveServer, accounts: Accounts, client: TestClient, app: FastAPI
+):
+    patient = accounts.patient()
+    case = open_case(client, patient)
+    stow = f"/api/cases/{case['id']}/dicomweb/studies"
+    held = [
+        open_request(
+            live.url,
+            "POST",
+            stow,
+            _stow_headers(patient.token or ""),
+            content_length=100_000,
+            first_bytes=_stow_part(b"\0" * 128 + b"DICM"),
+        )
+        for _ in range(2)
+    ]
+    try:
+        capacity = app.state.upload_capacity
+        assert wait_for(lambda: capacity.in_flight(patient.user_id) == 2, timeout=5)
+        third = httpx.post(
+            f"{live.url}/api/cases/{case['id']}/files",
+            files=[("files", ("ct.dcm", samples.dicom("CT_small.dcm")))],
+            headers=patient.headers,
+            timeout=10,
+        )
+        assert third.status_code == 429, third.text
+    finally:
+        for sock in held:
+            sock.close()
