@@ -49,7 +49,7 @@ from sqlmodel import Session
 from bench.clients import upload_all
 from bench.ingest import Portal, ct_series
 from portal.accounts import service as accounts_service
-from portal.accounts import totp
+from portal.accounts import totp, two_step
 from portal.accounts.models import Role, User, UserCreate
 from portal.cases.consent import CURRENT_VERSION
 from portal.db import create_db_engine
@@ -135,7 +135,7 @@ def make_specialist(server: Server) -> tuple[str, str]:
             role=Role.specialist,
             data=UserCreate(email=email, password=PASSWORD, full_name="Bench Specialist"),
         )
-        accounts_service.enable_totp_with_secret(
+        two_step.enable_totp_with_secret(
             session=session,
             box=SecretBox(settings.secret_key.get_secret_value()),
             user=user,

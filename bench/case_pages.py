@@ -29,7 +29,7 @@ from sqlmodel import Session
 
 from portal import migrate
 from portal.accounts import service as accounts_service
-from portal.accounts import totp
+from portal.accounts import totp, two_step
 from portal.accounts.models import Role, UserCreate
 from portal.app import create_app
 from portal.cases.consent import CURRENT_VERSION
@@ -154,7 +154,7 @@ def _staff(app: FastAPI, role: Role) -> tuple[str, pyotp.TOTP]:
         )
         secret = totp.new_secret()
         box = SecretBox(settings.secret_key.get_secret_value())
-        accounts_service.enable_totp_with_secret(session=session, box=box, user=user, secret=secret)
+        two_step.enable_totp_with_secret(session=session, box=box, user=user, secret=secret)
         if role == Role.specialist:
             profile = {
                 "specialties": ["spine_surgery"],

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from portal.accounts import service as accounts_service
-from portal.accounts import totp
+from portal.accounts import totp, two_step
 from portal.accounts.models import Role, UserCreate
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
@@ -40,7 +39,7 @@ def add_user(
         data = UserCreate(email=email, password=password, full_name=full_name, language=language)
         update = SpecialistProfileUpdate.model_validate(profile) if profile else None
         with session_scope(engine) as session:
-            user, secret = accounts_service.create_enrolled_account(
+            user, secret = two_step.create_enrolled_account(
                 session=session, settings=settings, box=box, ctx=CLI, data=data, role=Role(role)
             )
             if user.role == Role.specialist:

@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlmodel import Session
 
 from portal.accounts import service as accounts_service
-from portal.accounts import totp
+from portal.accounts import totp, two_step
 from portal.accounts.models import Role, UserCreate
 from portal.audit.service import SYSTEM
 from portal.sealing import SecretBox
@@ -52,7 +52,7 @@ def ensure_demo_accounts(
         if accounts_service.get_user_by_email(session=session, email=email) is not None:
             continue
         password = "demo-" + secrets.token_urlsafe(12)
-        user, secret = accounts_service.create_enrolled_account(
+        user, secret = two_step.create_enrolled_account(
             session=session,
             settings=settings,
             box=box,

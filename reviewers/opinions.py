@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from portal import access
 from portal.access import Principal
-from portal.accounts import service as accounts_service
+from portal.accounts import two_step
 from portal.accounts.models import User
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
@@ -139,7 +139,7 @@ def sign(
     missing = OpinionContent.model_validate(content).missing_for_signing()
     if missing:
         raise InvalidInput("Before signing, fill in: " + ", ".join(missing) + ".")
-    accounts_service.reauthenticate(
+    two_step.reauthenticate(
         session=session,
         settings=settings,
         box=box,

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse
 from markupsafe import Markup
 from pydantic import ValidationError
 
-from portal.accounts import service
+from portal.accounts import service, two_step
 from portal.accounts.deps import PresessionForm, issue_form_token, set_form_cookie
 from portal.accounts.models import UserCreate
 from portal.deps import AnonymousCtx, BoxDep, SessionDep, SettingsDep
@@ -176,7 +176,7 @@ def two_step_start(
 ) -> Response:
     """A new secret for the authenticator app, after the current password."""
     try:
-        enrollment = service.begin_totp_enrollment(
+        enrollment = two_step.begin_totp_enrollment(
             session=session,
             settings=settings,
             box=box,
@@ -184,7 +184,7 @@ def two_step_start(
             user=caller.user,
             password=password,
         )
-    except (service.WrongPassword, TooManyRequests) as exc:
+    except (two_step.WrongPassword, TooManyRequests) as exc:
         failed = {"enrollment": None, "error": exc.message}
         return render(request, "accounts/two_step.html", failed, status_code=http_status(exc))
     qr = Markup(enrollment.qr_svg)  # noqa: S704 - segno draws our own URI as paths, no text
@@ -203,7 +203,7 @@ def two_step_confirm(
     password: Annotated[str, Form(max_length=1024)] = "",
 ) -> Response:
     try:
-        service.confirm_totp_enrollment(
+        two_step.confirm_totp_enrollment(
             session=session,
             settings=settings,
             box=box,
@@ -213,7 +213,7 @@ def two_step_confirm(
             password=password,
             code=code.strip(),
         )
-    except (InvalidInput, service.WrongPassword, TooManyRequests) as exc:
+    except (InvalidInput, two_step.WrongPassword, TooManyRequests) as exc:
         # The secret stays as issued: the page asks to start again rather than show it twice.
         context = {"enrollment": None, "error": exc.message}
         return render(request, "accounts/two_step.html", context, status_code=http_status(exc))

@@ -17,14 +17,13 @@ from portal.accounts.models import (
     STAFF_ROLES,
     AuthSession,
     Role,
-    TotpEnrollment,
     User,
     UserCreate,
 )
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.db import begin_read_only, utcnow
-from portal.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, TooManyRequests
+from portal.errors import Conflict, NotAuthenticated, TooManyRequests
 from portal.notifications import service as notifications
 from portal.notifications.models import NotificationKind
 from portal.sealing import SecretBox
@@ -171,7 +170,7 @@ class SignedIn:
     token: str
 
 
-def _fail(
+def count_failure(
     *,
     session: Session,
     box: SecretBox,
@@ -180,6 +179,7 @@ def _fail(
     user: User | None,
     reason: str,
 ) -> None:
+    """Count a failed attempt in the sign-in throttle and audit it (then commit)."""
     throttle.record_failure(
         session=session, email=email, client=throttle.client_hash(box, ctx.client_ip)
     )
@@ -195,7 +195,7 @@ def _fail(
     session.commit()
 
 
-def _check_throttle(
+def check_throttle(
     *, session: Session, settings: Settings, box: SecretBox, ctx: AuditContext, email: str
 ) -> None:
     """Refuse (429) an attempt this client must still wait for; audited."""
@@ -227,16 +227,18 @@ def sign_in(
 ) -> SignedIn:
     """Check password (and TOTP where enrolled), throttle, and open a server-side session."""
     email = normalize_email(email)
-    _check_throttle(session=session, settings=settings, box=box, ctx=ctx, email=email)
+    check_throttle(session=session, settings=settings, box=box, ctx=ctx, email=email)
     user = get_user_by_email(session=session, email=email)
     if user is None or not user.is_active:
         passwords.burn_verify_time(password, settings=settings)
-        _fail(
+        count_failure(
             session=session, box=box, ctx=ctx, email=email, user=None, reason="unknown_or_inactive"
         )
         raise InvalidCredentials()
     if not passwords.verify_password(user.password_hash, password, settings=settings):
-        _fail(session=session, box=box, ctx=ctx, email=email, user=user, reason="bad_password")
+        count_failure(
+            session=session, box=box, ctx=ctx, email=email, user=user, reason="bad_password"
+        )
         raise InvalidCredentials()
     if user.totp_enabled:
         if not otp:
@@ -252,8 +254,10 @@ def sign_in(
             )
             session.commit()
             raise OtpRequired()
-        if not _consume_otp(session=session, box=box, user=user, code=otp):
-            _fail(session=session, box=box, ctx=ctx, email=email, user=user, reason="bad_otp")
+        if not consume_otp(session=session, box=box, user=user, code=otp):
+            count_failure(
+                session=session, box=box, ctx=ctx, email=email, user=user, reason="bad_otp"
+            )
             raise InvalidCredentials("The one-time code is not correct or was already used.")
     if passwords.needs_rehash(user.password_hash, settings=settings):
         user.password_hash = passwords.hash_password(password, settings=settings)
@@ -276,7 +280,8 @@ def sign_in(
     return signed_in
 
 
-def _consume_otp(*, session: Session, box: SecretBox, user: User, code: str) -> bool:
+def consume_otp(*, session: Session, box: SecretBox, user: User, code: str) -> bool:
+    """Whether ``code`` is the user's current one-time code, unused so far (marks it used)."""
     secret = totp.open_secret(box, user)
     if secret is None:
         return False
@@ -364,218 +369,3 @@ def revoke_all_sessions(
         if auth_session.id != except_id:
             auth_session.revoked_at = utcnow()
             session.add(auth_session)
-
-
-class WrongPassword(Forbidden):
-    default_message = "The password is not correct."
-
-
-def require_password(
-    *,
-    session: Session,
-    settings: Settings,
-    box: SecretBox,
-    ctx: AuditContext,
-    user: User,
-    password: str,
-    purpose: str,
-) -> None:
-    """The signed-in user's current password, asked again before their sign-in changes.
-
-    Throttled and counted like a sign-in: a stolen session cannot be used to guess it.
-    """
-    _check_throttle(session=session, settings=settings, box=box, ctx=ctx, email=user.email)
-    if not passwords.verify_password(user.password_hash, password, settings=settings):
-        session.rollback()
-        reason = f"reauth_{purpose}"
-        _fail(session=session, box=box, ctx=ctx, email=user.email, user=user, reason=reason)
-        raise WrongPassword()
-
-
-def begin_totp_enrollment(
-    *,
-    session: Session,
-    settings: Settings,
-    box: SecretBox,
-    ctx: AuditContext,
-    user: User,
-    password: str,
-) -> TotpEnrollment:
-    """Issue a new (not yet active) secret; it becomes active when a code is confirmed."""
-    if user.totp_enabled:
-        raise Conflict("Two-factor authentication is already set up for this account.")
-    require_password(
-        session=session,
-        settings=settings,
-        box=box,
-        ctx=ctx,
-        user=user,
-        password=password,
-        purpose="totp_enroll",
-    )
-    secret = totp.new_secret()
-    user.totp_secret_sealed = totp.seal_secret(box, secret)
-    user.totp_last_step = None
-    session.add(user)
-    audit_service.record(
-        session=session,
-        ctx=ctx,
-        action="auth.totp_enroll_start",
-        entity_type="user",
-        entity_id=user.id,
-    )
-    session.commit()
-    uri = totp.provisioning_uri(secret, email=user.email, issuer=settings.totp_issuer)
-    return TotpEnrollment(secret=secret, otpauth_uri=uri, qr_svg=totp.qr_svg(uri))
-
-
-def confirm_totp_enrollment(
-    *,
-    session: Session,
-    settings: Settings,
-    box: SecretBox,
-    ctx: AuditContext,
-    user: User,
-    auth_session: AuthSession,
-    password: str,
-    code: str,
-) -> None:
-    """Activate TOTP with the password and a first valid code; lifts an enrolment-only session."""
-    if user.totp_enabled:
-        raise Conflict("Two-factor authentication is already set up for this account.")
-    if user.totp_secret_sealed is None:
-        raise Conflict("Start the set-up first to get a secret for your authenticator app.")
-    require_password(
-        session=session,
-        settings=settings,
-        box=box,
-        ctx=ctx,
-        user=user,
-        password=password,
-        purpose="totp_confirm",
-    )
-    if not _consume_otp(session=session, box=box, user=user, code=code):
-        raise InvalidInput("The code is not correct. Check the time on your phone and try again.")
-    user.totp_enabled = True
-    user.updated_at = utcnow()
-    auth_session.enrollment_only = False
-    session.add_all([user, auth_session])
-    revoke_all_sessions(session=session, user_id=user.id, except_id=auth_session.id)
-    audit_service.record(
-        session=session, ctx=ctx, action="auth.totp_enabled", entity_type="user", entity_id=user.id
-    )
-    session.commit()
-
-
-def disable_totp(
-    *,
-    session: Session,
-    settings: Settings,
-    box: SecretBox,
-    ctx: AuditContext,
-    user: User,
-    password: str,
-    code: str,
-) -> None:
-    """Patients may turn TOTP off again (with password and a current code); staff may not."""
-    if user.role in STAFF_ROLES:
-        raise Forbidden("Two-factor authentication is required for staff accounts.")
-    if not user.totp_enabled:
-        raise Conflict("Two-factor authentication is not turned on.")
-    require_password(
-        session=session,
-        settings=settings,
-        box=box,
-        ctx=ctx,
-        user=user,
-        password=password,
-        purpose="totp_disable",
-    )
-    if not _consume_otp(session=session, box=box, user=user, code=code):
-        raise InvalidInput("The code is not correct.")
-    user.totp_enabled = False
-    user.totp_secret_sealed = None
-    user.updated_at = utcnow()
-    session.add(user)
-    audit_service.record(
-        session=session, ctx=ctx, action="auth.totp_disabled", entity_type="user", entity_id=user.id
-    )
-    session.commit()
-
-
-def enable_totp_with_secret(*, session: Session, box: SecretBox, user: User, secret: str) -> None:
-    """For ``portal users add``: enrol a staff member directly with a generated secret."""
-    user.totp_secret_sealed = totp.seal_secret(box, secret)
-    user.totp_enabled = True
-    session.add(user)
-
-
-def create_enrolled_account(
-    *,
-    session: Session,
-    settings: Settings,
-    box: SecretBox,
-    ctx: AuditContext,
-    data: UserCreate,
-    role: Role,
-    details: dict[str, str | bool] | None = None,
-) -> tuple[User, str | None]:
-    """An account made by an operator (CLI, demo): staff are enrolled in TOTP at once.
-
-    Returns the account and, for staff, the new TOTP secret to hand over once. The caller
-    commits.
-    """
-    user = create_user(session=session, settings=settings, data=data, role=role)
-    secret = None
-    if role in STAFF_ROLES:
-        secret = totp.new_secret()
-        enable_totp_with_secret(session=session, box=box, user=user, secret=secret)
-    audit_service.record(
-        session=session,
-        ctx=ctx,
-        action="account.create",
-        entity_type="user",
-        entity_id=user.id,
-        details={"role": role.value, **(details or {})},
-    )
-    return user, secret
-
-
-class ReauthenticationFailed(Forbidden):
-    default_message = "The password or the one-time code is not correct."
-
-
-def reauthenticate(
-    *,
-    session: Session,
-    settings: Settings,
-    box: SecretBox,
-    ctx: AuditContext,
-    user: User,
-    password: str,
-    otp: str,
-    purpose: str,
-) -> None:
-    """Confirm a signed-in user's identity again (password and TOTP) before a weighty act.
-
-    Failures count towards the same throttle as sign-in, so a stolen session cannot be used
-    to guess the password.
-    """
-    _check_throttle(session=session, settings=settings, box=box, ctx=ctx, email=user.email)
-    if not user.totp_enabled:
-        raise Forbidden("Set up two-step sign-in (an authenticator app) before signing.")
-    if not passwords.verify_password(
-        user.password_hash, password, settings=settings
-    ) or not _consume_otp(session=session, box=box, user=user, code=otp):
-        session.rollback()
-        reason = f"reauth_{purpose}"
-        _fail(session=session, box=box, ctx=ctx, email=user.email, user=user, reason=reason)
-        raise ReauthenticationFailed()
-    audit_service.record(
-        session=session,
-        ctx=ctx,
-        action="auth.reauthenticate",
-        entity_type="user",
-        entity_id=user.id,
-        details={"purpose": purpose},
-    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from portal import access
-from portal.accounts import service
+from portal.accounts import service, two_step
 from portal.accounts.deps import JsonOnly, SameOrigin
 from portal.accounts.models import (
     LoginRequest,
@@ -109,7 +109,7 @@ def totp_enroll(
     settings: SettingsDep,
     box: BoxDep,
 ) -> TotpEnrollment:
-    return service.begin_totp_enrollment(
+    return two_step.begin_totp_enrollment(
         session=session,
         settings=settings,
         box=box,
@@ -127,7 +127,7 @@ def totp_confirm(
     settings: SettingsDep,
     box: BoxDep,
 ) -> None:
-    service.confirm_totp_enrollment(
+    two_step.confirm_totp_enrollment(
         session=session,
         settings=settings,
         box=box,
@@ -147,7 +147,7 @@ def totp_disable(
     settings: SettingsDep,
     box: BoxDep,
 ) -> None:
-    service.disable_totp(
+    two_step.disable_totp(
         session=session,
         settings=settings,
         box=box,
