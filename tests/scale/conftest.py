@@ -1,0 +1,57 @@
+"""Distributed parts for the scale tests: a SeaweedFS cluster of separate processes, one
+PostgreSQL database and several ``portal serve`` replicas sharing them.
+
+Test modules here run on PostgreSQL only (``pytestmark`` parametrizes ``database_url``
+indirectly): replicas share one PostgreSQL, the only shape a cluster runs in."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+
+from portal.app import create_app
+from portal.settings import Settings
+from tests.cluster import SeaweedCluster
+from tests.fixtures.app import make_settings
+from tests.fixtures.live import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedCluster]:
+    started = SeaweedCluster(
+        tmp_path_factory.mktemp("seaweed-cluster"), "portal-scale", secrets.token_urlsafe(24)
+    )
+    started.start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, cluster: SeaweedCluster) -> Settings:
+    return make_settings(tmp_path, database_url, cluster)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    """An in-process app on the same database and bucket, for looking behind the replicas."""
+    return create_app(settings)
+
+
+@pytest.fixture
+def replicas(settings: Settings, tmp_path: Path, app: FastAPI) -> Iterator[list[ServerProcess]]:
+    """Two ``portal serve`` processes on the same database, bucket and keyring."""
+    servers = [ServerProcess(settings, tmp_path / f"replica-{name}.log") for name in "ab"]
+    for server in servers:
+        server.env["PORTAL_SWEEP_ENABLED"] = "false"  # the tests run housekeeping themselves
+        server.start()
+    try:
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
