@@ -34,7 +34,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedCluster
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, cluster: SeaweedCluster) -> Settings:
-    return make_settings(tmp_path, database_url, cluster)  # type: ignore[arg-type]
+    return make_settings(tmp_path, database_url, cluster)
 
 
 @pytest.fixture
