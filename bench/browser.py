@@ -44,21 +44,16 @@ from typing import Any
 import httpx
 import numpy as np
 import pyotp
-from sqlmodel import Session
 
 from bench.clients import upload_all
 from bench.ingest import Portal, ct_series
-from portal.accounts import service as accounts_service
-from portal.accounts import totp, two_step
-from portal.accounts.models import Role, User, UserCreate
+from bench.people import enrolled_staff
+from portal.accounts.models import Role
 from portal.cases.consent import CURRENT_VERSION
 from portal.db import create_db_engine
 from portal.ohif import urls
 from portal.ohif.bundle import installed_for
-from portal.sealing import SecretBox
 from portal.settings import Settings
-from reviewers import specialists
-from reviewers.models import SpecialistProfileUpdate
 from tests.fixtures.live import settings_env
 from tests.services import wait_for
 
@@ -127,33 +122,21 @@ def make_specialist(server: Server) -> tuple[str, str]:
     settings = server.settings
     email = f"bench-sp-{uuid.uuid4().hex[:8]}@example.org"
     engine = create_db_engine(settings.database_url)
-    secret = totp.new_secret()
-    with Session(engine) as session:
-        user: User = accounts_service.create_user(
-            session=session,
-            settings=settings,
-            role=Role.specialist,
-            data=UserCreate(email=email, password=PASSWORD, full_name="Bench Specialist"),
-        )
-        two_step.enable_totp_with_secret(
-            session=session,
-            box=SecretBox(settings.secret_key.get_secret_value()),
-            user=user,
-            secret=secret,
-        )
-        session.commit()
-        specialists.apply_profile(
-            specialists.profile_for(session=session, user=user),
-            SpecialistProfileUpdate.model_validate(
-                {
-                    "specialties": ["spine_surgery"],
-                    "body_regions": ["spine"],
-                    "modalities": ["CT"],
-                    "languages": ["en"],
-                }
-            ),
-        )
-        session.commit()
+    profile = {
+        "specialties": ["spine_surgery"],
+        "body_regions": ["spine"],
+        "modalities": ["CT"],
+        "languages": ["en"],
+    }
+    _, secret = enrolled_staff(
+        engine=engine,
+        settings=settings,
+        role=Role.specialist,
+        email=email,
+        password=PASSWORD,
+        full_name="Bench Specialist",
+        profile=profile,
+    )
     engine.dispose()
     return email, secret
 

@@ -25,19 +25,14 @@ from typing import Any
 import pyotp
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlmodel import Session
 
+from bench.people import enrolled_staff
 from portal import migrate
-from portal.accounts import service as accounts_service
-from portal.accounts import totp, two_step
-from portal.accounts.models import Role, UserCreate
+from portal.accounts.models import Role
 from portal.app import create_app
 from portal.cases.consent import CURRENT_VERSION
 from portal.db import create_db_engine
-from portal.sealing import SecretBox
 from portal.settings import Settings
-from reviewers import specialists
-from reviewers.models import SpecialistProfileUpdate
 from storage.embedded import PORT_SPAN, EmbeddedS3
 from storage.keys import LocalKeyring
 from storage.settings import StorageSettings
@@ -143,31 +138,23 @@ def _patient(app: FastAPI) -> TestClient:
 
 
 def _staff(app: FastAPI, role: Role) -> tuple[str, pyotp.TOTP]:
-    settings: Settings = app.state.settings
     email = f"{role.value[:2]}-{secrets.token_hex(4)}@example.org"
-    with Session(app.state.engine, expire_on_commit=False) as session:
-        user = accounts_service.create_user(
-            session=session,
-            settings=settings,
-            role=role,
-            data=UserCreate(email=email, password=PASSWORD, full_name=f"Bench {role.value}"),
-        )
-        secret = totp.new_secret()
-        box = SecretBox(settings.secret_key.get_secret_value())
-        two_step.enable_totp_with_secret(session=session, box=box, user=user, secret=secret)
-        if role == Role.specialist:
-            profile = {
-                "specialties": ["spine_surgery"],
-                "body_regions": ["spine"],
-                "modalities": ["CT", "MR"],
-                "languages": ["en"],
-                "max_active_cases": 200,
-            }
-            specialists.apply_profile(
-                specialists.profile_for(session=session, user=user),
-                SpecialistProfileUpdate.model_validate(profile),
-            )
-        session.commit()
+    profile = {
+        "specialties": ["spine_surgery"],
+        "body_regions": ["spine"],
+        "modalities": ["CT", "MR"],
+        "languages": ["en"],
+        "max_active_cases": 200,
+    }
+    _, secret = enrolled_staff(
+        engine=app.state.engine,
+        settings=app.state.settings,
+        role=role,
+        email=email,
+        password=PASSWORD,
+        full_name=f"Bench {role.value}",
+        profile=profile if role == Role.specialist else None,
+    )
     return email, pyotp.TOTP(secret)
 
 

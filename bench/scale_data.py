@@ -28,19 +28,15 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from bench.people import enrolled_staff
 from portal.access import Principal
 from portal.accounts import service as accounts_service
-from portal.accounts import totp, two_step
 from portal.accounts.models import Role, User, UserCreate
 from portal.audit.service import AuditContext
 from portal.cases import service as cases_service
 from portal.cases.models import BodyRegion, Case, CaseCreate, CaseStatus, Priority
 from portal.db import utcnow
 from portal.objects import texts
-from portal.sealing import SecretBox
-from portal.settings import Settings
-from reviewers import specialists
-from reviewers.models import SpecialistProfileUpdate
 from reviewers.vocabulary import Specialty
 
 PASSWORD = secrets.token_urlsafe(18)  # random per run: nothing to guess or leak
@@ -98,32 +94,24 @@ class Dataset:
 
 
 def staff(app: FastAPI, role: Role, n: int, rng: random.Random) -> Staff:
-    settings: Settings = app.state.settings
     email = f"{role.value[:4]}-{n}-{secrets.token_hex(3)}@example.org"
-    with Session(app.state.engine, expire_on_commit=False) as session:
-        user = accounts_service.create_user(
-            session=session,
-            settings=settings,
-            role=role,
-            data=UserCreate(email=email, password=PASSWORD, full_name=f"Scale {role.value} {n}"),
-        )
-        secret = totp.new_secret()
-        box = SecretBox(settings.secret_key.get_secret_value())
-        two_step.enable_totp_with_secret(session=session, box=box, user=user, secret=secret)
-        if role == Role.specialist:
-            profile = {
-                "specialties": rng.sample(list(Specialty), 2),
-                "body_regions": [r.value for r in rng.sample(REGIONS, 3)],
-                "modalities": MODALITIES,
-                "languages": rng.choice([["en"], ["en", "ru"], ["ru"], ["en", "de"]]),
-                "max_active_cases": 200,
-            }
-            specialists.apply_profile(
-                specialists.profile_for(session=session, user=user),
-                SpecialistProfileUpdate.model_validate(profile),
-            )
-        session.commit()
-        return Staff(email, secret, user.id)
+    profile = {
+        "specialties": rng.sample(list(Specialty), 2),
+        "body_regions": [r.value for r in rng.sample(REGIONS, 3)],
+        "modalities": MODALITIES,
+        "languages": rng.choice([["en"], ["en", "ru"], ["ru"], ["en", "de"]]),
+        "max_active_cases": 200,
+    }
+    user_id, secret = enrolled_staff(
+        engine=app.state.engine,
+        settings=app.state.settings,
+        role=role,
+        email=email,
+        password=PASSWORD,
+        full_name=f"Scale {role.value} {n}",
+        profile=profile if role == Role.specialist else None,
+    )
+    return Staff(email, secret, user_id)
 
 
 def fill(

@@ -161,13 +161,7 @@ class EmbeddedS3:
         return any(rack.get("DataNodes") for rack in racks)
 
     def _s3_answers(self) -> bool:
-        try:
-            urllib.request.urlopen(self.endpoint_url, timeout=2)  # noqa: S310 - loopback
-        except urllib.error.HTTPError:
-            return True  # 403 without credentials: the gateway is up
-        except OSError:
-            return False
-        return True
+        return s3_answers(self.endpoint_url)
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM, wait, then SIGKILL if SeaweedFS does not stop in time."""
@@ -194,3 +188,14 @@ class EmbeddedS3:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def s3_answers(endpoint_url: str) -> bool:
+    """Whether an S3 gateway answers at ``endpoint_url`` (any HTTP answer counts)."""
+    try:
+        urllib.request.urlopen(endpoint_url, timeout=2)  # noqa: S310 - loopback
+    except urllib.error.HTTPError:
+        return True  # 403 without credentials: the gateway is up
+    except OSError:
+        return False
+    return True

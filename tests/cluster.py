@@ -12,13 +12,12 @@ import json
 import signal
 import subprocess
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from storage.embedded import find_weed
+from storage.embedded import find_weed, s3_answers
 from tests.services import free_port_block
 
 LOOPBACK = ["-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
@@ -172,13 +171,7 @@ class SeaweedCluster:
         )
 
     def _s3_answers(self) -> bool:
-        try:
-            urllib.request.urlopen(self.endpoint_url, timeout=2)  # noqa: S310 - loopback
-        except urllib.error.HTTPError:
-            return True  # 403 without credentials: the gateway is up
-        except OSError:
-            return False
-        return True
+        return s3_answers(self.endpoint_url)
 
     def stop(self) -> None:
         """SIGTERM in reverse start order, SIGKILL what does not stop in 15 s."""
