@@ -154,3 +154,22 @@ def test_the_element_limit_counts_elements():
     with pytest.raises(Rejected) as refused:  # under the limit: read to the end, then judged
         inspect_long(data, max_elements=6_000)
     assert refused.value.code != "dicom_header_too_complex"
+
+
+def test_memory_follows_the_element_limit_not_the_file():
+    data = long_headers.tiny_elements(2_000_000)  # 16 MiB of empty elements
+    head, tail = data[:HEAD_LIMIT], data[-TAIL:]
+    tracemalloc.start()
+    try:
+        with pytest.raises(Rejected):
+            inspect_dicom(
+                head,
+                tail=tail,
+                total_size=len(data),
+                open_body=Opened(data),
+                limits=HeaderLimits(max_elements=10_000),
+            )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024
