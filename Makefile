@@ -38,6 +38,7 @@ test: $(TEST_STAMP) lint typecheck pytest
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy portal storage reviewers bench

@@ -19,12 +19,11 @@ from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from portal import housekeeping, openapi
+from portal import housekeeping, legacy_text, openapi
 from portal.accounts.pages import router as account_pages
 from portal.accounts.views import router as accounts_router
 from portal.audit.views import router as audit_router
 from portal.breakglass.views import router as break_glass_router
-from portal.cases import legacy_text
 from portal.cases.pages import router as case_pages
 from portal.cases.views import consent_router
 from portal.cases.views import router as cases_router

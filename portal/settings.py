@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     """All accepted files of one case together."""
     intake_head_bytes: int = 4 * 1024 * 1024
     """Bytes kept in memory from the start of each upload for validation (DICOM headers)."""
+    # A DICOM header longer than the head is read on from the stored (encrypted) file, within
+    # these bounds (docs/uploads.md, "Long DICOM headers").
+    intake_dicom_header_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Longest DICOM header (everything before the pixel data) accepted."""
+    intake_dicom_header_max_elements: int = Field(default=100_000, ge=100)
+    """Most elements (counting sequence items) a DICOM header may have."""
+    intake_dicom_header_max_depth: int = Field(default=64, ge=8, le=128)
+    """Deepest nesting of sequences in a DICOM header (pydicom reads them by recursion)."""
     archive_max_entries: int = 20_000
     archive_max_total_bytes: int = 8 * 1024**3
     archive_max_ratio: float = 200.0

@@ -8,9 +8,9 @@ from contextlib import ExitStack, contextmanager
 
 from sqlalchemy.engine import Engine
 
+from portal import case_erasure as erasure
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
-from portal.cases import erasure
 from portal.db import create_db_engine, session_scope
 from portal.errors import NotFound
 from portal.objects import service as objects_service
@@ -103,7 +103,7 @@ def erase_case(settings: Settings, case_id: str) -> int:
 
 def seal_text(settings: Settings) -> int:
     """Seal the free text the upgrade to sealed columns set aside (also done at start-up)."""
-    from portal.cases import legacy_text
+    from portal import legacy_text
 
     with opened(settings) as (engine, vault), session_scope(engine) as session:
         sealed = legacy_text.seal_pending(session=bind_vault(session, vault))

@@ -1,26 +1,22 @@
 """Deadlines: when an opinion is due, how pauses move it, and how late a case is.
 
-Pure functions: the caller passes the current time. Every datetime must be timezone-aware;
-results are in UTC, and business days are UTC calendar days (see docs/matching.md).
+How late a case is (``deadline_state``) is a case fact, defined in ``portal/cases/deadlines.py``
+(the case list shows it) and offered here too. Pure functions: the caller passes the current
+time. Every datetime must be timezone-aware; results are in UTC, and business days are UTC
+calendar days (see docs/matching.md).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 
+from portal.cases.deadlines import DeadlineState, as_utc, deadline_state
 from portal.cases.models import Priority
+
+__all__ = ["DeadlineState", "acceptance_deadline", "deadline_state", "due_at", "extend_for_pause"]
 
 _SATURDAY = 5
 _DAY = timedelta(days=1)
-
-
-class DeadlineState(StrEnum):
-    on_track = "on_track"
-    due_soon = "due_soon"
-    overdue = "overdue"
-    paused = "paused"
-    """The case waits for the patient: the clock is stopped, so it is neither late nor soon."""
 
 
 def due_at(
@@ -52,7 +48,7 @@ def due_at(
     ValueError
         ``start`` is naive, or a duration is less than 1.
     """
-    start = _utc(start, "start")
+    start = as_utc(start, "start")
     if standard_business_days < 1 or urgent_hours < 1:
         raise ValueError("deadline durations must be at least 1")
     if priority == Priority.urgent:
@@ -77,49 +73,13 @@ def extend_for_pause(due: datetime, paused_at: datetime, resumed_at: datetime) -
         A datetime is naive, or ``resumed_at`` is before ``paused_at``.
     """
     due, paused_at, resumed_at = (
-        _utc(due, "due"),
-        _utc(paused_at, "paused_at"),
-        _utc(resumed_at, "resumed_at"),
+        as_utc(due, "due"),
+        as_utc(paused_at, "paused_at"),
+        as_utc(resumed_at, "resumed_at"),
     )
     if resumed_at < paused_at:
         raise ValueError("a pause cannot end before it starts")
     return due + (resumed_at - paused_at)
-
-
-def deadline_state(
-    due: datetime | None,
-    now: datetime,
-    *,
-    due_soon_hours: int = 24,
-    paused: bool = False,
-) -> DeadlineState | None:
-    """How a case stands against its deadline at ``now``.
-
-    Returns
-    -------
-    DeadlineState or None
-        ``None`` when the case has no deadline; ``paused`` while it waits for the patient;
-        ``overdue`` once ``now`` is past ``due`` (``due`` itself is still in time);
-        ``due_soon`` when at most ``due_soon_hours`` remain; ``on_track`` otherwise.
-
-    Raises
-    ------
-    ValueError
-        A datetime is naive, or ``due_soon_hours`` is negative.
-    """
-    now = _utc(now, "now")
-    if due_soon_hours < 0:
-        raise ValueError("due_soon_hours must not be negative")
-    if due is None:
-        return None
-    due = _utc(due, "due")
-    if paused:
-        return DeadlineState.paused
-    if now > due:
-        return DeadlineState.overdue
-    if due - now <= timedelta(hours=due_soon_hours):
-        return DeadlineState.due_soon
-    return DeadlineState.on_track
 
 
 def acceptance_deadline(offered_at: datetime, window_hours: int = 24) -> datetime:
@@ -132,10 +92,4 @@ def acceptance_deadline(offered_at: datetime, window_hours: int = 24) -> datetim
     """
     if window_hours < 1:
         raise ValueError("window_hours must be at least 1")
-    return _utc(offered_at, "offered_at") + timedelta(hours=window_hours)
-
-
-def _utc(value: datetime, name: str) -> datetime:
-    if value.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware (UTC), not naive")
-    return value.astimezone(UTC)
+    return as_utc(offered_at, "offered_at") + timedelta(hours=window_hours)

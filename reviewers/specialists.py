@@ -15,6 +15,7 @@ from portal.access import Principal
 from portal.accounts.models import Role, User
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
+from portal.cases.deadlines import ACTIVE_STATUSES
 from portal.cases.models import BodyRegion, Case
 from portal.db import utcnow
 from portal.errors import NotFound
@@ -27,7 +28,6 @@ from reviewers.models import (
     SpecialistPublic,
 )
 from reviewers.vocabulary import Specialty
-from reviewers.workflow import ACTIVE_STATUSES
 
 TURNAROUND_WINDOW = timedelta(days=180)
 

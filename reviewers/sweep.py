@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from portal.accounts.models import User
 from portal.audit import service as audit_service
 from portal.audit.service import SYSTEM
+from portal.cases.deadlines import ACTIVE_STATUSES
 from portal.cases.models import Case, CaseEvent
 from portal.cases.timeline import seal_note
 from portal.db import utcnow
@@ -29,7 +30,6 @@ from portal.settings import Settings
 from reviewers import assignment, deadlines
 from reviewers.deadlines import DeadlineState
 from reviewers.models import CaseAssignment, OfferStatus
-from reviewers.workflow import ACTIVE_STATUSES
 from storage.vault import Vault
 
 log = logging.getLogger(__name__)

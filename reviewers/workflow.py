@@ -50,9 +50,6 @@ TRANSITIONS: dict[tuple[CaseStatus, CaseStatus], frozenset[str]] = {
 }
 """Each move and the actions that make it."""
 
-ACTIVE_STATUSES = frozenset({S.assigned, S.in_review, S.info_requested})
-"""A specialist is busy with a case in one of these (its deadline runs)."""
-
 
 def lock_case(*, session: Session, case: Case) -> Case:
     """Re-read ``case`` under a row lock so concurrent moves serialise (PostgreSQL).

@@ -19,6 +19,7 @@ from alembic.util.exc import CommandError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from portal import case_erasure as erasure
 from portal import migrate
 from portal.audit.service import AuditContext
 from portal.backup import database, keys, objects
@@ -35,7 +36,6 @@ from portal.backup.manifest import (
     write_new_file,
 )
 from portal.backup.snapshot import Snapshot, read_snapshot
-from portal.cases import erasure
 from portal.cases.models import Case
 from portal.db import utcnow
 from portal.settings import Settings

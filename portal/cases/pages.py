@@ -19,7 +19,7 @@ from portal.intake import service as intake_service
 from portal.web.deps import FormCaller, PageCaller
 from portal.web.errors import readable_validation_error
 from portal.web.templating import render, see_other
-from reviewers import case_view
+from reviewers import case_view, submission
 
 router = APIRouter(include_in_schema=False)
 
@@ -200,7 +200,7 @@ def give_consent(
 def submit(
     case_id: uuid.UUID, caller: FormCaller, session: SessionDep, settings: SettingsDep
 ) -> Response:
-    service.submit_case(
+    submission.submit_case(
         session=session,
         principal=caller.principal,
         ctx=caller.ctx,
@@ -218,7 +218,7 @@ def cancel(
     settings: SettingsDep,
     reason: Annotated[MultiLineText, Form(max_length=2000)] = "",
 ) -> Response:
-    service.cancel_case(
+    submission.cancel_case(
         session=session,
         principal=caller.principal,
         ctx=caller.ctx,
@@ -233,7 +233,7 @@ def cancel(
 def close(
     case_id: uuid.UUID, caller: FormCaller, session: SessionDep, settings: SettingsDep
 ) -> Response:
-    service.close_case(
+    submission.close_case(
         session=session,
         principal=caller.principal,
         ctx=caller.ctx,

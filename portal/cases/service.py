@@ -13,7 +13,7 @@ from portal.access import Principal
 from portal.accounts.models import User
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
-from portal.cases import consent
+from portal.cases import consent, deadlines
 from portal.cases.models import (
     Case,
     CaseConsent,
@@ -29,7 +29,6 @@ from portal.cases.models import (
 from portal.db import utcnow
 from portal.errors import Conflict, InvalidInput
 from portal.objects import texts
-from portal.settings import Settings
 
 _REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read out on the phone
 
@@ -127,10 +126,7 @@ def _person(session: Session, user_id: uuid.UUID | None) -> PersonRef | None:
 
 def deadline_state(case: Case, *, due_soon_hours: int = 24) -> str | None:
     """Where the case stands against its deadline, while one runs."""
-    from reviewers import deadlines
-    from reviewers.workflow import ACTIVE_STATUSES
-
-    if case.status not in ACTIVE_STATUSES or case.due_at is None:
+    if case.status not in deadlines.ACTIVE_STATUSES or case.due_at is None:
         return None
     state = deadlines.deadline_state(
         case.due_at, utcnow(), due_soon_hours=due_soon_hours, paused=case.paused_at is not None
@@ -231,100 +227,3 @@ def current_consent(*, session: Session, case_id: uuid.UUID) -> CaseConsent | No
         .where(CaseConsent.version == consent.CURRENT_VERSION)
         .order_by(col(CaseConsent.accepted_at).desc())
     ).first()
-
-
-def submit_case(
-    *,
-    session: Session,
-    principal: Principal,
-    ctx: AuditContext,
-    settings: Settings,
-    case_id: uuid.UUID,
-) -> Case:
-    """Hand the case over for review (needs the current consent and a file), then match it."""
-    from portal.intake.models import CaseFile
-    from reviewers import assignment, deadlines, workflow
-
-    case = access.case_for(
-        session=session, principal=principal, case_id=case_id, action="case.submit"
-    )
-    case = workflow.lock_case(session=session, case=case)
-    if case.status != CaseStatus.draft:
-        raise Conflict(f"This case was already submitted (it is {case.status.replace('_', ' ')}).")
-    if current_consent(session=session, case_id=case.id) is None:
-        raise Conflict("Accept the consent text before submitting the case.")
-    if session.exec(select(CaseFile.id).where(CaseFile.case_id == case.id)).first() is None:
-        raise Conflict("Upload at least one image or record before submitting the case.")
-    now = utcnow()
-    workflow.transition(
-        session=session,
-        case=case,
-        to=CaseStatus.submitted,
-        principal=principal,
-        ctx=ctx,
-        base_url=settings.base_url,
-        now=now,
-    )
-    case.due_at = deadlines.due_at(
-        now,
-        case.priority,
-        standard_business_days=settings.standard_due_business_days,
-        urgent_hours=settings.urgent_due_hours,
-    )
-    assignment.offer_next(
-        session=session, case=case, principal=None, ctx=ctx, settings=settings, now=now
-    )
-    session.commit()
-    return case
-
-
-def cancel_case(
-    *,
-    session: Session,
-    principal: Principal,
-    ctx: AuditContext,
-    settings: Settings,
-    case_id: uuid.UUID,
-    reason: str | None,
-) -> Case:
-    """The patient (or a coordinator) withdraws a case that no specialist has taken yet."""
-    from reviewers import workflow
-
-    case = access.case_for(session=session, principal=principal, case_id=case_id)
-    case = workflow.lock_case(session=session, case=case)
-    workflow.transition(
-        session=session,
-        case=case,
-        to=CaseStatus.cancelled,
-        principal=principal,
-        ctx=ctx,
-        base_url=settings.base_url,
-        note=reason,
-    )
-    session.commit()
-    return case
-
-
-def close_case(
-    *,
-    session: Session,
-    principal: Principal,
-    ctx: AuditContext,
-    settings: Settings,
-    case_id: uuid.UUID,
-) -> Case:
-    """The opinion is delivered and nothing more is expected: the case is closed."""
-    from reviewers import workflow
-
-    case = access.case_for(session=session, principal=principal, case_id=case_id)
-    case = workflow.lock_case(session=session, case=case)
-    workflow.transition(
-        session=session,
-        case=case,
-        to=CaseStatus.closed,
-        principal=principal,
-        ctx=ctx,
-        base_url=settings.base_url,
-    )
-    session.commit()
-    return case

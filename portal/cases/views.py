@@ -18,6 +18,7 @@ from portal.cases.models import (
     ConsentText,
 )
 from portal.deps import Caller, SessionDep, SettingsDep
+from reviewers import submission
 
 router = APIRouter(prefix="/api/cases", tags=["cases"])
 
@@ -62,7 +63,7 @@ def give_consent(
 def submit(
     case_id: uuid.UUID, caller: Caller, session: SessionDep, settings: SettingsDep
 ) -> CasePublic:
-    case = service.submit_case(
+    case = submission.submit_case(
         session=session,
         principal=caller.principal,
         ctx=caller.ctx,
@@ -80,7 +81,7 @@ def cancel(
     settings: SettingsDep,
     data: CancelRequest | None = None,
 ) -> CasePublic:
-    case = service.cancel_case(
+    case = submission.cancel_case(
         session=session,
         principal=caller.principal,
         ctx=caller.ctx,
@@ -95,7 +96,7 @@ def cancel(
 def close(
     case_id: uuid.UUID, caller: Caller, session: SessionDep, settings: SettingsDep
 ) -> CasePublic:
-    case = service.close_case(
+    case = submission.close_case(
         session=session,
         principal=caller.principal,
         ctx=caller.ctx,

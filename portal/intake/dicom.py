@@ -4,13 +4,14 @@ The server keeps only the head (the first few MiB), the last 64 bytes and the si
 upload, so every check here works from those three: the header is parsed from the head, the
 pixel data element that follows it is measured against the declared image size and the file
 size, and compressed pixel data must be closed by its delimiter at the very end of the file.
+A header longer than the head is read on from the stored file, within bounds
+(``dicom_source.py``).
 
 The pixel data checks live in ``pixeldata.py``, and what both share in ``dicom_common.py``.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import struct
 import threading
@@ -36,6 +37,7 @@ from portal.intake.dicom_common import (
     integer,
     text,
 )
+from portal.intake.dicom_source import DEFER_BYTES, HeaderLimits, HeaderOpener, HeaderSource
 from portal.intake.errors import Rejected
 from portal.intake.pixeldata import check_pixel_data
 from portal.intake.sniff import DICOM_MAGIC, DICOM_PREAMBLE
@@ -87,7 +89,14 @@ class DicomHeader:
     data set, whose offsets are not the file's): frames are read from there."""
 
 
-def inspect_dicom(head: bytes, *, tail: bytes, total_size: int) -> DicomHeader:
+def inspect_dicom(
+    head: bytes,
+    *,
+    tail: bytes,
+    total_size: int,
+    open_body: HeaderOpener | None = None,
+    limits: HeaderLimits = HeaderLimits(),
+) -> DicomHeader:
     """Validate a DICOM Part 10 file from its head and tail and return its header.
 
     Parameters
@@ -98,6 +107,11 @@ def inspect_dicom(head: bytes, *, tail: bytes, total_size: int) -> DicomHeader:
         The last bytes of the file (64, or fewer when the file is that small).
     total_size : int
         The size of the whole file in bytes.
+    open_body : callable, optional
+        Opens the whole (stored) file, for a header that goes on past the head. Without it
+        such a header is refused as ``dicom_header_too_large``.
+    limits : HeaderLimits
+        How large and how busy the header may be.
 
     Returns
     -------
@@ -108,14 +122,16 @@ def inspect_dicom(head: bytes, *, tail: bytes, total_size: int) -> DicomHeader:
     ------
     Rejected
         ``executable`` (a program hidden in the preamble), ``malformed_dicom``, ``dicomdir``,
-        ``dicom_header_too_large``, ``truncated``, ``too_large`` (a deflated data set that
+        ``dicom_header_too_large``, ``dicom_header_too_complex`` (too many elements, or
+        sequences nested too deep), ``truncated``, ``too_large`` (a deflated data set that
         expands too much), ``invalid_uid`` or ``pixel_data_size``.
     """
     if len(head) > total_size:
         raise ValueError("head is longer than the file")
     _check_preamble(head)
-    with quiet_pydicom():
-        parsed = _parse(head, total_size)
+    source = HeaderSource(head, total_size=total_size, open_body=open_body, limits=limits)
+    with source, quiet_pydicom():
+        parsed, shift = _parse(source, head, total_size)
         header = _header(parsed.dataset)
         try:
             value_at = check_pixel_data(parsed, tail)
@@ -125,7 +141,7 @@ def inspect_dicom(head: bytes, *, tail: bytes, total_size: int) -> DicomHeader:
             raise Rejected("malformed_dicom", MALFORMED) from exc
     if value_at is None or header.transfer_syntax_uid == DeflatedExplicitVRLittleEndian:
         return header
-    return replace(header, pixel_data_offset=value_at)
+    return replace(header, pixel_data_offset=value_at + shift)
 
 
 @contextmanager
@@ -159,45 +175,51 @@ def _check_preamble(head: bytes) -> None:
         raise Rejected("malformed_dicom", "This is not a standard DICOM file.")
 
 
-class _EdgeAwareBuffer(io.BytesIO):
-    """A buffer that remembers whether a reader asked for bytes past its end."""
+def _parse(source: HeaderSource, head: bytes, total_size: int) -> tuple[Parsed, int]:
+    """Read the header up to the pixel data; tell a cut-off head from a cut-off file.
 
-    ran_out = False
-
-    def read(self, size: int | None = -1, /) -> bytes:
-        data = super().read(size)
-        if size is not None and 0 < len(data) < size:
-            self.ran_out = True
-        return data
-
-
-def _parse(head: bytes, total_size: int) -> Parsed:
-    """Read the header up to the pixel data; tell a cut-off head from a cut-off file."""
-    whole_file = len(head) == total_size
+    Returns the parsed header and where its ``data`` starts in the file: the head (0), or, for
+    a header longer than the head, a window of the file from the pixel data element on.
+    """
+    whole_file = source.complete
     deflated = _transfer_syntax(head) == DeflatedExplicitVRLittleEndian
     if deflated:
-        _check_deflated(head, whole_file)
-    buffer = _EdgeAwareBuffer(head)
+        _check_deflated(head, len(head) == total_size)
     try:
-        dataset = dcmread(buffer, stop_before_pixels=True)
+        dataset = dcmread(source, stop_before_pixels=True, defer_size=DEFER_BYTES)
     except Exception as exc:  # pydicom signals bad input with many exception types
-        if buffer.ran_out or buffer.tell() >= len(head):
+        if source.refusal is not None:  # a bound, whatever pydicom made of it
+            raise source.refusal from (None if exc is source.refusal else exc)
+        if source.ran_out or source.tell() >= (total_size if whole_file else len(head)):
             raise cut(whole_file) from exc
         raise Rejected("malformed_dicom", MALFORMED) from exc
-    data, stop = head, buffer.tell()
+    source.bounded = False
     if deflated:  # pydicom read the data set from its own inflated copy
         inflated = dataset.buffer
         if not isinstance(inflated, DicomBytesIO):
             raise Rejected("malformed_dicom", MALFORMED)
-        data, stop = inflated.getvalue(), inflated.tell()
-    parsed = Parsed(dataset, data, stop, end=len(data) if deflated else total_size)
+        data = inflated.getvalue()
+        return _after_header(Parsed(dataset, data, inflated.tell(), end=len(data)), source), 0
+    stop, shift = source.tell(), 0
+    data = head
+    if stop + 12 > len(head) and source.complete and len(head) < total_size:
+        # The header ended past the head: its pixel data is read from a window of the file.
+        data, shift = source.read_at(stop, max(len(head), 64 * 1024)), stop
+    parsed = Parsed(dataset, data, stop - shift, end=total_size - shift)
+    return _after_header(parsed, source), shift
+
+
+def _after_header(parsed: Parsed, source: HeaderSource) -> Parsed:
+    """The header ends at the pixel data or at the end of the file, and nowhere else."""
+    data, stop, dataset = parsed.data, parsed.stop, parsed.dataset
+    whole_file = source.complete or len(data) == parsed.end
     if stop + 4 <= len(data) and _tag_at(data, stop, dataset) in _PIXEL_TAGS:
         return parsed
-    if buffer.ran_out:
+    if source.ran_out:
         raise cut(whole_file)
     if stop < len(data):  # reading ended early on something that is not pixel data
         raise Rejected("malformed_dicom", MALFORMED)
-    if not whole_file:  # the header goes on past the head
+    if stop < parsed.end:  # the header goes on past the head
         raise cut(whole_file)
     return parsed  # a complete file without pixel data
 

@@ -25,6 +25,7 @@ from portal.intake import indexing
 from portal.intake.archive import ArchiveLimits, plan_zip
 from portal.intake.capture import Capture, chunked
 from portal.intake.dicom import inspect_dicom
+from portal.intake.dicom_source import HeaderLimits
 from portal.intake.errors import Rejected
 from portal.intake.models import (
     AcceptedFile,
@@ -176,7 +177,22 @@ class Ingest:
         header = known = None
         page_count = width = height = None
         if kind is FileKind.dicom:
-            header = inspect_dicom(head, tail=capture.tail, total_size=capture.total)
+            header = inspect_dicom(
+                head,
+                tail=capture.tail,
+                total_size=capture.total,
+                open_body=lambda: VaultFile(
+                    self.vault,
+                    case_id=str(self.case.id),
+                    wrapped_key=wrapped,
+                    object_key=stored.object_key,
+                ),
+                limits=HeaderLimits(
+                    max_bytes=self.settings.intake_dicom_header_max_bytes,
+                    max_elements=self.settings.intake_dicom_header_max_elements,
+                    max_depth=self.settings.intake_dicom_header_max_depth,
+                ),
+            )
             if self.study_uid is not None and header.study_instance_uid != self.study_uid:
                 raise Rejected(
                     "study_mismatch",

@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 from portal import storage_commands
 from portal.accounts.models import Role
 from portal.audit.models import AuditEvent
-from portal.cases.erasure import CASE_DEPENDENTS
+from portal.case_erasure import CASE_DEPENDENTS
 from portal.cases.models import Case, CaseStatus
 from portal.objects import texts
 from portal.objects.models import CaseKey

@@ -20,6 +20,7 @@ from portal.errors import BadRequest, InvalidInput
 from portal.intake.archive import ArchiveLimits, plan_zip
 from portal.intake.capture import TAIL_BYTES
 from portal.intake.dicom import inspect_dicom
+from portal.intake.dicom_source import HeaderLimits
 from portal.intake.errors import Rejected
 from portal.intake.multipart import MultipartStream
 from portal.intake.records import inspect_image, inspect_pdf, pdf_page_count
@@ -34,6 +35,7 @@ LIMITS = ArchiveLimits(
     max_ratio=200.0,
 )
 BOUNDARY = b"fuzzboundary"
+LONG_HEADER_LIMITS = HeaderLimits(max_bytes=1024 * 1024, max_elements=20_000, max_depth=16)
 
 RECORD_MAX_PIXELS = Settings.model_fields["record_max_pixels"].default
 
@@ -49,6 +51,15 @@ def dicom_header(data: bytes) -> None:
     head, tail = _ends(data)
     with contextlib.suppress(Rejected):
         inspect_dicom(head, tail=tail, total_size=len(data))
+    # The same file with a head of 1 KiB, its header read on from the "stored" file (bounded).
+    with contextlib.suppress(Rejected):
+        inspect_dicom(
+            data[:1024],
+            tail=tail,
+            total_size=len(data),
+            open_body=lambda: io.BytesIO(data),
+            limits=LONG_HEADER_LIMITS,
+        )
 
 
 def zip_reader(data: bytes) -> None:

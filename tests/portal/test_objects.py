@@ -11,10 +11,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, SQLModel, select
 
+from portal import case_erasure as erasure
 from portal import storage_commands
 from portal.audit import service as audit_service
 from portal.audit.models import AuditEvent
-from portal.cases import erasure
 from portal.cases.models import Case
 from portal.objects import service as objects
 from portal.objects.models import CaseKey, StoredObject
