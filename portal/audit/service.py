@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from portal import access
@@ -22,16 +24,27 @@ DetailValue = str | int | float | bool | None
 
 @dataclass(frozen=True)
 class AuditContext:
-    """Who is acting and from where; built once per request (or per CLI command)."""
+    """Who is acting and from where; built once per request (or per CLI command).
+
+    ``reads`` is the request's own record of the cases whose reading is already audited, so a
+    page that calls several services writes one read row per case (``record_read``). Contexts
+    that outlive a request (``SYSTEM``, the CLI) have none and audit every read.
+    """
 
     actor_id: uuid.UUID | None = None
     actor_role: str | None = None
     client_ip: str | None = None
     request_id: str | None = None
+    reads: set[uuid.UUID | None] | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def for_request(cls, *, client_ip: str | None, request_id: str | None) -> AuditContext:
+        """A context that audits each case's reading once for the whole request."""
+        return cls(client_ip=client_ip, request_id=request_id, reads=set())
 
     def as_actor(self, actor_id: uuid.UUID, actor_role: str) -> AuditContext:
         """The same request, now attributed to a signed-in account."""
-        return AuditContext(actor_id, actor_role, self.client_ip, self.request_id)
+        return AuditContext(actor_id, actor_role, self.client_ip, self.request_id, self.reads)
 
 
 SYSTEM = AuditContext(actor_role="system")
@@ -80,15 +93,10 @@ def record(
 ) -> AuditEvent:
     """Append one event in the caller's transaction; it lands when the caller commits.
 
-    Locks the chain head (``FOR UPDATE``; on SQLite the transaction already holds the write
-    lock), so concurrent writers in any number of processes extend one chain, never fork it.
+    Only an insert: no lock is taken, so writers in any number of processes never wait on
+    each other. The row is chained later by the sealer (``portal.audit.sealer``).
     """
-    head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
-    if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
-        session.add(head)
     event = AuditEvent(
-        seq=head.seq + 1,
         at=utcnow(),
         actor_id=ctx.actor_id,
         actor_role=ctx.actor_role,
@@ -100,14 +108,37 @@ def record(
         client_ip=ctx.client_ip,
         request_id=ctx.request_id,
         details=canonical_details(details),
-        prev_hash=head.hash,
-        hash="",
     )
-    event.hash = compute_hash(event)
-    head.seq, head.hash = event.seq, event.hash
     session.add(event)
     session.flush()
     return event
+
+
+def record_read(
+    *,
+    session: Session,
+    ctx: AuditContext,
+    action: str,
+    case_id: uuid.UUID | None = None,
+    entity_type: str | None = None,
+    entity_id: str | uuid.UUID | None = None,
+    details: Mapping[str, DetailValue] | None = None,
+) -> AuditEvent | None:
+    """Audit a read once per request and case: the first read of a case in a request is
+    recorded, later ones in the same request are already covered by it."""
+    if ctx.reads is not None:
+        if case_id in ctx.reads:
+            return None
+        ctx.reads.add(case_id)
+    return record(
+        session=session,
+        ctx=ctx,
+        action=action,
+        case_id=case_id,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        details=details,
+    )
 
 
 def list_events(
@@ -116,13 +147,17 @@ def list_events(
     case_id: uuid.UUID | None = None,
     limit: int = 500,
     before_seq: int | None = None,
+    before_id: int | None = None,
 ) -> Sequence[AuditEvent]:
-    """Newest first, optionally for one case, paged by ``before_seq``."""
-    query = select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(limit)
+    """Newest first (append order), optionally for one case, paged by ``before_id``
+    (``before_seq`` pages over sealed rows only)."""
+    query = select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)
     if case_id is not None:
         query = query.where(AuditEvent.case_id == case_id)
     if before_seq is not None:
-        query = query.where(AuditEvent.seq < before_seq)
+        query = query.where(col(AuditEvent.seq) < before_seq)
+    if before_id is not None:
+        query = query.where(col(AuditEvent.id) < before_id)
     return session.exec(query).all()
 
 
@@ -134,10 +169,13 @@ def read_trail(
     case_id: uuid.UUID | None = None,
     limit: int = 200,
     before_seq: int | None = None,
+    before_id: int | None = None,
 ) -> Sequence[AuditEvent]:
     """Coordinators and admins read the trail (newest first); the reading is recorded too."""
     access.require(principal, "audit.read")
-    events = list_events(session=session, case_id=case_id, limit=limit, before_seq=before_seq)
+    events = list_events(
+        session=session, case_id=case_id, limit=limit, before_seq=before_seq, before_id=before_id
+    )
     record(
         session=session,
         ctx=ctx,
@@ -157,16 +195,30 @@ class ChainReport:
     head_hash: str
     first_bad_seq: int | None = None
     problem: str | None = None
+    unsealed: int = 0
+    oldest_unsealed_age: timedelta | None = None
 
 
 def verify_chain(*, session: Session, batch: int = 1000) -> ChainReport:
-    """Walk the whole chain in order; name the first row that does not check out."""
+    """Walk the sealed chain in order; name the first row that does not check out.
+
+    Rows not yet sealed are not part of the chain: they are counted, with the oldest's age.
+    """
     head = session.get(AuditHead, 1) or AuditHead()
+    unsealed, oldest = session.exec(
+        select(func.count(), func.min(AuditEvent.at)).where(col(AuditEvent.hash).is_(None))
+    ).one()
+    age = utcnow() - oldest if oldest is not None else None
+    report = _walk_chain(session=session, head=head, batch=batch)
+    return dataclasses.replace(report, unsealed=unsealed, oldest_unsealed_age=age)
+
+
+def _walk_chain(*, session: Session, head: AuditHead, batch: int) -> ChainReport:
     expected_seq, prev_hash, checked, last_seq = 1, GENESIS_HASH, 0, 0
     while True:
         rows = session.exec(
             select(AuditEvent)
-            .where(AuditEvent.seq >= expected_seq)
+            .where(col(AuditEvent.seq) >= expected_seq)
             .order_by(col(AuditEvent.seq))
             .limit(batch)
         ).all()
@@ -174,7 +226,7 @@ def verify_chain(*, session: Session, batch: int = 1000) -> ChainReport:
             problem = _check_row(event, expected_seq, prev_hash)
             if problem:
                 return ChainReport(False, checked, head.seq, head.hash, expected_seq, problem)
-            prev_hash, last_seq, expected_seq = event.hash, event.seq, expected_seq + 1
+            prev_hash, last_seq, expected_seq = event.hash or "", expected_seq, expected_seq + 1
             checked += 1
         if len(rows) < batch:
             break
@@ -192,7 +244,7 @@ def verify_chain(*, session: Session, batch: int = 1000) -> ChainReport:
 
 
 def _check_row(event: AuditEvent, expected_seq: int, prev_hash: str) -> str | None:
-    if event.seq != expected_seq:
+    if event.seq is None or event.seq != expected_seq:
         return f"row {expected_seq} is missing (next row found is {event.seq})"
     if event.prev_hash != prev_hash:
         return (
