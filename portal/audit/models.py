@@ -85,6 +85,21 @@ class AuditHead(SQLModel, table=True):
     hash: str = Field(default=GENESIS_HASH, max_length=64)
 
 
+class AuditedView(SQLModel, table=True):
+    """A sign-in session's first view of a series or record, already in the audit trail.
+
+    Kept in the database, not in a process, so every replica knows it: the second view of
+    the same thing, on any replica, writes no further row. Housekeeping forgets rows older
+    than a sign-in session can live; forgetting can only add audit rows, never lose one.
+    """
+
+    __tablename__ = "audited_views"
+
+    viewer_id: uuid.UUID = Field(primary_key=True)
+    entity_id: uuid.UUID = Field(primary_key=True)
+    seen_at: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
 class AuditEventPublic(SQLModel):
     id: int
     seq: int | None

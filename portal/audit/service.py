@@ -10,12 +10,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from portal import access
 from portal.access import Principal
-from portal.audit.models import GENESIS_HASH, AuditEvent, AuditHead
+from portal.audit.models import GENESIS_HASH, AuditedView, AuditEvent, AuditHead
 from portal.db import utcnow
 
 CHAIN_VERSION = "v1"
@@ -139,6 +141,47 @@ def record_read(
         entity_id=entity_id,
         details=details,
     )
+
+
+def record_first_view(
+    *,
+    session: Session,
+    ctx: AuditContext,
+    viewer_id: uuid.UUID,
+    action: str,
+    entity_type: str,
+    entity_id: uuid.UUID,
+    case_id: uuid.UUID,
+    details: Mapping[str, DetailValue] | None = None,
+) -> bool:
+    """Audit ``viewer_id``'s first view of ``entity_id``; later views (on any replica) are
+    covered by it. True when this call wrote the row. The caller commits."""
+    values = {"viewer_id": viewer_id, "entity_id": entity_id, "seen_at": utcnow()}
+    postgres = session.connection().dialect.name == "postgresql"
+    insert = postgresql_insert(AuditedView) if postgres else sqlite_insert(AuditedView)
+    claimed = session.execute(
+        insert.values(**values).on_conflict_do_nothing().returning(col(AuditedView.viewer_id))
+    ).first()
+    if claimed is None:
+        return False
+    record(
+        session=session,
+        ctx=ctx,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        case_id=case_id,
+        details=details,
+    )
+    return True
+
+
+def forget_views(*, session: Session, older_than: timedelta) -> int:
+    """Drop first-view marks older than ``older_than`` (no sign-in session outlives it)."""
+    result = session.connection().execute(
+        delete(AuditedView).where(col(AuditedView.seen_at) < utcnow() - older_than)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def list_events(

@@ -1,5 +1,8 @@
 """audit trail appended without a global lock and chained afterwards by one sealer
 
+Also ``audited_views``: first views of a series or record per sign-in session, so every
+replica writes the audit row once (it was a set in each process's memory).
+
 ``audit_events`` gets an append-order ``id`` (the new primary key) and the inserting
 transaction's id; ``seq``, ``prev_hash`` and ``hash`` become nullable until a row is sealed.
 Existing rows are all sealed: they keep their chain and get ``id = seq``. The append-only
@@ -88,6 +91,15 @@ def upgrade() -> None:
             "COALESCE((SELECT MAX(id) FROM audit_events), 0) + 1, false)"
         )
     _forbid_changes_but_sealing(postgres)
+    op.create_table(
+        "audited_views",
+        sa.Column("viewer_id", sa.Uuid(), nullable=False),
+        sa.Column("entity_id", sa.Uuid(), nullable=False),
+        sa.Column("seen_at", portal.db.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("viewer_id", "entity_id"),
+    )
+    with op.batch_alter_table("audited_views", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_audited_views_seen_at"), ["seen_at"], unique=False)
 
 
 def _forbid_changes_but_sealing(postgres: bool) -> None:
