@@ -127,9 +127,10 @@ def record_read(
     details: Mapping[str, DetailValue] | None = None,
 ) -> AuditEvent | None:
     """Audit a read once per request and case: the first read of a case in a request is
-    recorded, later ones in the same request are already covered by it."""
+    recorded, later ones in the same request are covered by it. A read of no case in
+    particular (a list beside the page's case) is covered by any earlier read."""
     if ctx.reads is not None:
-        if case_id in ctx.reads:
+        if case_id in ctx.reads or (case_id is None and ctx.reads):
             return None
         ctx.reads.add(case_id)
     return record(
@@ -219,7 +220,7 @@ def read_trail(
     events = list_events(
         session=session, case_id=case_id, limit=limit, before_seq=before_seq, before_id=before_id
     )
-    record(
+    record_read(
         session=session,
         ctx=ctx,
         action="audit.read",
