@@ -46,7 +46,8 @@ class HousekeepingReport:
 
     def __str__(self) -> str:
         return (
-            f"{self.audit_sealed} audit row(s) sealed; {self.review}; mail: {self.mail.sent} sent, {self.mail.retrying} to retry, "
+            f"{self.audit_sealed} audit row(s) sealed; {self.review}; "
+            f"mail: {self.mail.sent} sent, {self.mail.retrying} to retry, "
             f"{self.mail.failed} failed; {self.expired_uploads} expired upload(s) removed; "
             f"{self.finished_uploads} interrupted upload(s) finished; "
             f"{self.orphans.objects_removed} orphaned object(s) removed, "
