@@ -327,20 +327,32 @@ def test_deadline_warnings_go_out_once_and_pause_while_waiting(
     assert timedelta(hours=47) < due - utcnow() <= timedelta(hours=48)
     settings, engine = app.state.settings, app.state.engine
 
+    def selected(now: datetime) -> bool:
+        chosen = sweep.cases_needing_notice(
+            session=db, now=now, due_soon_hours=settings.due_soon_hours
+        )
+        db.commit()  # end the read: SQLite transactions here hold the write lock
+        return uuid.UUID(case["id"]) in chosen
+
+    assert not selected(utcnow())  # 47 hours away: the sweep does not even load it
     soon = due - timedelta(hours=2)
+    assert selected(soon)
     assert (
         sweep.sweep(engine=engine, vault=app.state.vault, settings=settings, now=soon).due_soon == 1
     )
     assert (
         sweep.sweep(engine=engine, vault=app.state.vault, settings=settings, now=soon).due_soon == 0
     )
+    assert not selected(soon)  # warned already: nothing to do until it is overdue
     late = due + timedelta(hours=1)
+    assert selected(late)
     assert (
         sweep.sweep(engine=engine, vault=app.state.vault, settings=settings, now=late).overdue == 1
     )
     assert (
         sweep.sweep(engine=engine, vault=app.state.vault, settings=settings, now=late).overdue == 0
     )
+    assert not selected(late)
     kinds = db.exec(
         select(OutboxMessage.kind, OutboxMessage.recipient_id).where(
             OutboxMessage.case_id == uuid.UUID(case["id"])
