@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Text, cast, func
+from sqlalchemy import BigInteger, Text, cast, func, or_
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
@@ -83,4 +83,6 @@ def _settled(session: Session) -> ColumnElement[bool]:
     if session.connection().dialect.name != "postgresql":
         return col(AuditEvent.id).is_not(None)
     oldest_running = cast(cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), Text), BigInteger)
-    return col(AuditEvent.txid) < oldest_running
+    # A row without a txid was not written by ``record`` (an import, a restore): it is visible,
+    # so committed, and nothing orders it against rows still in flight.
+    return or_(col(AuditEvent.txid).is_(None), col(AuditEvent.txid) < oldest_running)
