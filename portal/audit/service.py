@@ -1,4 +1,5 @@
-"""Append to and verify the audit trail. The only code that writes ``audit_events``."""
+"""Append to and verify the audit trail. With ``portal.audit.sealer``, the only code that
+writes ``audit_events``."""
 
 from __future__ import annotations
 

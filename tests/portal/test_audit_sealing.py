@@ -94,7 +94,7 @@ def test_replicas_writing_concurrently_make_one_verifiable_chain(database_url: s
 
     sealers = [threading.Thread(target=seal_in_a_loop) for _ in range(2)]
     writers = [
-        threading.Thread(target=_replica, args=(database_url, w, 40, committed)) for w in range(4)
+        threading.Thread(target=_replica, args=(database_url, w, 100, committed)) for w in range(4)
     ]
     for thread in sealers + writers:
         thread.start()
