@@ -45,7 +45,7 @@ def exclusive(engine: Engine, name: str) -> Iterator[bool]:
     work inside may commit as often as it likes.
     """
     if engine.dialect.name != "postgresql":
-        with _local_lock(name) as acquired:
+        with _local_lock(f"{engine.url}#{name}") as acquired:
             yield acquired
         return
     key = lock_key(name)
@@ -62,6 +62,7 @@ def exclusive(engine: Engine, name: str) -> Iterator[bool]:
 
 @contextmanager
 def _local_lock(name: str) -> Iterator[bool]:
+    """Per database and job name (``str(url)`` hides any password), never blocking."""
     with _local_guard:
         lock = _local_locks.setdefault(name, threading.Lock())
     acquired = lock.acquire(blocking=False)
