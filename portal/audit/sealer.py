@@ -52,7 +52,7 @@ def seal_batch(*, session: Session, limit: int = BATCH) -> int | None:
     """
     if not cluster.try_xact_lock(session.connection(), SEALER_LOCK):
         return None
-    head = session.get(AuditHead, 1, with_for_update=True)
+    head = session.get(AuditHead, 1, with_for_update=True, populate_existing=True)
     if head is None:
         head = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
         session.add(head)

@@ -249,7 +249,7 @@ def verify_chain(*, session: Session, batch: int = 1000) -> ChainReport:
 
     Rows not yet sealed are not part of the chain: they are counted, with the oldest's age.
     """
-    head = session.get(AuditHead, 1) or AuditHead()
+    head = session.get(AuditHead, 1, populate_existing=True) or AuditHead()
     unsealed, oldest = session.exec(
         select(func.count(), func.min(AuditEvent.at)).where(col(AuditEvent.hash).is_(None))
     ).one()
@@ -266,6 +266,8 @@ def _walk_chain(*, session: Session, head: AuditHead, batch: int) -> ChainReport
             .where(col(AuditEvent.seq) >= expected_seq)
             .order_by(col(AuditEvent.seq))
             .limit(batch)
+            # Rows this session loaded before they were sealed elsewhere are read afresh.
+            .execution_options(populate_existing=True)
         ).all()
         for event in rows:
             problem = _check_row(event, expected_seq, prev_hash)

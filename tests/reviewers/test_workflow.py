@@ -18,6 +18,7 @@ from sqlmodel import Session, col, func, select
 
 from portal.accounts.models import Role
 from portal.app import create_app
+from portal.audit import sealer
 from portal.audit import service as audit_service
 from portal.cases.models import Case, CaseEvent, CaseStatus
 from portal.db import create_db_engine, utcnow
@@ -433,7 +434,10 @@ def test_concurrent_sweeps_time_out_each_offer_once(
     for case_id in cases:
         statuses = sorted(status for owner, status in offers if owner == case_id)
         assert statuses == [OfferStatus.offered, OfferStatus.timed_out], statuses
-    assert audit_service.verify_chain(session=db).ok
+    db.commit()
+    assert sealer.seal(engine=app.state.engine).sealed > 0
+    report = audit_service.verify_chain(session=db)
+    assert report.ok and report.unsealed == 0
     db.rollback()
 
 
