@@ -42,6 +42,8 @@ def test_a_coordinator_opening_a_case_page_writes_one_row(
     page = client.get(f"/cases/{case['id']}")
     assert page.status_code == 200
     assert actions_since(db, before) == ["case.read"]
+    assert 'id="audit-trail"' in page.text
+    assert "<td>None</td>" not in page.text  # rows not sealed yet have no position to show
 
 
 def test_an_api_read_and_a_dicomweb_request_write_one_row_each(
