@@ -6,6 +6,7 @@ from pydantic import ValidationError
 
 from portal.accounts import totp, two_step
 from portal.accounts.models import Role, UserCreate
+from portal.audit import sealer
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.db import create_db_engine, session_scope
@@ -62,13 +63,24 @@ def add_user(
     return 0
 
 
-def verify_audit(settings: Settings) -> int:
+def verify_audit(settings: Settings, *, seal: bool = True) -> int:
+    """Seal what has settled (unless ``seal`` is off), then walk the chain."""
     engine = create_db_engine(settings.database_url)
     try:
+        if seal:
+            sealed = sealer.seal(engine=engine)
+            if sealed.skipped:
+                print("another process is sealing the audit trail; checking what is sealed")
         with session_scope(engine) as session:
             report = audit_service.verify_chain(session=session)
     finally:
         engine.dispose()
+    if report.unsealed:
+        age = report.oldest_unsealed_age
+        print(
+            f"{report.unsealed} row(s) not sealed yet, the oldest "
+            f"{age.total_seconds() if age else 0:.0f} s old"
+        )
     if report.ok:
         print(
             f"audit trail intact: {report.checked} rows, head {report.head_seq} {report.head_hash}"

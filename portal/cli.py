@@ -82,7 +82,7 @@ def _read_password(from_stdin: bool) -> str:
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     from portal import admin_commands
 
-    return admin_commands.verify_audit(settings)
+    return admin_commands.verify_audit(settings, seal=not args.no_seal)
 
 
 def _keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
@@ -203,9 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="audit trail").add_subparsers(
         dest="audit_command", required=True
     )
-    audit.add_parser(
-        "verify", help="check the hash chain; non-zero exit names the first bad row"
-    ).set_defaults(handler=_audit_verify)
+    verify = audit.add_parser(
+        "verify", help="seal pending rows, check the chain; non-zero exit names the first bad row"
+    )
+    verify.add_argument(
+        "--no-seal", action="store_true", help="only check: leave unsealed rows as they are"
+    )
+    verify.set_defaults(handler=_audit_verify)
 
     keys = commands.add_parser("keys", help="key-encryption keys").add_subparsers(
         dest="keys_command", required=True

@@ -123,7 +123,7 @@ def csrf_token_for(box: SecretBox, auth_session: AuthSession) -> str:
 
 
 async def client_context(request: Request) -> AuditContext:
-    return AuditContext(
+    return AuditContext.for_request(
         client_ip=request.client.host if request.client else None,
         request_id=getattr(request.state, "request_id", None),
     )

@@ -2,8 +2,10 @@
 failures and crash leftovers.
 
 ``portal sweep`` runs it once (from cron); the server runs it every
-``sweep_interval_seconds`` unless ``sweep_enabled`` is off. Every part is safe to run in
-several processes at once.
+``sweep_interval_seconds`` unless ``sweep_enabled`` is off. However many replicas run it,
+one pass at a time runs cluster-wide (``portal.cluster``): a replica that finds the lock
+taken skips its pass. The audit sealer goes first, so the chain is never more than one
+interval behind.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from datetime import timedelta
 import anyio
 from sqlalchemy.engine import Engine
 
+from portal import cluster
 from portal.accounts import throttle
+from portal.audit import sealer
+from portal.audit import service as audit_service
 from portal.db import session_scope
 from portal.notifications import service as notifications
 from portal.notifications.service import DeliveryReport
@@ -27,6 +32,8 @@ from storage.vault import Vault
 
 log = logging.getLogger(__name__)
 
+HOUSEKEEPING_LOCK = "housekeeping"
+
 
 @dataclass
 class HousekeepingReport:
@@ -35,10 +42,12 @@ class HousekeepingReport:
     expired_uploads: int
     finished_uploads: int = 0
     orphans: OrphanReport = field(default_factory=OrphanReport)
+    audit_sealed: int = 0
 
     def __str__(self) -> str:
         return (
-            f"{self.review}; mail: {self.mail.sent} sent, {self.mail.retrying} to retry, "
+            f"{self.audit_sealed} audit row(s) sealed; {self.review}; "
+            f"mail: {self.mail.sent} sent, {self.mail.retrying} to retry, "
             f"{self.mail.failed} failed; {self.expired_uploads} expired upload(s) removed; "
             f"{self.finished_uploads} interrupted upload(s) finished; "
             f"{self.orphans.objects_removed} orphaned object(s) removed, "
@@ -48,10 +57,20 @@ class HousekeepingReport:
 
 def run_once(
     *, engine: Engine, vault: Vault, settings: Settings, mail: bool = True
-) -> HousekeepingReport:
-    """One pass of every housekeeping job (``mail=False`` leaves queued mail for later)."""
+) -> HousekeepingReport | None:
+    """One pass of every housekeeping job (``mail=False`` leaves queued mail for later), or
+    None when another process is running its pass."""
+    with cluster.exclusive(engine, HOUSEKEEPING_LOCK) as ours:
+        if not ours:
+            log.info("housekeeping pass skipped: another process is running one")
+            return None
+        return _pass(engine=engine, vault=vault, settings=settings, mail=mail)
+
+
+def _pass(*, engine: Engine, vault: Vault, settings: Settings, mail: bool) -> HousekeepingReport:
     from portal.intake import stalled, tus
 
+    sealed = sealer.seal(engine=engine)
     review = sweep(engine=engine, vault=vault, settings=settings)
     delivered = (
         notifications.deliver_pending(engine=engine, mail=settings.mail)
@@ -67,6 +86,10 @@ def run_once(
     with session_scope(engine) as session:
         throttle.purge_expired(session=session, settings=settings)
     with session_scope(engine) as session:
+        audit_service.forget_views(
+            session=session, older_than=timedelta(hours=settings.session_absolute_hours)
+        )
+    with session_scope(engine) as session:
         leftovers = orphans.remove_orphans(
             session=session, vault=vault, grace=timedelta(seconds=settings.orphan_grace_seconds)
         )
@@ -76,6 +99,7 @@ def run_once(
         expired_uploads=expired,
         finished_uploads=finished,
         orphans=leftovers,
+        audit_sealed=sealed.sealed,
     )
 
 

@@ -13,7 +13,8 @@ DEFAULT_SECRET_KEY = "insecure-development-secret-change-me"  # noqa: S105 - ref
 
 
 class InsecureProductionSettings(ValueError):
-    """Production mode was asked for with development secrets or cookies."""
+    """Production mode was asked for with development secrets or cookies, or with parts that
+    hold state on one node only (SQLite, a keyring file) without saying so."""
 
 
 class Settings(BaseSettings):
@@ -157,6 +158,11 @@ class Settings(BaseSettings):
     """Folder of ``pg_dump``/``pg_restore``; unset: the server's version under
     ``/usr/lib/postgresql/<major>/bin``, else ``PATH``."""
 
+    # Production runs several replicas against one PostgreSQL and one key service; SQLite and
+    # a local keyring file live on one machine. Production refuses them unless this says the
+    # deployment is one node on purpose (docs/scale.md).
+    single_node: bool = False
+
     log_level: str = "INFO"
     log_format: Literal["json", "plain", "auto"] = "auto"
     """``auto``: plain lines on a terminal, JSON lines otherwise (services, containers)."""
@@ -186,6 +192,23 @@ class Settings(BaseSettings):
             f"__Host-{self.session_cookie_name}" if self.cookie_secure else self.session_cookie_name
         )
 
+    def _single_node_parts(self) -> list[str]:
+        """What ties production to one machine, unless ``single_node`` says that is meant."""
+        if self.single_node:
+            return []
+        problems = []
+        if self.database_url.startswith("sqlite"):
+            problems.append(
+                "PORTAL_DATABASE_URL is SQLite, which serves one node only: use PostgreSQL "
+                "(postgresql+psycopg://...) or set PORTAL_SINGLE_NODE=true to run one node"
+            )
+        if self.storage.key_provider == "local" and self.storage.keyring is None:
+            problems.append(
+                "the data keys are wrapped by a local keyring file only this node holds: set "
+                "PORTAL_STORAGE_KEY_PROVIDER=kms or PORTAL_SINGLE_NODE=true to run one node"
+            )
+        return problems
+
     def check_production_ready(self) -> None:
         """Refuse to run in production with development secrets or cookies that travel in clear."""
         if not self.production:
@@ -201,6 +224,7 @@ class Settings(BaseSettings):
             problems.append("PORTAL_BASE_URL must be an https:// address")
         if self.storage.secret_access_key.get_secret_value() == DEV_SECRET_KEY:
             problems.append("PORTAL_STORAGE_SECRET_ACCESS_KEY is the development default")
+        problems.extend(self._single_node_parts())
         if problems:
             raise InsecureProductionSettings(
                 "refusing to start in production: " + "; ".join(problems)

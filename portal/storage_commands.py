@@ -112,10 +112,10 @@ def seal_text(settings: Settings) -> int:
 
 
 def sweep(settings: Settings, *, mail: bool = True) -> int:
-    """Housekeeping safe to run from cron, also in several processes at once."""
+    """Housekeeping safe to run from cron, also in several processes at once (one runs)."""
     from portal import housekeeping
 
     with opened(settings) as (engine, vault):
         report = housekeeping.run_once(engine=engine, vault=vault, settings=settings, mail=mail)
-    print(report)
+    print(report or "another process is running housekeeping; this pass was skipped")
     return 0

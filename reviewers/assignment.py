@@ -337,7 +337,7 @@ def suggestions_for(
         session=session, principal=principal, case_id=case_id, action="case.assignments.read"
     )
     result = rank(session=session, case=case, settings=settings, now=utcnow())
-    audit_service.record(
+    audit_service.record_read(
         session=session,
         ctx=ctx,
         action="case.suggestions",
@@ -356,7 +356,7 @@ def list_assignments(
     case = access.case_for(
         session=session, principal=principal, case_id=case_id, action="case.assignments.read"
     )
-    audit_service.record(
+    audit_service.record_read(
         session=session,
         ctx=ctx,
         action="case.assignments",

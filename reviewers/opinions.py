@@ -272,7 +272,7 @@ def readable_opinion(
         session=session, principal=principal, case=case, action=readable
     ):
         raise NotFound("There is no opinion on this case yet.")
-    audit_service.record(
+    audit_service.record_read(
         session=session,
         ctx=ctx,
         action=action,

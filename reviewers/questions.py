@@ -40,7 +40,7 @@ def list_questions(
         .where(CaseQuestion.case_id == case.id)
         .order_by(col(CaseQuestion.asked_at), col(CaseQuestion.id))
     ).all()
-    audit_service.record(
+    audit_service.record_read(
         session=session,
         ctx=ctx,
         action="question.list",

@@ -136,7 +136,7 @@ def list_specialists(
         )
         for user in users
     ]
-    audit_service.record(
+    audit_service.record_read(
         session=session, ctx=ctx, action="specialist.list", details={"count": len(result)}
     )
     session.commit()

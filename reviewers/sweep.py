@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from sqlalchemy import and_, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -60,12 +62,9 @@ def sweep(
             .where(CaseAssignment.status == OfferStatus.offered)
             .where(col(CaseAssignment.respond_by) <= now)
         ).all()
-        running = session.exec(
-            select(Case.id)
-            .where(col(Case.status).in_(list(ACTIVE_STATUSES)))
-            .where(col(Case.due_at).is_not(None))
-            .where(col(Case.paused_at).is_(None))
-        ).all()
+        running = cases_needing_notice(
+            session=session, now=now, due_soon_hours=settings.due_soon_hours
+        )
     for offer_id in offers:
         with bind_vault(Session(engine), vault) as session:
             if _time_out(session, settings, offer_id, now):
@@ -87,6 +86,35 @@ def sweep(
             },
         )
     return report
+
+
+def cases_needing_notice(
+    *, session: Session, now: datetime, due_soon_hours: int
+) -> Sequence[uuid.UUID]:
+    """Running cases whose deadline state changed and was not yet acted on, chosen in SQL.
+
+    Overdue (past ``due_at``) without an overdue notice, or due within ``due_soon_hours``
+    without any notice: the same rule as ``_warn`` (``deadlines.deadline_state``), so a case
+    far from its deadline, or already warned, is not even loaded.
+    """
+    overdue = and_(
+        col(Case.due_at) < now,
+        or_(
+            col(Case.deadline_notice).is_(None),
+            col(Case.deadline_notice) != DeadlineState.overdue.value,
+        ),
+    )
+    due_soon = and_(
+        col(Case.due_at) <= now + timedelta(hours=due_soon_hours),
+        col(Case.deadline_notice).is_(None),
+    )
+    return session.exec(
+        select(Case.id)
+        .where(col(Case.status).in_(list(ACTIVE_STATUSES)))
+        .where(col(Case.due_at).is_not(None))
+        .where(col(Case.paused_at).is_(None))
+        .where(or_(overdue, due_soon))
+    ).all()
 
 
 def _time_out(session: Session, settings: Settings, offer_id: uuid.UUID, now: datetime) -> bool:

@@ -156,7 +156,7 @@ def list_users(*, session: Session, ctx: AuditContext, role: Role | None = None)
     if role is not None:
         query = query.where(User.role == role)
     users = session.exec(query).all()
-    audit_service.record(
+    audit_service.record_read(
         session=session, ctx=ctx, action="account.list", details={"count": len(users), "role": role}
     )
     session.commit()

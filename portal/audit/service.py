@@ -1,19 +1,24 @@
-"""Append to and verify the audit trail. The only code that writes ``audit_events``."""
+"""Append to and verify the audit trail. With ``portal.audit.sealer``, the only code that
+writes ``audit_events``."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import delete, func
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from portal import access
 from portal.access import Principal
-from portal.audit.models import GENESIS_HASH, AuditEvent, AuditHead
+from portal.audit.models import GENESIS_HASH, AuditedView, AuditEvent, AuditHead
 from portal.db import utcnow
 
 CHAIN_VERSION = "v1"
@@ -22,16 +27,27 @@ DetailValue = str | int | float | bool | None
 
 @dataclass(frozen=True)
 class AuditContext:
-    """Who is acting and from where; built once per request (or per CLI command)."""
+    """Who is acting and from where; built once per request (or per CLI command).
+
+    ``reads`` is the request's own record of the cases whose reading is already audited, so a
+    page that calls several services writes one read row per case (``record_read``). Contexts
+    that outlive a request (``SYSTEM``, the CLI) have none and audit every read.
+    """
 
     actor_id: uuid.UUID | None = None
     actor_role: str | None = None
     client_ip: str | None = None
     request_id: str | None = None
+    reads: set[uuid.UUID | None] | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def for_request(cls, *, client_ip: str | None, request_id: str | None) -> AuditContext:
+        """A context that audits each case's reading once for the whole request."""
+        return cls(client_ip=client_ip, request_id=request_id, reads=set())
 
     def as_actor(self, actor_id: uuid.UUID, actor_role: str) -> AuditContext:
         """The same request, now attributed to a signed-in account."""
-        return AuditContext(actor_id, actor_role, self.client_ip, self.request_id)
+        return AuditContext(actor_id, actor_role, self.client_ip, self.request_id, self.reads)
 
 
 SYSTEM = AuditContext(actor_role="system")
@@ -80,15 +96,10 @@ def record(
 ) -> AuditEvent:
     """Append one event in the caller's transaction; it lands when the caller commits.
 
-    Locks the chain head (``FOR UPDATE``; on SQLite the transaction already holds the write
-    lock), so concurrent writers in any number of processes extend one chain, never fork it.
+    Only an insert: no lock is taken, so writers in any number of processes never wait on
+    each other. The row is chained later by the sealer (``portal.audit.sealer``).
     """
-    head = session.exec(select(AuditHead).where(AuditHead.id == 1).with_for_update()).first()
-    if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
-        session.add(head)
     event = AuditEvent(
-        seq=head.seq + 1,
         at=utcnow(),
         actor_id=ctx.actor_id,
         actor_role=ctx.actor_role,
@@ -100,14 +111,79 @@ def record(
         client_ip=ctx.client_ip,
         request_id=ctx.request_id,
         details=canonical_details(details),
-        prev_hash=head.hash,
-        hash="",
     )
-    event.hash = compute_hash(event)
-    head.seq, head.hash = event.seq, event.hash
     session.add(event)
     session.flush()
     return event
+
+
+def record_read(
+    *,
+    session: Session,
+    ctx: AuditContext,
+    action: str,
+    case_id: uuid.UUID | None = None,
+    entity_type: str | None = None,
+    entity_id: str | uuid.UUID | None = None,
+    details: Mapping[str, DetailValue] | None = None,
+) -> AuditEvent | None:
+    """Audit a read once per request and case: the first read of a case in a request is
+    recorded, later ones in the same request are covered by it. A read of no case in
+    particular (a list beside the page's case) is covered by any earlier read."""
+    if ctx.reads is not None:
+        if case_id in ctx.reads or (case_id is None and ctx.reads):
+            return None
+        ctx.reads.add(case_id)
+    return record(
+        session=session,
+        ctx=ctx,
+        action=action,
+        case_id=case_id,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        details=details,
+    )
+
+
+def record_first_view(
+    *,
+    session: Session,
+    ctx: AuditContext,
+    viewer_id: uuid.UUID,
+    action: str,
+    entity_type: str,
+    entity_id: uuid.UUID,
+    case_id: uuid.UUID,
+    details: Mapping[str, DetailValue] | None = None,
+) -> bool:
+    """Audit ``viewer_id``'s first view of ``entity_id``; later views (on any replica) are
+    covered by it. True when this call wrote the row. The caller commits."""
+    values = {"viewer_id": viewer_id, "entity_id": entity_id, "seen_at": utcnow()}
+    postgres = session.connection().dialect.name == "postgresql"
+    insert = postgresql_insert(AuditedView) if postgres else sqlite_insert(AuditedView)
+    claimed = session.execute(
+        insert.values(**values).on_conflict_do_nothing().returning(col(AuditedView.viewer_id))
+    ).first()
+    if claimed is None:
+        return False
+    record(
+        session=session,
+        ctx=ctx,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        case_id=case_id,
+        details=details,
+    )
+    return True
+
+
+def forget_views(*, session: Session, older_than: timedelta) -> int:
+    """Drop first-view marks older than ``older_than`` (no sign-in session outlives it)."""
+    result = session.connection().execute(
+        delete(AuditedView).where(col(AuditedView.seen_at) < utcnow() - older_than)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def list_events(
@@ -116,13 +192,17 @@ def list_events(
     case_id: uuid.UUID | None = None,
     limit: int = 500,
     before_seq: int | None = None,
+    before_id: int | None = None,
 ) -> Sequence[AuditEvent]:
-    """Newest first, optionally for one case, paged by ``before_seq``."""
-    query = select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(limit)
+    """Newest first (append order), optionally for one case, paged by ``before_id``
+    (``before_seq`` pages over sealed rows only)."""
+    query = select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)
     if case_id is not None:
         query = query.where(AuditEvent.case_id == case_id)
     if before_seq is not None:
-        query = query.where(AuditEvent.seq < before_seq)
+        query = query.where(col(AuditEvent.seq) < before_seq)
+    if before_id is not None:
+        query = query.where(col(AuditEvent.id) < before_id)
     return session.exec(query).all()
 
 
@@ -134,11 +214,14 @@ def read_trail(
     case_id: uuid.UUID | None = None,
     limit: int = 200,
     before_seq: int | None = None,
+    before_id: int | None = None,
 ) -> Sequence[AuditEvent]:
     """Coordinators and admins read the trail (newest first); the reading is recorded too."""
     access.require(principal, "audit.read")
-    events = list_events(session=session, case_id=case_id, limit=limit, before_seq=before_seq)
-    record(
+    events = list_events(
+        session=session, case_id=case_id, limit=limit, before_seq=before_seq, before_id=before_id
+    )
+    record_read(
         session=session,
         ctx=ctx,
         action="audit.read",
@@ -157,24 +240,40 @@ class ChainReport:
     head_hash: str
     first_bad_seq: int | None = None
     problem: str | None = None
+    unsealed: int = 0
+    oldest_unsealed_age: timedelta | None = None
 
 
 def verify_chain(*, session: Session, batch: int = 1000) -> ChainReport:
-    """Walk the whole chain in order; name the first row that does not check out."""
-    head = session.get(AuditHead, 1) or AuditHead()
+    """Walk the sealed chain in order; name the first row that does not check out.
+
+    Rows not yet sealed are not part of the chain: they are counted, with the oldest's age.
+    """
+    head = session.get(AuditHead, 1, populate_existing=True) or AuditHead()
+    unsealed, oldest = session.exec(
+        select(func.count(), func.min(AuditEvent.at)).where(col(AuditEvent.hash).is_(None))
+    ).one()
+    age = utcnow() - oldest if oldest is not None else None
+    report = _walk_chain(session=session, head=head, batch=batch)
+    return dataclasses.replace(report, unsealed=unsealed, oldest_unsealed_age=age)
+
+
+def _walk_chain(*, session: Session, head: AuditHead, batch: int) -> ChainReport:
     expected_seq, prev_hash, checked, last_seq = 1, GENESIS_HASH, 0, 0
     while True:
         rows = session.exec(
             select(AuditEvent)
-            .where(AuditEvent.seq >= expected_seq)
+            .where(col(AuditEvent.seq) >= expected_seq)
             .order_by(col(AuditEvent.seq))
             .limit(batch)
+            # Rows this session loaded before they were sealed elsewhere are read afresh.
+            .execution_options(populate_existing=True)
         ).all()
         for event in rows:
             problem = _check_row(event, expected_seq, prev_hash)
             if problem:
                 return ChainReport(False, checked, head.seq, head.hash, expected_seq, problem)
-            prev_hash, last_seq, expected_seq = event.hash, event.seq, expected_seq + 1
+            prev_hash, last_seq, expected_seq = event.hash or "", expected_seq, expected_seq + 1
             checked += 1
         if len(rows) < batch:
             break
@@ -192,7 +291,7 @@ def verify_chain(*, session: Session, batch: int = 1000) -> ChainReport:
 
 
 def _check_row(event: AuditEvent, expected_seq: int, prev_hash: str) -> str | None:
-    if event.seq != expected_seq:
+    if event.seq is None or event.seq != expected_seq:
         return f"row {expected_seq} is missing (next row found is {event.seq})"
     if event.prev_hash != prev_hash:
         return (

@@ -14,6 +14,8 @@ from portal.deps import Caller, SessionDep
 router = APIRouter(prefix="/api/audit", tags=["audit"])
 MAX_SEQ = 2**31 - 1
 """The largest sequence number the column holds (INTEGER); a larger one is no position."""
+MAX_ID = 2**63 - 1
+"""The largest append id (BIGINT)."""
 
 
 @router.get("")
@@ -22,6 +24,7 @@ def list_audit_events(
     session: SessionDep,
     case_id: uuid.UUID | None = None,
     before_seq: int | None = Query(default=None, ge=1, le=MAX_SEQ),
+    before_id: int | None = Query(default=None, ge=1, le=MAX_ID),
     limit: int = Query(default=200, ge=1, le=1000),
 ) -> list[AuditEventPublic]:
     events = service.read_trail(
@@ -31,6 +34,7 @@ def list_audit_events(
         case_id=case_id,
         limit=limit,
         before_seq=before_seq,
+        before_id=before_id,
     )
     return [
         AuditEventPublic.model_validate(event, update={"details": json.loads(event.details)})

@@ -90,7 +90,7 @@ def list_cases(
     if status is not None:
         query = query.where(Case.status == status)
     cases = session.exec(query).all()
-    audit_service.record(
+    audit_service.record_read(
         session=session,
         ctx=ctx,
         action="case.list",
@@ -105,7 +105,7 @@ def read_case(
 ) -> Case:
     """One case the caller may see; the read itself is audited."""
     case = access.case_for(session=session, principal=principal, case_id=case_id)
-    audit_service.record(
+    audit_service.record_read(
         session=session,
         ctx=ctx,
         action="case.read",

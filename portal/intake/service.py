@@ -58,7 +58,7 @@ def list_files(
         .where(CaseFile.case_id == case.id)
         .order_by(col(CaseFile.created_at), col(CaseFile.id))
     ).all()
-    audit_service.record(
+    audit_service.record_read(
         session=session, ctx=ctx, action="file.list", case_id=case.id, details={"count": len(files)}
     )
     session.commit()
@@ -153,7 +153,7 @@ def studies(
         )
         else None
     )
-    audit_service.record(
+    audit_service.record_read(
         session=session,
         ctx=ctx,
         action="study.list",

@@ -1,10 +1,10 @@
 """Records (PDF reports, photos of paper reports) shown in the browser as images we render.
 
 Read from the vault, checked against ``portal.access`` on every request, audited once per
-sign-in session and file (``record.view``), never per page. Plaintext originals, page sizes
-and rendered pages are kept in this process's memory only (bounded), never written to disk.
-Measuring and drawing happen in the render workers (``portal.records.pool``): this process
-never parses a record itself.
+sign-in session and file (``record.view``, remembered in the database for every replica), never
+per page. Plaintext originals, page sizes and rendered pages are kept in this process's memory
+only (bounded), never written to disk. Measuring and drawing happen in the render workers
+(``portal.records.pool``): this process never parses a record itself.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from portal.objects.models import CaseKey, StoredObject
 from portal.records import render
 from portal.records.pool import RenderPool
 from portal.records.render import PageNotFound, RecordTooLarge, Rendered, UnreadableRecord
-from portal.viewer.cache import BoundedCache, SeenSeries
+from portal.viewer.cache import BoundedCache
 from storage.vault import Vault
 
 DEFAULT_WIDTH = 1200
@@ -92,8 +92,6 @@ class RecordState:
     pages: BoundedCache[tuple[uuid.UUID, int, int], Rendered] = field(
         default_factory=lambda: BoundedCache(PAGE_CACHE_BYTES)
     )
-    seen: SeenSeries = field(default_factory=SeenSeries)
-    """(sign-in session, file) pairs already audited; the viewer's bounded set of id pairs."""
 
 
 def record_for_viewer(
@@ -109,7 +107,7 @@ def record_for_viewer(
 ) -> RecordView:
     """A record's name, kind, size, pages and their image sizes, or why it cannot be shown."""
     case, case_file = _record(session, principal, case_id, file_id)
-    _audit_view(session, state, principal, ctx, case_file, via="record")
+    _audit_view(session, principal, ctx, case_file, via="record")
     layout = _layout(session, vault, state, renderer, case_file)
     return _view(
         case, case_file, layout, intake_service.file_name(session=session, case_file=case_file)
@@ -141,7 +139,7 @@ def render_record_page(
         raise PageNotFound(
             render.pages_message(count) if case_file.kind == PDF else "A photo has one page: 1."
         )
-    _audit_view(session, state, principal, ctx, case_file, via="page")
+    _audit_view(session, principal, ctx, case_file, via="page")
     key = (case_file.stored_object_id, page, width)
     rendered = state.pages.get(key)
     if rendered is None:
@@ -172,33 +170,25 @@ def _record(
 
 def _audit_view(
     session: Session,
-    state: RecordState,
     principal: Principal,
     ctx: AuditContext,
     case_file: CaseFile,
     *,
     via: str,
 ) -> None:
-    """Record ``record.view`` the first time this sign-in session opens the file in this
-    process, before any of it is shown; commits either way, so rendering holds no transaction."""
-    viewer = principal.session_id or principal.user_id
-    if not state.seen.claim(viewer, case_file.id):
-        session.commit()
-        return
-    try:
-        audit_service.record(
-            session=session,
-            ctx=ctx,
-            action="record.view",
-            entity_type="file",
-            entity_id=case_file.id,
-            case_id=case_file.case_id,
-            details={"via": via, "kind": case_file.kind},
-        )
-        session.commit()
-    except BaseException:
-        state.seen.release(viewer, case_file.id)
-        raise
+    """Record ``record.view`` the first time this sign-in session opens the file (on any
+    replica), before any of it is shown; commits either way, so rendering holds no transaction."""
+    audit_service.record_first_view(
+        session=session,
+        ctx=ctx,
+        viewer_id=principal.session_id or principal.user_id,
+        action="record.view",
+        entity_type="file",
+        entity_id=case_file.id,
+        case_id=case_file.case_id,
+        details={"via": via, "kind": case_file.kind},
+    )
+    session.commit()
 
 
 def _layout(

@@ -22,7 +22,6 @@ from portal.viewer.render import Frame
 
 DATASET_CACHE_BYTES = 192 * 1024 * 1024
 FRAME_CACHE_BYTES = 64 * 1024 * 1024
-SEEN_SERIES_ENTRIES = 100_000
 
 Key = TypeVar("Key", bound=Hashable)
 Value = TypeVar("Value")
@@ -78,36 +77,6 @@ class BoundedCache(Generic[Key, Value]):
         return len(self._entries)
 
 
-class SeenSeries:
-    """(auth session, series) pairs whose viewing is already in the audit trail.
-
-    Bounded: the oldest pairs are forgotten first, and a forgotten pair is audited again on
-    its next view, so forgetting can only add audit rows, never lose one.
-    """
-
-    def __init__(self, max_entries: int = SEEN_SERIES_ENTRIES) -> None:
-        self.max_entries = max_entries
-        self._seen: OrderedDict[tuple[uuid.UUID, uuid.UUID], None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def claim(self, session_id: uuid.UUID, series_id: uuid.UUID) -> bool:
-        """``True`` if this pair is new: the caller must audit it (or :meth:`release` it)."""
-        key = (session_id, series_id)
-        with self._lock:
-            if key in self._seen:
-                self._seen.move_to_end(key)
-                return False
-            self._seen[key] = None
-            while len(self._seen) > self.max_entries:
-                self._seen.popitem(last=False)
-            return True
-
-    def release(self, session_id: uuid.UUID, series_id: uuid.UUID) -> None:
-        """Forget a claim whose audit row was not written, so the next view writes it."""
-        with self._lock:
-            self._seen.pop((session_id, series_id), None)
-
-
 def dataset_cache() -> BoundedCache[uuid.UUID, CachedImage]:
     """Parsed instances by stored object id."""
     return BoundedCache(DATASET_CACHE_BYTES)
@@ -125,4 +94,3 @@ class ViewerState:
 
     datasets: BoundedCache[uuid.UUID, CachedImage] = field(default_factory=dataset_cache)
     frames: BoundedCache[tuple[uuid.UUID, int], Frame] = field(default_factory=frame_cache)
-    seen: SeenSeries = field(default_factory=SeenSeries)

@@ -54,7 +54,7 @@ def series_for_viewer(
     )
     series = _series(session, case.id, series_id)
     instances = _ordered_instances(session, series.id)
-    _audit_view(session, state, principal, ctx, case_id=case.id, series_id=series.id, via="series")
+    _audit_view(session, principal, ctx, case_id=case.id, series_id=series.id, via="series")
     frame, problem = None, None
     if instances:
         middle = instances[len(instances) // 2]
@@ -86,7 +86,7 @@ def render_frame(
     if not 1 <= frame <= count:
         raise FrameNotFound(f"This image has {count} frame(s), numbered 1 to {count}.")
     series_id = located.instance.series_id
-    _audit_view(session, state, principal, ctx, case_id=case.id, series_id=series_id, via="frame")
+    _audit_view(session, principal, ctx, case_id=case.id, series_id=series_id, via="frame")
     return render.to_png(_decode(session, vault, state, located, frame - 1), window=window)
 
 
@@ -108,9 +108,7 @@ def thumbnail(
     instances = _ordered_instances(session, series.id)
     if not instances:
         raise NotFound("This series has no images.")
-    _audit_view(
-        session, state, principal, ctx, case_id=case.id, series_id=series.id, via="thumbnail"
-    )
+    _audit_view(session, principal, ctx, case_id=case.id, series_id=series.id, via="thumbnail")
     middle = instances[len(instances) // 2]
     decoded = _decode(session, vault, state, middle, middle.instance.number_of_frames // 2)
     return render.to_png(decoded, window=IMAGE_DEFAULT, max_side=THUMBNAIL_SIDE)
@@ -186,7 +184,6 @@ def _instance(session: Session, case_id: uuid.UUID, instance_id: uuid.UUID) -> _
 
 def _audit_view(
     session: Session,
-    state: ViewerState,
     principal: Principal,
     ctx: AuditContext,
     *,
@@ -194,26 +191,19 @@ def _audit_view(
     series_id: uuid.UUID,
     via: str,
 ) -> None:
-    """Record ``viewer.series`` the first time this sign-in session views the series in this
-    process; commits either way, so the rendering that follows holds no transaction."""
-    viewer = principal.session_id or principal.user_id
-    if not state.seen.claim(viewer, series_id):
-        session.commit()
-        return
-    try:
-        audit_service.record(
-            session=session,
-            ctx=ctx,
-            action="viewer.series",
-            entity_type="series",
-            entity_id=series_id,
-            case_id=case_id,
-            details={"via": via},
-        )
-        session.commit()
-    except BaseException:
-        state.seen.release(viewer, series_id)
-        raise
+    """Record ``viewer.series`` the first time this sign-in session views the series (on any
+    replica); commits either way, so the rendering that follows holds no transaction."""
+    audit_service.record_first_view(
+        session=session,
+        ctx=ctx,
+        viewer_id=principal.session_id or principal.user_id,
+        action="viewer.series",
+        entity_type="series",
+        entity_id=series_id,
+        case_id=case_id,
+        details={"via": via},
+    )
+    session.commit()
 
 
 def _decode(

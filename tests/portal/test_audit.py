@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from portal.accounts.models import Role
+from portal.audit import sealer
 from portal.audit import service as audit_service
 from portal.audit.models import AuditEvent
 from portal.audit.service import AuditContext
@@ -22,9 +23,11 @@ CTX = AuditContext(actor_role="system", client_ip="127.0.0.1", request_id="test-
 
 
 def append(session: Session, n: int) -> None:
+    """Append ``n`` events and seal them, as housekeeping would."""
     for i in range(n):
         audit_service.record(session=session, ctx=CTX, action="test.event", details={"i": i})
     session.commit()
+    assert sealer.seal(engine=session.get_bind()).sealed == n  # type: ignore[arg-type]
 
 
 def tamper(session: Session, statement: str) -> None:
@@ -45,7 +48,7 @@ def test_api_actions_land_in_the_chain_with_actor_and_address(
     patient = accounts.patient()
     case = open_case(client, patient)
     client.get(f"/api/cases/{case['id']}", headers=patient.headers)
-    events = db.exec(select(AuditEvent).order_by(col(AuditEvent.seq))).all()
+    events = db.exec(select(AuditEvent).order_by(col(AuditEvent.id))).all()
     actions = [e.action for e in events]
     assert actions == ["account.register", "auth.login", "case.create", "case.read"]
     read = events[-1]
@@ -84,7 +87,11 @@ def test_api_lists_events_per_case_for_coordinators(client: TestClient, accounts
     assert [e["action"] for e in events] == ["case.create"]
     assert {e["case_id"] for e in events} == {first["id"]}
     everything = client.get("/api/audit?limit=3", headers=coordinator.headers).json()
-    assert len(everything) == 3 and everything[0]["seq"] > everything[-1]["seq"]
+    assert len(everything) == 3 and everything[0]["id"] > everything[-1]["id"]
+    older = client.get(
+        f"/api/audit?limit=3&before_id={everything[-1]['id']}", headers=coordinator.headers
+    ).json()
+    assert older and older[0]["id"] < everything[-1]["id"]
 
 
 def test_database_refuses_updates_and_deletes(db: Session):
@@ -152,6 +159,7 @@ def _writer(url: str, n: int) -> None:
 
 
 def test_two_processes_writing_at_once_extend_one_chain(database_url: str, db: Session):
+    sealer.seal(engine=db.get_bind())  # type: ignore[arg-type]
     before = audit_service.verify_chain(session=db).checked
     db.close()
     ctx = multiprocessing.get_context("spawn")
@@ -161,6 +169,7 @@ def test_two_processes_writing_at_once_extend_one_chain(database_url: str, db: S
     for process in writers:
         process.join(timeout=120)
         assert process.exitcode == 0
+    sealer.seal(engine=db.get_bind())  # type: ignore[arg-type]
     report = audit_service.verify_chain(session=db)
     assert report.ok, report.problem
     assert report.checked == before + 80

@@ -60,8 +60,13 @@ def test_init_creates_schema_keyring_and_demo_accounts_once(initialised: tuple[P
 
 def test_audit_verify_passes_then_fails_after_a_hand_edit(initialised: tuple[Path, str]):
     cwd, _ = initialised
+    only_checked = portal(cwd, "audit", "verify", "--no-seal")
+    assert only_checked.returncode == 0, only_checked.stdout + only_checked.stderr
+    assert "4 row(s) not sealed yet" in only_checked.stdout
+    assert "audit trail intact: 0 rows" in only_checked.stdout
     ok = portal(cwd, "audit", "verify")
     assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "not sealed" not in ok.stdout
     assert "audit trail intact: 4 rows" in ok.stdout
 
     with sqlite3.connect(cwd / "var" / "portal.db") as connection:

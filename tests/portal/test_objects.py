@@ -13,6 +13,7 @@ from sqlmodel import Session, SQLModel, select
 
 from portal import case_erasure as erasure
 from portal import storage_commands
+from portal.audit import sealer
 from portal.audit import service as audit_service
 from portal.audit.models import AuditEvent
 from portal.cases.models import Case
@@ -148,6 +149,8 @@ def test_erase_crypto_shreds_the_case(client, accounts, app, db, own_bucket, sea
 
     events = db.exec(select(AuditEvent).where(AuditEvent.case_id == case_id)).all()
     assert [e.action for e in events][-2:] == ["case.key_destroyed", "case.erase"]
+    db.commit()
+    assert sealer.seal(engine=app.state.engine).sealed > 0
     assert audit_service.verify_chain(session=db).ok
 
 

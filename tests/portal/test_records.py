@@ -293,7 +293,7 @@ def record_views(db: Session, file_id: str) -> list[AuditEvent]:
             select(AuditEvent)
             .where(AuditEvent.action == "record.view")
             .where(AuditEvent.entity_id == file_id)
-            .order_by(col(AuditEvent.seq))
+            .order_by(col(AuditEvent.id))
         ).all()
     )
     db.commit()  # end the read: SQLite transactions here hold the write lock

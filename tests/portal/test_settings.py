@@ -19,6 +19,8 @@ PRODUCTION = {
     "PORTAL_BASE_URL": "https://portal.example.org",
     "PORTAL_STORAGE_SECRET_ACCESS_KEY": "a-real-secret-from-the-vault",
     "PORTAL_DATABASE_URL": "postgresql+psycopg://portal@db/portal",
+    "PORTAL_STORAGE_KEY_PROVIDER": "kms",
+    "PORTAL_STORAGE_KMS_KEY_ID": "alias/portal",
 }
 
 
@@ -64,6 +66,32 @@ def test_production_refuses_to_start_with_insecure_settings(
         create_app(Settings())
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "complaint"),
+    [
+        ("PORTAL_DATABASE_URL", "sqlite:///var/portal.db", "PORTAL_DATABASE_URL is SQLite"),
+        ("PORTAL_STORAGE_KEY_PROVIDER", "local", "local keyring file"),
+    ],
+)
+def test_production_refuses_single_node_parts_unless_asked_for(
+    production_env: pytest.MonkeyPatch, variable: str, value: str, complaint: str
+):
+    production_env.setenv(variable, value)
+    with pytest.raises(InsecureProductionSettings, match=complaint) as refused:
+        create_app(Settings())
+    assert "PORTAL_SINGLE_NODE=true" in str(refused.value)
+    production_env.setenv("PORTAL_SINGLE_NODE", "true")
+    Settings().check_production_ready()
+
+
+def test_a_keyring_given_by_the_environment_is_not_a_single_node_part(
+    production_env: pytest.MonkeyPatch,
+):
+    production_env.setenv("PORTAL_STORAGE_KEY_PROVIDER", "local")
+    production_env.setenv("PORTAL_STORAGE_KEYRING", '{"keys": {}}')
+    Settings().check_production_ready()
+
+
 def test_development_defaults_use_files_under_var():
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.database_url.startswith("sqlite:///")
@@ -80,6 +108,7 @@ def test_production_cookie_is_secure_and_host_prefixed(
         environment="production",
         cookie_secure=True,
         base_url="https://portal.example.org",
+        single_node=True,
     )
     app = create_app(settings)
     with TestClient(app, base_url="https://portal.example.org") as client:

@@ -16,6 +16,7 @@ from pydicom.uid import generate_uid
 from sqlmodel import Session, col, select
 
 from portal.accounts.models import Role
+from portal.app import create_app
 from portal.audit.models import AuditEvent
 from portal.cases.models import Case
 from portal.intake import service as intake_service
@@ -99,7 +100,7 @@ def views_of(db: Session, case_id: str) -> list[AuditEvent]:
             select(AuditEvent)
             .where(AuditEvent.action == "viewer.series")
             .where(AuditEvent.case_id == uuid.UUID(case_id))
-            .order_by(col(AuditEvent.seq))
+            .order_by(col(AuditEvent.id))
         ).all()
     )
     db.commit()  # end the read: SQLite transactions here hold the write lock
@@ -220,6 +221,16 @@ def test_viewing_is_audited_once_per_sign_in_and_series(client, patient, case, d
     accounts.sign_in(patient)  # a new sign-in session views the series again
     assert frame(client, patient, case["id"], instance, 3).status_code == 200
     assert [e.details for e in views_of(db, case["id"])] == ['{"via":"series"}', '{"via":"frame"}']
+
+
+def test_a_second_replica_knows_the_series_was_already_audited(client, patient, case, db, settings):
+    """The first-view mark lives in the database: another process writes no second row."""
+    upload(client, patient, case["id"], ("emri.dcm", samples.dicom("emri_small.dcm")))
+    series = only_series(client, patient, case["id"])
+    instance = series["instances"][0]["id"]
+    with TestClient(create_app(settings), base_url="http://testserver") as replica:
+        assert frame(replica, patient, case["id"], instance, 2).status_code == 200
+    assert [e.details for e in views_of(db, case["id"])] == ['{"via":"series"}']
 
 
 def test_compressed_transfer_syntaxes_render(client, patient, case):

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, func, select
 
 from portal.accounts.models import Role
 from portal.app import create_app
+from portal.audit import sealer
 from portal.audit import service as audit_service
 from portal.cases.models import Case, CaseEvent, CaseStatus
 from portal.db import create_db_engine, utcnow
@@ -327,20 +328,32 @@ def test_deadline_warnings_go_out_once_and_pause_while_waiting(
     assert timedelta(hours=47) < due - utcnow() <= timedelta(hours=48)
     settings, engine = app.state.settings, app.state.engine
 
+    def selected(now: datetime) -> bool:
+        chosen = sweep.cases_needing_notice(
+            session=db, now=now, due_soon_hours=settings.due_soon_hours
+        )
+        db.commit()  # end the read: SQLite transactions here hold the write lock
+        return uuid.UUID(case["id"]) in chosen
+
+    assert not selected(utcnow())  # 47 hours away: the sweep does not even load it
     soon = due - timedelta(hours=2)
+    assert selected(soon)
     assert (
         sweep.sweep(engine=engine, vault=app.state.vault, settings=settings, now=soon).due_soon == 1
     )
     assert (
         sweep.sweep(engine=engine, vault=app.state.vault, settings=settings, now=soon).due_soon == 0
     )
+    assert not selected(soon)  # warned already: nothing to do until it is overdue
     late = due + timedelta(hours=1)
+    assert selected(late)
     assert (
         sweep.sweep(engine=engine, vault=app.state.vault, settings=settings, now=late).overdue == 1
     )
     assert (
         sweep.sweep(engine=engine, vault=app.state.vault, settings=settings, now=late).overdue == 0
     )
+    assert not selected(late)
     kinds = db.exec(
         select(OutboxMessage.kind, OutboxMessage.recipient_id).where(
             OutboxMessage.case_id == uuid.UUID(case["id"])
@@ -421,7 +434,10 @@ def test_concurrent_sweeps_time_out_each_offer_once(
     for case_id in cases:
         statuses = sorted(status for owner, status in offers if owner == case_id)
         assert statuses == [OfferStatus.offered, OfferStatus.timed_out], statuses
-    assert audit_service.verify_chain(session=db).ok
+    db.commit()
+    assert sealer.seal(engine=app.state.engine).sealed > 0
+    report = audit_service.verify_chain(session=db)
+    assert report.ok and report.unsealed == 0
     db.rollback()
 
 
