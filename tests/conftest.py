@@ -9,7 +9,12 @@ import pytest
 from storage.embedded import PORT_SPAN, EmbeddedS3, EmbeddedS3Error
 from tests.services import IN_CI, PostgresServer, free_port_block, postgres_server, unavailable
 
-pytest_plugins = ["tests.fixtures.logs", "tests.fixtures.app", "tests.fixtures.live"]
+pytest_plugins = [
+    "tests.fixtures.logs",
+    "tests.fixtures.app",
+    "tests.fixtures.live",
+    "tests.fixtures.smtp",
+]
 
 
 @pytest.fixture(scope="session")

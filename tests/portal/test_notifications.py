@@ -6,7 +6,6 @@ The SMTP server is aiosmtpd on loopback; the database is SQLite and PostgreSQL (
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import email
 import email.utils
@@ -16,18 +15,12 @@ import ssl
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from email import policy
-from email.message import EmailMessage
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -48,6 +41,14 @@ from portal.observability import JsonFormatter
 from portal.settings import Settings
 from tests.fixtures.app import Account, Accounts, open_case
 from tests.fixtures.logs import SENSITIVE
+from tests.fixtures.smtp import (
+    SMTP_LOGIN,
+    SMTP_PASSWORD,
+    Collector,
+    SmtpServer,
+    mail_settings,
+    running,
+)
 from tests.services import free_port_block
 
 K = NotificationKind
@@ -57,110 +58,7 @@ CLINICAL = {
     "clinical_question": "Does Irina's lesion at T11 need vertebroplasty or radiotherapy?",
     "history": "Numbness in both legs since March, worse at night.",
 }
-SMTP_LOGIN, SMTP_PASSWORD = "portal-relay", "relay-password-for-tests"
-SENSITIVE.add(*CLINICAL.values(), SMTP_PASSWORD)
-
-
-# --- a real SMTP server -------------------------------------------------------------------
-
-
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    message: EmailMessage
-
-    @property
-    def body(self) -> str:
-        return str(self.message.get_content())
-
-
-@dataclass
-class Collector:
-    """aiosmtpd handler: keeps every accepted message; can refuse recipients or go slow."""
-
-    received: list[Received] = field(default_factory=list)
-    refuse_with: str | None = None
-    delay: float = 0.0
-    logins: list[bytes] = field(default_factory=list)
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if self.refuse_with:
-            return self.refuse_with
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        message = email.message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
-        return "250 Message accepted for delivery"
-
-    def authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
-        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
-            SMTP_LOGIN.encode(),
-            SMTP_PASSWORD.encode(),
-        )
-        if ok:
-            self.logins.append(auth_data.login)
-        return AuthResult(success=ok)
-
-
-@dataclass
-class SmtpServer:
-    collector: Collector
-    port: int
-
-    @property
-    def received(self) -> list[Received]:
-        return self.collector.received
-
-    def mail(self, **overrides: Any) -> MailSettings:
-        return mail_settings(port=self.port, **overrides)
-
-
-def mail_settings(port: int, **overrides: Any) -> MailSettings:
-    values: dict[str, Any] = {
-        "backend": "smtp",
-        "smtp_host": "127.0.0.1",
-        "smtp_port": port,
-        "security": "none",
-        "from_address": "Second Opinion Portal <no-reply@portal.test>",
-        "timeout_seconds": 5,
-        "max_attempts": 3,
-        "backoff_seconds": 60,
-    }
-    values.update(overrides)
-    return MailSettings(**values)
-
-
-@contextmanager
-def running(collector: Collector, **smtp_options: Any) -> Iterator[SmtpServer]:
-    port = free_port_block()
-    controller = Controller(collector, hostname="127.0.0.1", port=port, **smtp_options)
-    controller.start()
-    try:
-        yield SmtpServer(collector, port)
-    finally:
-        controller.stop()
-
-
-@pytest.fixture(autouse=True)
-def quiet_test_server() -> Iterator[None]:
-    """aiosmtpd logs every command and address at INFO: that is the test server talking."""
-    server_log = logging.getLogger("mail.log")
-    level = server_log.level
-    server_log.setLevel(logging.WARNING)
-    yield
-    server_log.setLevel(level)
-
-
-@pytest.fixture
-def smtpd() -> Iterator[SmtpServer]:
-    with running(Collector()) as server:
-        yield server
+SENSITIVE.add(*CLINICAL.values())
 
 
 @pytest.fixture(scope="module")

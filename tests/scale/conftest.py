@@ -7,6 +7,7 @@ indirectly): replicas share one PostgreSQL, the only shape a cluster runs in."""
 from __future__ import annotations
 
 import secrets
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,7 +35,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedCluster
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, cluster: SeaweedCluster) -> Settings:
-    return make_settings(tmp_path, database_url, cluster)
+    """A bucket of the test's own on the shared cluster (created when the app starts)."""
+    made = make_settings(tmp_path, database_url, cluster)
+    made.storage.bucket = f"scale-{uuid.uuid4().hex[:16]}"
+    return made
 
 
 @pytest.fixture

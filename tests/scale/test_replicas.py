@@ -5,18 +5,32 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
+from portal.accounts.models import Role
+from portal.audit.models import AuditEvent
+from portal.cases.models import Case, CaseStatus
+from portal.db import utcnow
+from portal.notifications.models import NotificationKind, OutboxMessage, OutboxStatus
 from portal.settings import Settings
 from tests.cluster import SeaweedCluster
 from tests.crash.harness import Crashes
-from tests.fixtures.app import PASSWORD
+from tests.fixtures.app import PASSWORD, Accounts
 from tests.fixtures.http_api import consent_to_case, create_case, register_patient
 from tests.fixtures.live import ServerProcess
+from tests.fixtures.smtp import Received, SmtpServer
 from tests.portal import samples
+from tests.services import wait_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -103,3 +117,91 @@ def _items(body: object) -> list[dict[str, object]]:
         return items
     assert isinstance(body, list)
     return body
+
+
+@pytest.fixture
+def busy_replicas(
+    settings: Settings, tmp_path: Path, app: FastAPI, smtpd: SmtpServer
+) -> Iterator[list[ServerProcess]]:
+    """Two replicas that both run housekeeping every second and deliver mail to ``smtpd``."""
+    servers = [ServerProcess(settings, tmp_path / f"busy-{name}.log") for name in "ab"]
+    for server in servers:
+        server.env.update(
+            PORTAL_SWEEP_ENABLED="true",
+            PORTAL_SWEEP_INTERVAL_SECONDS="1",
+            PORTAL_MAIL_BACKEND="smtp",
+            PORTAL_MAIL_SMTP_HOST="127.0.0.1",
+            PORTAL_MAIL_SMTP_PORT=str(smtpd.port),
+            PORTAL_MAIL_SECURITY="none",
+        )
+        server.start()
+    try:
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_two_replicas_housekeeping_warns_once_mails_once_and_seals_one_chain(
+    busy_replicas: list[ServerProcess],
+    smtpd: SmtpServer,
+    settings: Settings,
+    app: FastAPI,
+    accounts: Accounts,
+):
+    a, b = (server.url for server in busy_replicas)
+    coordinator = accounts.staff(Role.coordinator)
+    specialist = accounts.specialist(body_regions=["spine"], modalities=["CT"], languages=["en"])
+    patient = register_patient(a, PASSWORD)
+    case_id = create_case(b, patient.headers)
+    consent_to_case(a, patient.headers, case_id)
+    sent = httpx.post(
+        f"{b}/api/cases/{case_id}/files",
+        files=[("files", ("ct.dcm", samples.dicom("CT_small.dcm")))],
+        headers=patient.headers,
+        timeout=60,
+    )
+    assert sent.status_code == 200, sent.text
+    submitted = httpx.post(f"{a}/api/cases/{case_id}/submit", headers=patient.headers, timeout=60)
+    assert submitted.status_code == 200, submitted.text
+
+    # The review ran late: the deadline passed an hour ago (as the clock would have it).
+    with Session(app.state.engine) as session:
+        case = session.get(Case, uuid.UUID(case_id))
+        assert case is not None
+        case.status = CaseStatus.in_review
+        case.assigned_specialist_id = specialist.user_id
+        case.due_at = utcnow() - timedelta(hours=1)
+        case.deadline_notice = None
+        session.add(case)
+        session.commit()
+
+    def overdue_mail() -> list[Received]:
+        return [m for m in smtpd.received if coordinator.email in m.rcpt_tos]
+
+    assert wait_for(lambda: overdue_mail(), timeout=30), "no overdue warning was mailed"
+    time.sleep(5)  # five more passes on each replica: none may warn or mail again
+    assert len(overdue_mail()) == 1
+    with Session(app.state.engine) as session:
+        warned = session.exec(
+            select(OutboxMessage)
+            .where(OutboxMessage.case_id == uuid.UUID(case_id))
+            .where(OutboxMessage.kind == NotificationKind.case_overdue)
+        ).all()
+        assert [m.recipient_id for m in warned] == [coordinator.user_id]
+        assert [m.status for m in warned] == [OutboxStatus.sent]
+        unsealed = session.exec(
+            select(func.count()).select_from(AuditEvent).where(col(AuditEvent.seq).is_(None))
+        ).one()
+    assert unsealed == 0 or wait_for(lambda: _all_sealed(app), timeout=10)
+    Crashes(settings, app, busy_replicas[0].log).assert_storage_consistent()
+
+
+def _all_sealed(app: FastAPI) -> bool:
+    with Session(app.state.engine) as session:
+        return (
+            session.exec(
+                select(func.count()).select_from(AuditEvent).where(col(AuditEvent.seq).is_(None))
+            ).one()
+            == 0
+        )
