@@ -5,17 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlmodel import Session, col, select
 
-from portal import access
+from portal import access, pagination
 from portal.access import Principal
 from portal.audit.models import GENESIS_HASH, AuditEvent, AuditHead
 from portal.db import utcnow
+from portal.pagination import PageRequest
 
+FIRST_PAGE = PageRequest()
 CHAIN_VERSION = "v1"
 DetailValue = str | int | float | bool | None
 
@@ -110,20 +112,18 @@ def record(
     return event
 
 
+NEWEST_FIRST = (col(AuditEvent.seq),)
+
+
 def list_events(
-    *,
-    session: Session,
-    case_id: uuid.UUID | None = None,
-    limit: int = 500,
-    before_seq: int | None = None,
-) -> Sequence[AuditEvent]:
-    """Newest first, optionally for one case, paged by ``before_seq``."""
-    query = select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(limit)
+    *, session: Session, case_id: uuid.UUID | None = None, page: PageRequest = FIRST_PAGE
+) -> tuple[list[AuditEvent], str | None]:
+    """One page of events, newest first, optionally for one case, and the cursor after it."""
+    query = select(AuditEvent)
     if case_id is not None:
         query = query.where(AuditEvent.case_id == case_id)
-    if before_seq is not None:
-        query = query.where(AuditEvent.seq < before_seq)
-    return session.exec(query).all()
+    rows = session.exec(pagination.after(query, NEWEST_FIRST, page, descending=True)).all()
+    return pagination.cut(rows, page, lambda event: (event.seq,))
 
 
 def read_trail(
@@ -132,12 +132,11 @@ def read_trail(
     principal: Principal,
     ctx: AuditContext,
     case_id: uuid.UUID | None = None,
-    limit: int = 200,
-    before_seq: int | None = None,
-) -> Sequence[AuditEvent]:
+    page: PageRequest = FIRST_PAGE,
+) -> tuple[list[AuditEvent], str | None]:
     """Coordinators and admins read the trail (newest first); the reading is recorded too."""
     access.require(principal, "audit.read")
-    events = list_events(session=session, case_id=case_id, limit=limit, before_seq=before_seq)
+    events, next_cursor = list_events(session=session, case_id=case_id, page=page)
     record(
         session=session,
         ctx=ctx,
@@ -146,7 +145,7 @@ def read_trail(
         details={"count": len(events)},
     )
     session.commit()
-    return events
+    return events, next_cursor
 
 
 @dataclass(frozen=True)
