@@ -31,7 +31,7 @@ from reviewers import dashboard as dashboard_service
 from reviewers.dashboard import CaseFilters
 from reviewers.deadlines import DeadlineState
 from reviewers.models import QuestionKind
-from reviewers.suggestions import suggestions_public
+from reviewers.suggestions import suggestions_for_cases, suggestions_public
 
 DONE = {
     "accepted": "You have accepted the case.",
@@ -181,8 +181,8 @@ def dashboard(
         "triage": cases_service.summarize_all(session=session, cases=triage),
         "triage_total": counts.get(CaseStatus.triage.value, 0),
         "suggested": {
-            case_id: suggestions_public(session=session, result=result).suggestions[:3]
-            for case_id, result in ranked.items()
+            case_id: public.suggestions[:3]
+            for case_id, public in suggestions_for_cases(session=session, results=ranked).items()
         },
         "identity_flags": dashboard_service.identity_flags(
             principal=principal, cases=cases, patients=patients, studies=studies

@@ -4,6 +4,7 @@ explanations, and why the others were left out."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping
 
 from sqlmodel import Session, SQLModel, col, select
 
@@ -37,13 +38,31 @@ class SuggestionsPublic(SQLModel):
     left_out: list[LeftOutPublic]
 
 
-def suggestions_public(*, session: Session, result: MatchResult) -> SuggestionsPublic:
-    ids = {item.specialist_id for item in result.suggestions} | {
-        item.specialist_id for item in result.rejected
+def _names(session: Session, results: Iterable[MatchResult]) -> dict[uuid.UUID, str]:
+    """The names of every specialist the results mention, in one query."""
+    ids = {
+        item.specialist_id for result in results for item in (*result.suggestions, *result.rejected)
     }
-    names = dict(
+    if not ids:
+        return {}
+    return dict(
         session.exec(select(User.id, User.full_name).where(col(User.id).in_(list(ids)))).all()
     )
+
+
+def suggestions_for_cases(
+    *, session: Session, results: Mapping[uuid.UUID, MatchResult]
+) -> dict[uuid.UUID, SuggestionsPublic]:
+    """The suggestions for several cases, the specialists named in one query for all."""
+    names = _names(session, results.values())
+    return {case_id: _public(result, names) for case_id, result in results.items()}
+
+
+def suggestions_public(*, session: Session, result: MatchResult) -> SuggestionsPublic:
+    return _public(result, _names(session, [result]))
+
+
+def _public(result: MatchResult, names: dict[uuid.UUID, str]) -> SuggestionsPublic:
 
     def suggestion(item: Ranked) -> SuggestionPublic:
         return SuggestionPublic(
