@@ -40,9 +40,10 @@ class SuggestionsPublic(SQLModel):
 
 def _names(session: Session, results: Iterable[MatchResult]) -> dict[uuid.UUID, str]:
     """The names of every specialist the results mention, in one query."""
-    ids = {
-        item.specialist_id for result in results for item in (*result.suggestions, *result.rejected)
-    }
+    ids: set[uuid.UUID] = set()
+    for result in results:
+        ids.update(item.specialist_id for item in result.suggestions)
+        ids.update(item.specialist_id for item in result.rejected)
     if not ids:
         return {}
     return dict(
