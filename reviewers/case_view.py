@@ -31,7 +31,7 @@ from reviewers import dashboard as dashboard_service
 from reviewers.dashboard import CaseFilters
 from reviewers.deadlines import DeadlineState
 from reviewers.models import QuestionKind
-from reviewers.suggestions import suggestions_for_cases, suggestions_public
+from reviewers.suggestions import suggestions_public, top_suggestions
 
 DONE = {
     "accepted": "You have accepted the case.",
@@ -180,10 +180,7 @@ def dashboard(
         "deadline_counts": [(s.value, deadlines.get(s.value, 0)) for s in DeadlineState],
         "triage": cases_service.summarize_all(session=session, cases=triage),
         "triage_total": counts.get(CaseStatus.triage.value, 0),
-        "suggested": {
-            case_id: public.suggestions[:3]
-            for case_id, public in suggestions_for_cases(session=session, results=ranked).items()
-        },
+        "suggested": top_suggestions(session=session, results=ranked, shown=3),
         "identity_flags": dashboard_service.identity_flags(
             principal=principal, cases=cases, patients=patients, studies=studies
         ),

@@ -31,7 +31,7 @@ from reviewers.workflow import ACTIVE_STATUSES
 
 DUE_SOON_HOURS = 24
 """As ``portal.cases.service.deadline_state``: the same hours make the same states."""
-TRIAGE_SHOWN = 20
+TRIAGE_SHOWN = 10
 """The triage queue shows its oldest cases, matched; the rest are a filter away."""
 
 

@@ -44,41 +44,47 @@ def _names(session: Session, results: Iterable[MatchResult]) -> dict[uuid.UUID, 
     for result in results:
         ids.update(item.specialist_id for item in result.suggestions)
         ids.update(item.specialist_id for item in result.rejected)
-    if not ids:
-        return {}
     return dict(
         session.exec(select(User.id, User.full_name).where(col(User.id).in_(list(ids)))).all()
     )
 
 
-def suggestions_for_cases(
-    *, session: Session, results: Mapping[uuid.UUID, MatchResult]
-) -> dict[uuid.UUID, SuggestionsPublic]:
-    """The suggestions for several cases, the specialists named in one query for all."""
-    names = _names(session, results.values())
-    return {case_id: _public(result, names) for case_id, result in results.items()}
+def top_suggestions(
+    *, session: Session, results: Mapping[uuid.UUID, MatchResult], shown: int
+) -> dict[uuid.UUID, list[SuggestionPublic]]:
+    """The ``shown`` best suggestions for each of several cases, named in one query for all."""
+    best = {case_id: result.suggestions[:shown] for case_id, result in results.items()}
+    ids = {item.specialist_id for items in best.values() for item in items}
+    names = (
+        dict(session.exec(select(User.id, User.full_name).where(col(User.id).in_(ids))).all())
+        if ids
+        else {}
+    )
+    return {
+        case_id: [_suggestion(item, names) for item in items] for case_id, items in best.items()
+    }
 
 
 def suggestions_public(*, session: Session, result: MatchResult) -> SuggestionsPublic:
     return _public(result, _names(session, [result]))
 
 
+def _suggestion(item: Ranked, names: dict[uuid.UUID, str]) -> SuggestionPublic:
+    return SuggestionPublic(
+        specialist_id=item.specialist_id,
+        full_name=names.get(item.specialist_id, ""),
+        score=round(item.score, 4),
+        explanation=item.explanation,
+        fit=round(item.breakdown.fit, 4),
+        load=round(item.breakdown.load, 4),
+        turnaround=round(item.breakdown.turnaround, 4),
+        waived=[waived.value for waived in item.waived],
+    )
+
+
 def _public(result: MatchResult, names: dict[uuid.UUID, str]) -> SuggestionsPublic:
-
-    def suggestion(item: Ranked) -> SuggestionPublic:
-        return SuggestionPublic(
-            specialist_id=item.specialist_id,
-            full_name=names.get(item.specialist_id, ""),
-            score=round(item.score, 4),
-            explanation=item.explanation,
-            fit=round(item.breakdown.fit, 4),
-            load=round(item.breakdown.load, 4),
-            turnaround=round(item.breakdown.turnaround, 4),
-            waived=[waived.value for waived in item.waived],
-        )
-
     return SuggestionsPublic(
-        suggestions=[suggestion(item) for item in result.suggestions],
+        suggestions=[_suggestion(item, names) for item in result.suggestions],
         automatic_choice=result.chosen.specialist_id if result.chosen else None,
         needs_translation=result.needs_translation,
         left_out=[
