@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import anyio
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlmodel import Session
 
 from portal.access import Principal
@@ -16,6 +16,7 @@ from portal.accounts.service import resolve_session
 from portal.audit.service import AuditContext
 from portal.errors import Forbidden, InvalidInput, NotAuthenticated
 from portal.objects.texts import bind_vault
+from portal.pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT, PageRequest
 from portal.sealing import SecretBox
 from portal.settings import Settings
 from storage.vault import Vault
@@ -115,6 +116,25 @@ def _printable(name: str) -> str:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 BoxDep = Annotated[SecretBox, Depends(get_box)]
+
+
+async def page_request(
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="At most this many items on the page.")
+    ] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_CURSOR_LENGTH,
+            description="The `next` of the previous page; omit for the first page.",
+        ),
+    ] = None,
+) -> PageRequest:
+    """Keyset pagination parameters, the same on every list (``portal.pagination``)."""
+    return PageRequest(limit=limit, cursor=cursor or None)
+
+
+PageDep = Annotated[PageRequest, Depends(page_request)]
 
 
 def csrf_token_for(box: SecretBox, auth_session: AuthSession) -> str:

@@ -2,8 +2,9 @@
 
 FastAPI describes the happy path and a validation error of its own shape. Here, once, for every
 route: each error answers ``{"detail": str}`` (:class:`ErrorBody`), and the statuses a route can
-answer are derived from what it depends on (a signed-in caller can get 401 and 403, a path with
-ids 404 and 422, a body 413 and 422) plus the few a route adds itself (:data:`EXTRA_STATUSES`).
+answer are derived from what it depends on (a signed-in caller can get 401 and 403, a paged list
+400 for a cursor it did not give out, a path with ids 404 and 422, a body 413 and 422) plus the
+few a route adds itself (:data:`EXTRA_STATUSES`).
 Bodies and answers that are not JSON (multipart uploads, tus, DICOMweb's multipart/related,
 images, PDFs) are described as they travel (:data:`MEDIA`). Routes may still declare their own
 ``responses=``; what they declare is kept. See docs/api.md.
@@ -21,7 +22,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
-from portal.deps import authenticate
+from portal.deps import authenticate, page_request
 from portal.dicomweb.deps import dicomweb_caller
 
 JSONDict = dict[str, Any]
@@ -34,7 +35,7 @@ class ErrorBody(BaseModel):
 
 
 REASONS: dict[int, str] = {
-    400: "The request is not well-formed (a query, a frame list, a multipart body).",
+    400: "The request is not well-formed (a query, a frame list, a multipart body, a cursor).",
     401: "Not signed in, or the token or session has ended.",
     403: "Signed in, but not allowed to do this (or the session may only set up 2FA).",
     404: "No such case or item, or one the caller may not see (indistinguishable).",
@@ -339,6 +340,8 @@ def _derived(route: APIRoute, method: str, operation: JSONDict) -> set[int]:
     statuses: set[int] = set()
     if _depends_on(route.dependant, AUTHENTICATES):
         statuses |= {401, 403}
+    if _depends_on(route.dependant, (page_request,)):
+        statuses.add(400)  # a cursor this list did not give out
     parameters = operation.get("parameters", [])
     if any(parameter["in"] == "path" for parameter in parameters):
         statuses |= {404, 422}

@@ -6,15 +6,12 @@ No rules live here: every value comes from a service that already decided who ma
 from __future__ import annotations
 
 import uuid
-from collections import Counter, defaultdict
-from collections.abc import Sequence
 from typing import Any
 
 from fastapi import Request, Response
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from portal import access
-from portal.accounts.models import User
 from portal.audit import service as audit_service
 from portal.breakglass import service as break_glass_service
 from portal.cases import service as cases_service
@@ -26,12 +23,15 @@ from portal.deps import SignedInCaller
 from portal.dicomweb import tokens
 from portal.errors import NotFound
 from portal.intake import service as intake_service
-from portal.intake.models import DicomStudy
+from portal.pagination import PageRequest
 from portal.settings import Settings
-from portal.web.templating import render
+from portal.web.templating import page_link, render
 from reviewers import assignment, opinions, questions, specialists
+from reviewers import dashboard as dashboard_service
+from reviewers.dashboard import CaseFilters
+from reviewers.deadlines import DeadlineState
 from reviewers.models import QuestionKind
-from reviewers.suggestions import suggestions_public
+from reviewers.suggestions import suggestions_public, top_suggestions
 
 DONE = {
     "accepted": "You have accepted the case.",
@@ -59,7 +59,7 @@ def case_context(
     files = (
         intake_service.list_files(
             session=session, principal=principal, ctx=caller.ctx, case_id=case.id
-        )
+        )[0]
         if content
         else []
     )
@@ -110,11 +110,13 @@ def case_context(
             session=session, principal=principal, ctx=caller.ctx, settings=settings, case_id=case.id
         )
         context["suggestions"] = suggestions_public(session=session, result=result)
-        context["specialists"] = specialists.list_specialists(
-            session=session, principal=principal, ctx=caller.ctx
-        )
-        context["audit"] = audit_service.read_trail(
-            session=session, principal=principal, ctx=caller.ctx, case_id=case.id, limit=100
+        context["specialists"] = specialists.roster(session=session, principal=principal)
+        context["audit"], _more = audit_service.read_trail(
+            session=session,
+            principal=principal,
+            ctx=caller.ctx,
+            case_id=case.id,
+            page=PageRequest(limit=100),
         )
     if "case.break_glass.read" in may:
         context["break_glass"] = break_glass_service.list_grants(
@@ -137,83 +139,72 @@ def _opinion(session: Session, caller: SignedInCaller, case: Case) -> Any:
     return opinions.describe(session=session, opinion=opinion)
 
 
-def _identity_flags(
-    session: Session, cases: Sequence[Case], patients: dict[uuid.UUID, User]
-) -> set[uuid.UUID]:
-    """Cases whose images name someone else than the account (or another birth date)."""
-    studies: dict[uuid.UUID, list[DicomStudy]] = defaultdict(list)
-    for row in session.exec(
-        select(DicomStudy).where(col(DicomStudy.case_id).in_([case.id for case in cases]))
-    ):
-        studies[row.case_id].append(row)
-    return {
-        case.id
-        for case in cases
-        if studies[case.id]
-        and case.patient_id in patients
-        and intake_service.identity_check(patients[case.patient_id], studies[case.id]).mismatch
-    }
-
-
 def dashboard(
     *,
     request: Request,
     caller: SignedInCaller,
     session: Session,
     settings: Settings,
-    status: CaseStatus | None,
-    deadline: str | None,
-    specialist: uuid.UUID | None,
+    filters: CaseFilters,
+    page: PageRequest,
 ) -> Response:
-    """The coordinator's view: counts by status, the triage queue, all cases filtered."""
-    cases = cases_service.list_cases(session=session, principal=caller.principal, ctx=caller.ctx)
-    summaries = [cases_service.summarize(session=session, case=case) for case in cases]
-    counts = Counter(summary.status.value for summary in summaries)
-    shown = [
-        summary
-        for summary in summaries
-        if (status is None or summary.status == status)
-        and (deadline is None or summary.deadline_state == deadline)
-        and (
-            specialist is None
-            or (summary.assigned_specialist and summary.assigned_specialist.id == specialist)
-        )
-    ]
-    patients = {
-        user.id: user
-        for user in session.exec(
-            select(User).where(col(User.id).in_([case.patient_id for case in cases]))
-        )
-    }
-    owner = {
-        case.id: patients[case.patient_id].full_name if case.patient_id in patients else ""
-        for case in cases
-    }
-    team = specialists.list_specialists(session=session, principal=caller.principal, ctx=caller.ctx)
-    triage = [summary for summary in summaries if summary.status == CaseStatus.triage]
-    by_id = {case.id: case for case in cases}
-    suggested = {
-        summary.id: suggestions_public(
-            session=session,
-            result=assignment.rank(
-                session=session, case=by_id[summary.id], settings=settings, now=utcnow()
-            ),
-        ).suggestions[:3]
-        for summary in triage
-    }
+    """The coordinator's view: counts, the triage queue, and one page of the cases filtered.
+
+    A bounded number of queries whatever the number of cases: counts are ``GROUP BY``, the
+    page is a keyset ``LIMIT``, and its people, studies and matching are loaded per page.
+    """
+    principal, now = caller.principal, utcnow()
+    team = specialists.roster(session=session, principal=principal)
+    counts = dashboard_service.counts_by_status(session=session, principal=principal)
+    deadlines = dashboard_service.counts_by_deadline(session=session, principal=principal, now=now)
+    cases, next_cursor = dashboard_service.page_of_cases(
+        session=session, principal=principal, filters=filters, page=page, now=now
+    )
+    triage = dashboard_service.triage_queue(
+        session=session, principal=principal, limit=dashboard_service.TRIAGE_SHOWN
+    )
+    patients = dashboard_service.patient_names(session=session, cases=cases)
+    studies = dashboard_service.studies_of(
+        session=session, case_ids=list({item.id for item in [*cases, *triage]})
+    )
+    ranked = dashboard_service.rank_all(session=session, cases=triage, studies=studies, now=now)
+    audit_service.record(
+        session=session,
+        ctx=caller.ctx,
+        action="case.list",
+        details={"count": len(cases), "status": filters.status},
+    )
+    session.commit()
     context = {
         "counts": [(value.value, counts.get(value.value, 0)) for value in CaseStatus],
-        "triage": triage,
-        "suggested": suggested,
-        "identity_flags": _identity_flags(
-            session,
-            [case for case in cases if access.may(caller.principal, case, "case.identity.check")],
-            patients,
+        "deadline_counts": [(s.value, deadlines.get(s.value, 0)) for s in DeadlineState],
+        "triage": cases_service.summarize_all(session=session, cases=triage),
+        "triage_total": counts.get(CaseStatus.triage.value, 0),
+        "suggested": top_suggestions(session=session, results=ranked, shown=3),
+        "identity_flags": dashboard_service.identity_flags(
+            principal=principal, cases=cases, patients=patients, studies=studies
         ),
-        "rows": shown,
-        "owner": owner,
+        "images": dashboard_service.image_summary(
+            session=session, case_ids=[item.id for item in cases]
+        ),
+        "rows": cases_service.summarize_all(session=session, cases=cases),
+        "owner": {
+            item.id: patients[item.patient_id].full_name if item.patient_id in patients else ""
+            for item in cases
+        },
         "team": team,
-        "filters": {"status": status, "deadline": deadline, "specialist": specialist},
+        "filters": filters,
         "statuses": [value.value for value in CaseStatus],
+        "next_page": page_link(
+            "/cases",
+            {
+                "status": filters.status,
+                "deadline": filters.deadline,
+                "specialist": filters.specialist,
+                "q": filters.search,
+                "limit": page.limit,
+            },
+            next_cursor,
+        ),
     }
     return render(request, "cases/dashboard.html", context)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import statistics
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select
 
-from portal import access
+from portal import access, pagination
 from portal.access import Principal
 from portal.accounts.models import Role, User
 from portal.audit import service as audit_service
@@ -19,6 +21,7 @@ from portal.cases.deadlines import ACTIVE_STATUSES
 from portal.cases.models import BodyRegion, Case
 from portal.db import utcnow
 from portal.errors import NotFound
+from portal.pagination import PageRequest
 from reviewers.matching import Candidate
 from reviewers.models import (
     CaseAssignment,
@@ -30,6 +33,7 @@ from reviewers.models import (
 from reviewers.vocabulary import Specialty
 
 TURNAROUND_WINDOW = timedelta(days=180)
+FIRST_PAGE = PageRequest()
 
 
 def profile_for(*, session: Session, user: User) -> SpecialistProfile:
@@ -119,28 +123,62 @@ def describe(*, user: User, profile: SpecialistProfile, active_cases: int) -> Sp
     )
 
 
-def list_specialists(
-    *, session: Session, principal: Principal, ctx: AuditContext
+BY_NAME = (col(User.full_name), col(User.id))
+
+
+def _with_profiles() -> Select[User, SpecialistProfile]:
+    """Specialist accounts with their profiles (None for one never edited), one query."""
+    return (
+        select(User, SpecialistProfile)
+        .join(SpecialistProfile, col(SpecialistProfile.user_id) == col(User.id), isouter=True)
+        .where(User.role == Role.specialist)
+    )
+
+
+def _describe_rows(
+    session: Session, rows: Sequence[tuple[User, SpecialistProfile | None]]
 ) -> list[SpecialistPublic]:
-    """All specialist accounts with their profiles and current load, by name."""
-    access.require(principal, "specialists.read")
-    users = session.exec(
-        select(User).where(User.role == Role.specialist).order_by(col(User.full_name))
-    ).all()
     load = active_case_counts(session=session)
-    result = [
+    return [
         describe(
             user=user,
-            profile=profile_for(session=session, user=user),
+            profile=profile or blank_profile(user),
             active_cases=load.get(user.id, 0),
         )
-        for user in users
+        for user, profile in rows
     ]
+
+
+def blank_profile(user: User) -> SpecialistProfile:
+    """What a specialist without a stored profile reads: nothing yet (not saved)."""
+    return SpecialistProfile(user_id=user.id, languages=[user.language])
+
+
+def list_specialists(
+    *, session: Session, principal: Principal, ctx: AuditContext, page: PageRequest = FIRST_PAGE
+) -> tuple[list[SpecialistPublic], str | None]:
+    """One page of the specialist accounts with their profiles and current load, by name.
+
+    Two queries (accounts with profiles, load per specialist), and nothing is written but the
+    audit record: a profile is stored when the account is made or first edited.
+    """
+    access.require(principal, "specialists.read")
+    query = pagination.after(_with_profiles(), BY_NAME, page)
+    rows, next_cursor = pagination.cut(
+        session.exec(query).all(), page, lambda row: (row[0].full_name, row[0].id)
+    )
+    result = _describe_rows(session, rows)
     audit_service.record_read(
         session=session, ctx=ctx, action="specialist.list", details={"count": len(result)}
     )
     session.commit()
-    return result
+    return result, next_cursor
+
+
+def roster(*, session: Session, principal: Principal) -> list[SpecialistPublic]:
+    """Every specialist, by name, for the pages' pickers and workload table (a few dozen)."""
+    access.require(principal, "specialists.read")
+    return _describe_rows(session, session.exec(_with_profiles().order_by(*BY_NAME)).all())
 
 
 def _specialist(session: Session, specialist_id: uuid.UUID) -> User:
@@ -155,7 +193,7 @@ def read_specialist(
 ) -> SpecialistPublic:
     access.require(principal, "specialists.read")
     user = _specialist(session, specialist_id)
-    profile = profile_for(session=session, user=user)
+    profile = session.get(SpecialistProfile, user.id) or blank_profile(user)
     load = active_case_counts(session=session)
     session.commit()
     return describe(user=user, profile=profile, active_cases=load.get(user.id, 0))

@@ -4,6 +4,7 @@ explanations, and why the others were left out."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping
 
 from sqlmodel import Session, SQLModel, col, select
 
@@ -37,28 +38,53 @@ class SuggestionsPublic(SQLModel):
     left_out: list[LeftOutPublic]
 
 
-def suggestions_public(*, session: Session, result: MatchResult) -> SuggestionsPublic:
-    ids = {item.specialist_id for item in result.suggestions} | {
-        item.specialist_id for item in result.rejected
-    }
-    names = dict(
+def _names(session: Session, results: Iterable[MatchResult]) -> dict[uuid.UUID, str]:
+    """The names of every specialist the results mention, in one query."""
+    ids: set[uuid.UUID] = set()
+    for result in results:
+        ids.update(item.specialist_id for item in result.suggestions)
+        ids.update(item.specialist_id for item in result.rejected)
+    return dict(
         session.exec(select(User.id, User.full_name).where(col(User.id).in_(list(ids)))).all()
     )
 
-    def suggestion(item: Ranked) -> SuggestionPublic:
-        return SuggestionPublic(
-            specialist_id=item.specialist_id,
-            full_name=names.get(item.specialist_id, ""),
-            score=round(item.score, 4),
-            explanation=item.explanation,
-            fit=round(item.breakdown.fit, 4),
-            load=round(item.breakdown.load, 4),
-            turnaround=round(item.breakdown.turnaround, 4),
-            waived=[waived.value for waived in item.waived],
-        )
 
+def top_suggestions(
+    *, session: Session, results: Mapping[uuid.UUID, MatchResult], shown: int
+) -> dict[uuid.UUID, list[SuggestionPublic]]:
+    """The ``shown`` best suggestions for each of several cases, named in one query for all."""
+    best = {case_id: result.suggestions[:shown] for case_id, result in results.items()}
+    ids = {item.specialist_id for items in best.values() for item in items}
+    names = (
+        dict(session.exec(select(User.id, User.full_name).where(col(User.id).in_(ids))).all())
+        if ids
+        else {}
+    )
+    return {
+        case_id: [_suggestion(item, names) for item in items] for case_id, items in best.items()
+    }
+
+
+def suggestions_public(*, session: Session, result: MatchResult) -> SuggestionsPublic:
+    return _public(result, _names(session, [result]))
+
+
+def _suggestion(item: Ranked, names: dict[uuid.UUID, str]) -> SuggestionPublic:
+    return SuggestionPublic(
+        specialist_id=item.specialist_id,
+        full_name=names.get(item.specialist_id, ""),
+        score=round(item.score, 4),
+        explanation=item.explanation,
+        fit=round(item.breakdown.fit, 4),
+        load=round(item.breakdown.load, 4),
+        turnaround=round(item.breakdown.turnaround, 4),
+        waived=[waived.value for waived in item.waived],
+    )
+
+
+def _public(result: MatchResult, names: dict[uuid.UUID, str]) -> SuggestionsPublic:
     return SuggestionsPublic(
-        suggestions=[suggestion(item) for item in result.suggestions],
+        suggestions=[_suggestion(item, names) for item in result.suggestions],
         automatic_choice=result.chosen.specialist_id if result.chosen else None,
         needs_translation=result.needs_translation,
         left_out=[

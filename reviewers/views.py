@@ -9,8 +9,9 @@ from sqlmodel import Field, SQLModel
 
 from portal.cases import service as cases_service
 from portal.cases.models import CasePublic
-from portal.deps import BoxDep, Caller, SessionDep, SettingsDep
+from portal.deps import BoxDep, Caller, PageDep, SessionDep, SettingsDep
 from portal.inputs import MultiLineText
+from portal.pagination import Page
 from reviewers import assignment, opinions, questions, specialists
 from reviewers import pdf as opinion_pdf
 from reviewers.models import (
@@ -232,8 +233,12 @@ def opinion_as_pdf(case_id: uuid.UUID, caller: Caller, session: SessionDep) -> R
 
 
 @specialists_router.get("")
-def list_specialists(caller: Caller, session: SessionDep) -> list[SpecialistPublic]:
-    return specialists.list_specialists(session=session, principal=caller.principal, ctx=caller.ctx)
+def list_specialists(caller: Caller, session: SessionDep, page: PageDep) -> Page[SpecialistPublic]:
+    """Specialists with their load, by name, one page at a time."""
+    items, next_cursor = specialists.list_specialists(
+        session=session, principal=caller.principal, ctx=caller.ctx, page=page
+    )
+    return Page(items=items, next=next_cursor)
 
 
 @specialists_router.get("/{specialist_id}")

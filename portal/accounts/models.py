@@ -7,7 +7,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import EmailStr, field_validator
-from sqlalchemy import Column
+from sqlalchemy import Column, Index
 from sqlmodel import Field, SQLModel
 
 from portal.db import StrEnumColumn, UTCDateTime, new_id, utcnow
@@ -39,6 +39,7 @@ class User(UserBase, table=True):
     """An account. Holds secrets (password hash, sealed TOTP secret): never returned as is."""
 
     __tablename__ = "users"
+    __table_args__ = (Index("ix_users_role_name", "role", "full_name", "id"),)  # staff by name
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     role: Role = Field(sa_column=Column(StrEnumColumn(Role, 16), nullable=False, index=True))

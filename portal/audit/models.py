@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 from portal.db import UTCDateTime
@@ -49,6 +50,7 @@ class AuditEvent(SQLModel, table=True):
     """
 
     __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_case_id_id", "case_id", "id"),)  # a case's pages
 
     id: int | None = Field(default=None, sa_type=AUDIT_ID, primary_key=True)
     seq: int | None = Field(default=None, unique=True, index=True)

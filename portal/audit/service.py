@@ -16,11 +16,13 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from portal import access
+from portal import access, pagination
 from portal.access import Principal
 from portal.audit.models import GENESIS_HASH, AuditedView, AuditEvent, AuditHead
 from portal.db import utcnow
+from portal.pagination import PageRequest
 
+FIRST_PAGE = PageRequest()
 CHAIN_VERSION = "v1"
 DetailValue = str | int | float | bool | None
 
@@ -186,24 +188,19 @@ def forget_views(*, session: Session, older_than: timedelta) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+NEWEST_FIRST = (col(AuditEvent.id),)
+
+
 def list_events(
-    *,
-    session: Session,
-    case_id: uuid.UUID | None = None,
-    limit: int = 500,
-    before_seq: int | None = None,
-    before_id: int | None = None,
-) -> Sequence[AuditEvent]:
-    """Newest first (append order), optionally for one case, paged by ``before_id``
-    (``before_seq`` pages over sealed rows only)."""
-    query = select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)
+    *, session: Session, case_id: uuid.UUID | None = None, page: PageRequest = FIRST_PAGE
+) -> tuple[list[AuditEvent], str | None]:
+    """One page of events, newest first in append order (sealed or not), optionally for one
+    case, and the cursor after it."""
+    query = select(AuditEvent)
     if case_id is not None:
         query = query.where(AuditEvent.case_id == case_id)
-    if before_seq is not None:
-        query = query.where(col(AuditEvent.seq) < before_seq)
-    if before_id is not None:
-        query = query.where(col(AuditEvent.id) < before_id)
-    return session.exec(query).all()
+    rows = session.exec(pagination.after(query, NEWEST_FIRST, page, descending=True)).all()
+    return pagination.cut(rows, page, lambda event: (event.id or 0,))
 
 
 def read_trail(
@@ -212,15 +209,11 @@ def read_trail(
     principal: Principal,
     ctx: AuditContext,
     case_id: uuid.UUID | None = None,
-    limit: int = 200,
-    before_seq: int | None = None,
-    before_id: int | None = None,
-) -> Sequence[AuditEvent]:
+    page: PageRequest = FIRST_PAGE,
+) -> tuple[list[AuditEvent], str | None]:
     """Coordinators and admins read the trail (newest first); the reading is recorded too."""
     access.require(principal, "audit.read")
-    events = list_events(
-        session=session, case_id=case_id, limit=limit, before_seq=before_seq, before_id=before_id
-    )
+    events, next_cursor = list_events(session=session, case_id=case_id, page=page)
     record_read(
         session=session,
         ctx=ctx,
@@ -229,7 +222,7 @@ def read_trail(
         details={"count": len(events)},
     )
     session.commit()
-    return events
+    return events, next_cursor
 
 
 @dataclass(frozen=True)

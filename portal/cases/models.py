@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import field_validator
-from sqlalchemy import Column, LargeBinary
+from sqlalchemy import Column, Index, LargeBinary
 from sqlmodel import Field, SQLModel
 
 from portal.db import StrEnumColumn, UTCDateTime, new_id, utcnow
@@ -59,6 +59,13 @@ class CaseBase(SQLModel):
 
 class Case(CaseBase, table=True):
     __tablename__ = "cases"
+    __table_args__ = (
+        # Keyset pages of the case lists, newest first (migration 0011, docs/scale.md).
+        Index("ix_cases_created_at_id", "created_at", "id"),
+        Index("ix_cases_patient_created", "patient_id", "created_at", "id"),
+        Index("ix_cases_specialist_created", "assigned_specialist_id", "created_at", "id"),
+        Index("ix_cases_status_created", "status", "created_at", "id"),
+    )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     clinical_question_sealed: bytes | None = Field(default=None, sa_type=LargeBinary)

@@ -5,21 +5,23 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Form, Query, Request, Response
 from pydantic import ValidationError
 
 from portal import access
 from portal.accounts.models import Role
 from portal.cases import consent, service, wording
 from portal.cases.models import BodyRegion, CaseCreate, CaseStatus, ConsentRequest, Priority
-from portal.deps import SessionDep, SettingsDep
+from portal.deps import PageDep, SessionDep, SettingsDep
 from portal.errors import InvalidInput
 from portal.inputs import SUPPORTED_LANGUAGES, MultiLineText, SingleLineText
 from portal.intake import service as intake_service
 from portal.web.deps import FormCaller, PageCaller
 from portal.web.errors import readable_validation_error
-from portal.web.templating import render, see_other
+from portal.web.templating import page_link, render, see_other
 from reviewers import case_view, submission
+from reviewers.dashboard import CaseFilters
+from reviewers.deadlines import DeadlineState
 
 router = APIRouter(include_in_schema=False)
 
@@ -48,34 +50,41 @@ def case_list(
     caller: PageCaller,
     session: SessionDep,
     settings: SettingsDep,
+    page: PageDep,
     status: CaseStatus | None = None,
-    deadline: str | None = None,
+    deadline: DeadlineState | None = None,
     specialist: uuid.UUID | None = None,
+    q: Annotated[SingleLineText | None, Query(max_length=100)] = None,
 ) -> Response:
     role = caller.principal.role
     if access.is_allowed(caller.principal, "cases.dashboard"):
+        filters = CaseFilters(status=status, deadline=deadline, specialist=specialist, search=q)
         return case_view.dashboard(
             request=request,
             caller=caller,
             session=session,
             settings=settings,
-            status=status,
-            deadline=deadline,
-            specialist=specialist,
+            filters=filters,
+            page=page,
         )
-    cases = service.list_cases(session=session, principal=caller.principal, ctx=caller.ctx)
+    cases, next_cursor = service.list_cases(
+        session=session, principal=caller.principal, ctx=caller.ctx, page=page
+    )
     readable = [c.id for c in cases if access.may(caller.principal, c, "case.dicomweb.read")]
     studies = intake_service.study_uids_by_case(session=session, case_ids=readable)
     rows = [
         {
-            "case": service.summarize(session=session, case=case),
+            "case": summary,
             "words": wording.status_in_words(case, role=role),
             "studies": studies.get(case.id, []),
         }
-        for case in cases
+        for case, summary in zip(
+            cases, service.summarize_all(session=session, cases=cases), strict=True
+        )
     ]
     template = "cases/worklist.html" if role == Role.specialist else "cases/list.html"
-    return render(request, template, {"rows": rows})
+    next_page = page_link("/cases", {"limit": page.limit}, next_cursor)
+    return render(request, template, {"rows": rows, "next_page": next_page})
 
 
 def _new_case_context(form: dict[str, Any], error: str | None = None) -> dict[str, Any]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlmodel import Session, col, select
 
-from portal import access
+from portal import access, pagination
 from portal.access import Principal
 from portal.accounts.models import User
 from portal.audit import service as audit_service
@@ -29,7 +29,9 @@ from portal.cases.models import (
 from portal.db import utcnow
 from portal.errors import Conflict, InvalidInput
 from portal.objects import texts
+from portal.pagination import PageRequest
 
+FIRST_PAGE = PageRequest()
 _REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read out on the phone
 
 
@@ -80,16 +82,24 @@ def _unique_reference(session: Session) -> str:
             return reference
 
 
+NEWEST_FIRST = (col(Case.created_at), col(Case.id))
+"""The order of every case list: newest first, ties broken by id (keyset, descending)."""
+
+
 def list_cases(
-    *, session: Session, principal: Principal, ctx: AuditContext, status: CaseStatus | None = None
-) -> Sequence[Case]:
-    """The cases this caller may see, newest first."""
-    query = (
-        select(Case).where(access.case_visibility(principal)).order_by(col(Case.created_at).desc())
-    )
+    *,
+    session: Session,
+    principal: Principal,
+    ctx: AuditContext,
+    status: CaseStatus | None = None,
+    page: PageRequest = FIRST_PAGE,
+) -> tuple[list[Case], str | None]:
+    """One page of the cases this caller may see, newest first, and the cursor after it."""
+    query = select(Case).where(access.case_visibility(principal))
     if status is not None:
         query = query.where(Case.status == status)
-    cases = session.exec(query).all()
+    rows = session.exec(pagination.after(query, NEWEST_FIRST, page, descending=True)).all()
+    cases, next_cursor = pagination.cut(rows, page, lambda case: (case.created_at, case.id))
     audit_service.record_read(
         session=session,
         ctx=ctx,
@@ -97,7 +107,7 @@ def list_cases(
         details={"count": len(cases), "status": status},
     )
     session.commit()
-    return cases
+    return cases, next_cursor
 
 
 def read_case(
@@ -132,6 +142,32 @@ def deadline_state(case: Case, *, due_soon_hours: int = 24) -> str | None:
         case.due_at, utcnow(), due_soon_hours=due_soon_hours, paused=case.paused_at is not None
     )
     return state.value if state else None
+
+
+def people(*, session: Session, user_ids: Iterable[uuid.UUID | None]) -> dict[uuid.UUID, PersonRef]:
+    """The named people among ``user_ids``, in one query."""
+    wanted = {user_id for user_id in user_ids if user_id is not None}
+    if not wanted:
+        return {}
+    rows = session.exec(select(User.id, User.full_name).where(col(User.id).in_(wanted))).all()
+    return {user_id: PersonRef(id=user_id, full_name=name) for user_id, name in rows}
+
+
+def summarize_all(*, session: Session, cases: Sequence[Case]) -> list[CaseSummary]:
+    """The summaries of a page of cases, their specialists named in one query."""
+    named = people(session=session, user_ids=[case.assigned_specialist_id for case in cases])
+    return [
+        CaseSummary.model_validate(
+            case,
+            update={
+                "assigned_specialist": named.get(case.assigned_specialist_id)
+                if case.assigned_specialist_id
+                else None,
+                "deadline_state": deadline_state(case),
+            },
+        )
+        for case in cases
+    ]
 
 
 def summarize(*, session: Session, case: Case) -> CaseSummary:

@@ -17,7 +17,8 @@ from portal.cases.models import (
     ConsentRequest,
     ConsentText,
 )
-from portal.deps import Caller, SessionDep, SettingsDep
+from portal.deps import Caller, PageDep, SessionDep, SettingsDep
+from portal.pagination import Page
 from reviewers import submission
 
 router = APIRouter(prefix="/api/cases", tags=["cases"])
@@ -33,12 +34,13 @@ def open_case(data: CaseCreate, caller: Caller, session: SessionDep) -> CasePubl
 
 @router.get("")
 def list_cases(
-    caller: Caller, session: SessionDep, status: CaseStatus | None = None
-) -> list[CaseSummary]:
-    cases = service.list_cases(
-        session=session, principal=caller.principal, ctx=caller.ctx, status=status
+    caller: Caller, session: SessionDep, page: PageDep, status: CaseStatus | None = None
+) -> Page[CaseSummary]:
+    """The cases the caller may see, newest first, one page at a time."""
+    cases, next_cursor = service.list_cases(
+        session=session, principal=caller.principal, ctx=caller.ctx, status=status, page=page
     )
-    return [service.summarize(session=session, case=case) for case in cases]
+    return Page(items=service.summarize_all(session=session, cases=cases), next=next_cursor)
 
 
 @router.get("/{case_id}")

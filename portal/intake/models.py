@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from portal.db import UTCDateTime, new_id, utcnow
@@ -15,7 +15,10 @@ class CaseFile(SQLModel, table=True):
     """An accepted file of a case. Rejected files leave no row (and no object)."""
 
     __tablename__ = "case_files"
-    __table_args__ = (UniqueConstraint("case_id", "sop_instance_uid"),)
+    __table_args__ = (
+        UniqueConstraint("case_id", "sop_instance_uid"),
+        Index("ix_case_files_case_created", "case_id", "created_at", "id"),  # keyset pages
+    )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     case_id: uuid.UUID = Field(foreign_key="cases.id", index=True)
@@ -74,6 +77,10 @@ class DicomSeries(SQLModel, table=True):
 
 class DicomInstance(SQLModel, table=True):
     __tablename__ = "dicom_instances"
+    __table_args__ = (
+        # Frames per series summed from the index alone (no visit to a million rows).
+        Index("ix_dicom_instances_series_frames", "series_id", "number_of_frames"),
+    )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     series_id: uuid.UUID = Field(foreign_key="dicom_series.id", index=True)

@@ -13,14 +13,13 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.cases.models import Case
-from portal.db import begin_read_only, utcnow
+from portal.db import begin_read_only
 from portal.intake import indexing
 from portal.intake.archive import ArchiveLimits, plan_zip
 from portal.intake.capture import Capture, chunked
@@ -36,9 +35,10 @@ from portal.intake.models import (
     DicomSeries,
     DicomStudy,
     RejectedFile,
-    TusUpload,
     UploadResult,
 )
+from portal.intake.quota import QuotaLedger
+from portal.intake.quota import unfinished_uploads as unfinished_uploads  # tus.py reads it here
 from portal.intake.records import inspect_image, inspect_pdf, pdf_page_count
 from portal.intake.sniff import FileKind
 from portal.objects import service as objects_service
@@ -49,11 +49,6 @@ from storage.reader import VaultFile
 from storage.vault import StoredObject, Vault
 
 PAGE_COUNT_LIMIT = 64 * 1024 * 1024  # count PDF pages only where it is cheap
-
-
-def unfinished_uploads() -> tuple[ColumnElement[bool], ...]:
-    """Conditions on ``TusUpload`` for uploads still open (their declared length is reserved)."""
-    return (col(TusUpload.completed_at).is_(None), col(TusUpload.expires_at) > utcnow())
 
 
 def display_name(raw: str | None, *, keep_folders: bool = False) -> str:
@@ -86,6 +81,8 @@ class Ingest:
     tus_upload_id: uuid.UUID | None = None
     """The resumable upload being completed: its own reservation does not count against it."""
     _reports: list[uuid.UUID] = field(default_factory=list)
+    _key_and_quota: tuple[bytes, QuotaLedger] | None = None
+    """Read at the request's first file, then kept by the request (``portal.intake.quota``)."""
 
     def withdraw(self) -> None:
         """Remove every file this ingest stored: its request did not finish.
@@ -267,6 +264,8 @@ class Ingest:
                 raise
             self._duplicate(filename, stored, existing)
             return
+        if self._key_and_quota is not None:
+            self._key_and_quota[1].spend(stored.size)
         self.result.accepted.append(
             AcceptedFile(id=case_file.id, filename=filename, kind=kind.value)
         )
@@ -380,32 +379,32 @@ class Ingest:
     def _case_key_and_quota(self) -> tuple[bytes, int]:
         """The case's wrapped data key and the bytes its quota has left.
 
-        Read in a read-only transaction, committed before any bytes stream: uploads to one
-        case neither wait for each other's writes here nor hold them up. Only the first
-        upload of a case writes (it creates the data key).
+        Read once per request, in a read-only transaction committed before any bytes stream:
+        uploads to one case neither wait for each other's writes here nor hold them up. Only
+        the first upload of a case writes (it creates the data key). Each file this request
+        stores is then taken off the ledger (``_accept``), with no query per file.
         """
+        if self._key_and_quota is not None:
+            return self._key_and_quota[0], self._key_and_quota[1].left
         if self.session.in_transaction():
             self.session.commit()
         begin_read_only(self.session)
-        wrapped = objects_service.find_case_key(session=self.session, case_id=self.case.id)
-        used = self.session.exec(
-            select(func.coalesce(func.sum(CaseFile.size), 0)).where(
-                CaseFile.case_id == self.case.id
-            )
-        ).one()
-        others = select(func.coalesce(func.sum(TusUpload.length), 0)).where(
-            TusUpload.case_id == self.case.id, *unfinished_uploads()
+        found = objects_service.find_case_key(session=self.session, case_id=self.case.id)
+        ledger = QuotaLedger.read(
+            session=self.session,
+            case_id=self.case.id,
+            quota=self.settings.case_quota_bytes,
+            excluding_upload=self.tus_upload_id,
         )
-        if self.tus_upload_id is not None:
-            others = others.where(TusUpload.id != self.tus_upload_id)
-        reserved = self.session.exec(others).one()  # promised to unfinished resumable uploads
         self.session.commit()
+        wrapped = found
         if wrapped is None:
             wrapped = objects_service.case_key(
                 session=self.session, vault=self.vault, case_id=self.case.id
             )
             self.session.commit()
-        return wrapped, max(0, self.settings.case_quota_bytes - int(used) - int(reserved))
+        self._key_and_quota = (wrapped, ledger)
+        return wrapped, ledger.left
 
 
 def _drop_empty_index(session: Session, case_id: uuid.UUID, series_ids: set[uuid.UUID]) -> None:

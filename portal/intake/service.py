@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from portal import access
+from portal import access, pagination
 from portal.access import Principal
 from portal.accounts.models import User
 from portal.audit import service as audit_service
@@ -28,6 +29,7 @@ from portal.intake.schemas import IdentityCheck, SeriesPublic, StudiesPublic, St
 from portal.objects import service as objects_service
 from portal.objects import texts
 from portal.objects.models import StoredObject
+from portal.pagination import PageRequest
 from storage.vault import Vault
 
 UPLOAD_STATUSES = frozenset({CaseStatus.draft, CaseStatus.info_requested})
@@ -47,22 +49,33 @@ def case_for_upload(*, session: Session, principal: Principal, case_id: uuid.UUI
     return case
 
 
+OLDEST_FIRST = (col(CaseFile.created_at), col(CaseFile.id))
+
+
 def list_files(
-    *, session: Session, principal: Principal, ctx: AuditContext, case_id: uuid.UUID
-) -> Sequence[CaseFile]:
+    *,
+    session: Session,
+    principal: Principal,
+    ctx: AuditContext,
+    case_id: uuid.UUID,
+    page: PageRequest | None = None,
+) -> tuple[list[CaseFile], str | None]:
+    """The case's files in the order they arrived: one page, or all of them (``page=None``,
+    for the case page), and the cursor after them."""
     case = access.case_for(
         session=session, principal=principal, case_id=case_id, action="case.content.read"
     )
-    files = session.exec(
-        select(CaseFile)
-        .where(CaseFile.case_id == case.id)
-        .order_by(col(CaseFile.created_at), col(CaseFile.id))
-    ).all()
+    query = select(CaseFile).where(CaseFile.case_id == case.id)
+    if page is None:
+        files, next_cursor = list(session.exec(query.order_by(*OLDEST_FIRST)).all()), None
+    else:
+        rows = session.exec(pagination.after(query, OLDEST_FIRST, page)).all()
+        files, next_cursor = pagination.cut(rows, page, lambda item: (item.created_at, item.id))
     audit_service.record_read(
         session=session, ctx=ctx, action="file.list", case_id=case.id, details={"count": len(files)}
     )
     session.commit()
-    return files
+    return files, next_cursor
 
 
 def describe_files(*, session: Session, files: Sequence[CaseFile]) -> list[CaseFilePublic]:
@@ -165,14 +178,15 @@ def studies(
 
 
 def _frames_per_series(session: Session, series_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
-    totals: dict[uuid.UUID, int] = {}
-    for series_id, frames in session.exec(
-        select(DicomInstance.series_id, DicomInstance.number_of_frames).where(
-            col(DicomInstance.series_id).in_(series_ids)
-        )
-    ).all():
-        totals[series_id] = totals.get(series_id, 0) + frames
-    return totals
+    """Frames per series, summed by the database (a series may hold thousands of instances)."""
+    if not series_ids:
+        return {}
+    rows = session.exec(
+        select(DicomInstance.series_id, func.sum(DicomInstance.number_of_frames))
+        .where(col(DicomInstance.series_id).in_(series_ids))
+        .group_by(col(DicomInstance.series_id))
+    ).all()
+    return {series_id: int(total or 0) for series_id, total in rows}
 
 
 def study_uids_by_case(

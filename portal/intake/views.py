@@ -9,7 +9,7 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from portal.deps import Caller, SessionDep, SettingsDep, vault_of
+from portal.deps import Caller, PageDep, SessionDep, SettingsDep, vault_of
 from portal.errors import InvalidInput
 from portal.intake import service
 from portal.intake.capacity import UploadCapacity
@@ -17,6 +17,7 @@ from portal.intake.models import CaseFilePublic, UploadResult
 from portal.intake.multipart import MultipartStream
 from portal.intake.pipeline import Ingest
 from portal.intake.schemas import StudiesPublic
+from portal.pagination import Page
 
 router = APIRouter(prefix="/api/cases", tags=["intake"])
 
@@ -88,11 +89,14 @@ def upload_capacity(request: Request) -> UploadCapacity:
 
 
 @router.get("/{case_id}/files")
-def list_files(case_id: uuid.UUID, caller: Caller, session: SessionDep) -> list[CaseFilePublic]:
-    files = service.list_files(
-        session=session, principal=caller.principal, ctx=caller.ctx, case_id=case_id
+def list_files(
+    case_id: uuid.UUID, caller: Caller, session: SessionDep, page: PageDep
+) -> Page[CaseFilePublic]:
+    """The case's files in the order they arrived, one page at a time."""
+    files, next_cursor = service.list_files(
+        session=session, principal=caller.principal, ctx=caller.ctx, case_id=case_id, page=page
     )
-    return service.describe_files(session=session, files=files)
+    return Page(items=service.describe_files(session=session, files=files), next=next_cursor)
 
 
 @router.get("/{case_id}/files/{file_id}/content")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -53,6 +54,14 @@ def build_templates() -> Jinja2Templates:
 
 
 TEMPLATES = build_templates()
+
+
+def page_link(path: str, params: dict[str, object], cursor: str | None) -> str | None:
+    """The URL of the next page of a list: the same filters, and the cursor (None: no more)."""
+    if cursor is None:
+        return None
+    kept = {name: str(value) for name, value in params.items() if value not in (None, "")}
+    return f"{path}?{urlencode({**kept, 'cursor': cursor})}"
 
 
 def see_other(target: str) -> Response:

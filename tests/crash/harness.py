@@ -178,7 +178,7 @@ def assert_files_whole(http: httpx.Client, app: FastAPI, case_id: str) -> list[d
     """Every file the case lists reads back byte for byte and, if DICOM, is indexed."""
     listed = http.get(f"/api/cases/{case_id}/files")
     assert listed.status_code == 200, listed.text
-    files: list[dict[str, Any]] = listed.json()
+    files: list[dict[str, Any]] = listed.json()["items"]
     for item in files:
         content = http.get(f"/api/cases/{case_id}/files/{item['id']}/content")
         assert content.status_code == 200, content.text

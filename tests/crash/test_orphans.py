@@ -82,7 +82,7 @@ def test_housekeeping_removes_objects_without_rows_and_unfinished_uploads(
     # The uploaded files and the case's text key share (it has a row) are untouched.
     assert len(uploaded) == 2
     assert after.clean and sorted(after.verified) == sorted([*uploaded, share])
-    files = client.get(f"/api/cases/{case['id']}/files", headers=patient.headers).json()
+    files = client.get(f"/api/cases/{case['id']}/files", headers=patient.headers).json()["items"]
     assert sorted(f["filename"] for f in files) == ["ct.dcm", "report.pdf"]
 
 

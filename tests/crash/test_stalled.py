@@ -87,7 +87,7 @@ def test_housekeeping_finishes_an_upload_whose_ingest_was_cut_short(
     assert run_housekeeping(app, settings).finished_uploads == 1
     status = client.get(location, headers=patient.headers).json()
     assert status["complete"] and status["result"]["accepted"][0]["filename"] == "ct.dcm"
-    files = client.get(f"/api/cases/{case_id}/files", headers=patient.headers).json()
+    files = client.get(f"/api/cases/{case_id}/files", headers=patient.headers).json()["items"]
     assert [(f["filename"], f["size"]) for f in files] == [("ct.dcm", len(data))]
     content = client.get(
         f"/api/cases/{case_id}/files/{files[0]['id']}/content", headers=patient.headers
@@ -116,4 +116,7 @@ def test_an_upload_into_a_case_that_moved_on_is_left_to_expire(
     settings.orphan_grace_seconds = 0
     assert run_housekeeping(app, settings).finished_uploads == 0
     assert run_housekeeping(app, settings).finished_uploads == 0  # claimed: not retried at once
-    assert client.get(f"/api/cases/{case_id}/files", headers=patient.headers).json() == []
+    assert client.get(f"/api/cases/{case_id}/files", headers=patient.headers).json() == {
+        "items": [],
+        "next": None,
+    }

@@ -38,7 +38,7 @@ def test_fuzz_findings_are_refused_with_a_reason(client: TestClient, accounts: A
         # An archive of nothing but folders imports nothing and refuses nothing.
         assert all(item["reason"] for item in rejected), (path.name, response.json())
     # Undamaged entries of a damaged archive may be accepted; each of them reads back whole.
-    listed = client.get(f"/api/cases/{case['id']}/files", headers=patient.headers).json()
+    listed = client.get(f"/api/cases/{case['id']}/files", headers=patient.headers).json()["items"]
     for item in listed:
         content = client.get(
             f"/api/cases/{case['id']}/files/{item['id']}/content", headers=patient.headers

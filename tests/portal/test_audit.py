@@ -83,14 +83,17 @@ def test_api_lists_events_per_case_for_coordinators(client: TestClient, accounts
     first, second = open_case(client, patient), open_case(client, patient)
     coordinator = accounts.staff(Role.coordinator)
     client.get(f"/api/cases/{second['id']}", headers=coordinator.headers)
-    events = client.get(f"/api/audit?case_id={first['id']}", headers=coordinator.headers).json()
+    events = client.get(f"/api/audit?case_id={first['id']}", headers=coordinator.headers).json()[
+        "items"
+    ]
     assert [e["action"] for e in events] == ["case.create"]
     assert {e["case_id"] for e in events} == {first["id"]}
-    everything = client.get("/api/audit?limit=3", headers=coordinator.headers).json()
+    first_page = client.get("/api/audit?limit=3", headers=coordinator.headers).json()
+    everything = first_page["items"]
     assert len(everything) == 3 and everything[0]["id"] > everything[-1]["id"]
     older = client.get(
-        f"/api/audit?limit=3&before_id={everything[-1]['id']}", headers=coordinator.headers
-    ).json()
+        f"/api/audit?limit=3&cursor={first_page['next']}", headers=coordinator.headers
+    ).json()["items"]
     assert older and older[0]["id"] < everything[-1]["id"]
 
 

@@ -81,7 +81,9 @@ def test_mixed_upload_accepts_by_content_and_explains_rejections(
 
     files = {
         f["filename"]: f
-        for f in client.get(f"/api/cases/{case['id']}/files", headers=patient.headers).json()
+        for f in client.get(f"/api/cases/{case['id']}/files", headers=patient.headers).json()[
+            "items"
+        ]
     }
     assert files["report.pdf"]["page_count"] == 3
     assert (files["photo-of-report.png"]["width"], files["photo-of-report.png"]["height"]) == (

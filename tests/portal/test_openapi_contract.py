@@ -38,6 +38,7 @@ from sqlmodel import Session, select
 
 from portal.accounts.models import Role
 from portal.intake.models import DicomInstance, DicomSeries, DicomStudy
+from portal.pagination import encode_cursor
 from tests.fixtures.app import Account, Accounts, open_case
 from tests.portal import samples
 
@@ -278,7 +279,7 @@ def test_nul_characters_are_refused_before_they_reach_the_database(
     answer = client.post("/api/cases", json=body, headers=patient.headers)
     assert answer.status_code == 422
     assert answer.json() == {"detail": "subject: must not contain control characters (NUL)."}
-    assert client.get("/api/cases", headers=patient.headers).json() == []
+    assert client.get("/api/cases", headers=patient.headers).json() == {"items": [], "next": None}
     nested = client.post(
         "/api/cases", json={**body, "subject": "Back pain", "x\x00": 1}, headers=patient.headers
     )
@@ -301,19 +302,22 @@ def test_a_case_language_is_a_supported_one(client: TestClient, accounts: Accoun
     }
     answer = client.post("/api/cases", json=body, headers=patient.headers)
     assert answer.status_code == 422 and "language" in answer.json()["detail"]
-    assert client.get("/api/cases", headers=patient.headers).json() == []
+    assert client.get("/api/cases", headers=patient.headers).json() == {"items": [], "next": None}
 
 
 def test_an_audit_position_past_any_sequence_number_is_invalid(
     client: TestClient, accounts: Accounts
 ):
-    """Found by schemathesis: a ``before_seq`` beyond the column's range overflowed in the database
-    driver (SQLite's OverflowError, PostgreSQL's DataError): a server error."""
+    """Found by schemathesis: a position (then ``before_seq``, now inside the cursor) beyond the
+    column's range overflowed in the database driver (SQLite's OverflowError, PostgreSQL's
+    DataError): a server error. Such a cursor is one the list never gave out: 400."""
     coordinator = accounts.staff(Role.coordinator)
     for position in (2**31, 73068765309906921582367866880):
         answer = client.get(
-            "/api/audit", params={"before_seq": position}, headers=coordinator.headers
+            "/api/audit", params={"cursor": encode_cursor([position])}, headers=coordinator.headers
         )
-        assert answer.status_code == 422 and "before_seq" in answer.json()["detail"]
-    last = client.get("/api/audit", params={"before_seq": 2**31 - 1}, headers=coordinator.headers)
+        assert answer.status_code == 400 and "cursor" in answer.json()["detail"]
+    last = client.get(
+        "/api/audit", params={"cursor": encode_cursor([2**31 - 1])}, headers=coordinator.headers
+    )
     assert last.status_code == 200

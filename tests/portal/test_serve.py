@@ -43,7 +43,7 @@ def test_two_workers_share_sessions_cases_and_files(
                     files=[("files", (f"ct{n}.dcm", samples.ct_series(1)[0], "application/dicom"))],
                 )
                 assert uploaded.status_code == 200 and uploaded.json()["accepted"], uploaded.text
-            listed = http.get(f"/api/cases/{case['id']}/files").json()
+            listed = http.get(f"/api/cases/{case['id']}/files").json()["items"]
             assert len(listed) == 8
     finally:
         server.stop()

@@ -62,7 +62,7 @@ def test_spine_case_in_russian_from_upload_to_signed_opinion(
     for other in (team.cardiology_ru, team.spine_en):
         assert client.get(url, headers=other.headers).status_code == 404
     specialist = team.spine_ru
-    worklist = client.get("/api/cases", headers=specialist.headers).json()
+    worklist = client.get("/api/cases", headers=specialist.headers).json()["items"]
     assert [item["id"] for item in worklist] == [case["id"]]
     accepted = client.post(f"{url}/accept", headers=specialist.headers)
     assert accepted.status_code == 200 and accepted.json()["status"] == "in_review"

@@ -158,7 +158,7 @@ def test_text_is_ciphertext_in_the_database_and_clear_where_it_is_shown(
     patient = case["patient"]
     shown = client.get(case["url"], headers=patient.headers).json()
     assert shown["clinical_question"] == QUESTION and shown["history"] == HISTORY
-    files = client.get(f"{case['url']}/files", headers=patient.headers).json()
+    files = client.get(f"{case['url']}/files", headers=patient.headers).json()["items"]
     assert FILE_NAME in [item["filename"] for item in files]
     asked = client.get(f"{case['url']}/questions", headers=patient.headers).json()
     assert {(item["text"], item["answer"]) for item in asked} == {

@@ -393,7 +393,7 @@ def test_without_specialists_the_case_waits_in_triage(client: TestClient, accoun
     case = ready_case(client, patient)
     submitted = submit(client, patient, case["id"])
     assert submitted["status"] == "triage"
-    queue = client.get("/api/cases?status=triage", headers=coordinator.headers).json()
+    queue = client.get("/api/cases?status=triage", headers=coordinator.headers).json()["items"]
     assert [item["id"] for item in queue] == [case["id"]]
 
 
@@ -444,7 +444,7 @@ def test_concurrent_sweeps_time_out_each_offer_once(
 def test_specialist_profiles_are_managed_by_coordinators(
     client: TestClient, accounts: Accounts, team: Team
 ):
-    listed = client.get("/api/specialists", headers=team.coordinator.headers).json()
+    listed = client.get("/api/specialists", headers=team.coordinator.headers).json()["items"]
     by_id = {item["id"]: item for item in listed}
     assert by_id[str(team.spine_ru.user_id)]["languages"] == ["en", "ru"]
     url = f"/api/specialists/{team.spine_en.user_id}"
