@@ -19,6 +19,7 @@ from portal import access, pagination
 from portal.access import Principal
 from portal.accounts.models import User
 from portal.cases import service as cases_service
+from portal.cases.deadlines import ACTIVE_STATUSES
 from portal.cases.models import Case, CaseStatus
 from portal.intake import service as intake_service
 from portal.intake.models import DicomInstance, DicomSeries, DicomStudy
@@ -27,7 +28,6 @@ from reviewers import specialists
 from reviewers.deadlines import DeadlineState
 from reviewers.matching import CaseNeeds, MatchResult, match_specialists
 from reviewers.models import CaseAssignment
-from reviewers.workflow import ACTIVE_STATUSES
 
 DUE_SOON_HOURS = 24
 """As ``portal.cases.service.deadline_state``: the same hours make the same states."""

@@ -312,12 +312,12 @@ def test_an_audit_position_past_any_sequence_number_is_invalid(
     column's range overflowed in the database driver (SQLite's OverflowError, PostgreSQL's
     DataError): a server error. Such a cursor is one the list never gave out: 400."""
     coordinator = accounts.staff(Role.coordinator)
-    for position in (2**31, 73068765309906921582367866880):
+    for position in (2**63, 73068765309906921582367866880):  # the append id is a BIGINT
         answer = client.get(
             "/api/audit", params={"cursor": encode_cursor([position])}, headers=coordinator.headers
         )
         assert answer.status_code == 400 and "cursor" in answer.json()["detail"]
     last = client.get(
-        "/api/audit", params={"cursor": encode_cursor([2**31 - 1])}, headers=coordinator.headers
+        "/api/audit", params={"cursor": encode_cursor([2**63 - 1])}, headers=coordinator.headers
     )
     assert last.status_code == 200
