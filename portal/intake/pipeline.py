@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import unicodedata
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, func
@@ -83,7 +83,10 @@ class Ingest:
     study_uid: str | None = None
     """Refuse instances of any other study (STOW-RS to ``/studies/{study}``)."""
     tus_upload_id: uuid.UUID | None = None
-    """The resumable upload being completed: its own reservation does not count against it."""
+    """The resumable upload being completed: its own reservation does not count against it,
+    and the parts it stores are keyed by it, so a completion run again skips them."""
+    progress: Callable[[int, int], None] | None = None
+    """Told (entries done, entries in all) as a ZIP's entries are imported."""
     _reports: list[uuid.UUID] = field(default_factory=list)
 
     def withdraw(self) -> None:
@@ -127,13 +130,17 @@ class Ingest:
 
     def add(self, *, filename: str, chunks: Iterable[bytes], source: str) -> None:
         """Ingest one uploaded file (a ZIP expands into its entries)."""
-        self._one(filename=display_name(filename), chunks=chunks, source=source, in_archive=False)
+        self._one(
+            filename=display_name(filename), chunks=chunks, source=source, in_archive=False, entry=0
+        )
 
     # -- one file ------------------------------------------------------------------------
 
     def _one(
-        self, *, filename: str, chunks: Iterable[bytes], source: str, in_archive: bool
+        self, *, filename: str, chunks: Iterable[bytes], source: str, in_archive: bool, entry: int
     ) -> None:
+        if self._stored_before(filename, entry):
+            return
         source_iter = iter(chunks)
         wrapped, quota_left = self._case_key_and_quota()
         capture = Capture(
@@ -160,7 +167,7 @@ class Ingest:
                     )
                 self._archive(filename, stored, wrapped)
                 return
-            self._accept(filename, stored, capture, source, wrapped)
+            self._accept(filename, stored, capture, source, wrapped, entry)
         except Rejected as rejected:
             self.vault.delete(stored.object_key)
             self._reject(filename, rejected, source)
@@ -169,7 +176,13 @@ class Ingest:
             raise
 
     def _accept(
-        self, filename: str, stored: StoredObject, capture: Capture, source: str, wrapped: bytes
+        self,
+        filename: str,
+        stored: StoredObject,
+        capture: Capture,
+        source: str,
+        wrapped: bytes,
+        entry: int,
     ) -> None:
         head, kind = bytes(capture.head), capture.kind
         assert kind is not None
@@ -214,6 +227,8 @@ class Ingest:
             page_count=page_count,
             width=width,
             height=height,
+            upload_id=self.tus_upload_id,
+            upload_entry=entry if self.tus_upload_id is not None else None,
         )
         texts.for_case(session=self.session, case_id=self.case.id).seal(
             case_file, "filename", filename
@@ -254,6 +269,23 @@ class Ingest:
         self.result.accepted.append(
             AcceptedFile(id=case_file.id, filename=filename, kind=kind.value)
         )
+
+    def _stored_before(self, filename: str, entry: int) -> bool:
+        """Whether an earlier run of this upload's completion stored this part (then it is
+        reported as accepted again, and not read)."""
+        if self.tus_upload_id is None:
+            return False
+        begin_read_only(self.session)
+        earlier = self.session.exec(
+            select(CaseFile.id, CaseFile.kind)
+            .where(CaseFile.upload_id == self.tus_upload_id)
+            .where(CaseFile.upload_entry == entry)
+        ).first()
+        self.session.commit()
+        if earlier is None:
+            return False
+        self.result.accepted.append(AcceptedFile(id=earlier[0], filename=filename, kind=earlier[1]))
+        return True
 
     def _duplicate(self, filename: str, stored: StoredObject, existing: CaseFile) -> None:
         """The case has this DICOM instance already: keep that file, drop the new object."""
@@ -304,7 +336,9 @@ class Ingest:
                     self._reject(f"{name}/{entry_rejection.name}", entry_rejection.error, "archive")
                 accepted_before = len(self.result.accepted)
                 rejected_before = len(self.result.rejected)
-                for entry in plan.entries:
+                if self.progress is not None:
+                    self.progress(0, len(plan.entries))
+                for number, entry in enumerate(plan.entries, start=1):
                     entry_name = display_name(f"{name}/{entry.name}", keep_folders=True)
                     with entry.open() as stream:
                         self._one(
@@ -312,18 +346,27 @@ class Ingest:
                             chunks=chunked(stream),
                             source="archive",
                             in_archive=True,
+                            entry=number,
                         )
+                    if self.progress is not None:
+                        self.progress(number, len(plan.entries))
         finally:
             self.vault.delete(stored.object_key)
+        if self.tus_upload_id is not None:  # written by an earlier run of this completion
+            self.session.exec(
+                delete(ArchiveReport).where(col(ArchiveReport.upload_id) == self.tus_upload_id)
+            )
         report = ArchiveReport(
             case_id=self.case.id,
-            archive_name=name,
+            upload_id=self.tus_upload_id,
             dicomdir_present=plan.dicomdir_present,
             referenced=plan.referenced,
             accepted=len(self.result.accepted) - accepted_before,
             rejected=len(self.result.rejected) - rejected_before + len(plan.rejected),
-            missing=json.dumps(plan.missing),
         )
+        sealer = texts.for_case(session=self.session, case_id=self.case.id)
+        sealer.seal(report, "archive_name", name)
+        sealer.seal(report, "missing", json.dumps(plan.missing))
         self.session.add(report)
         self._reports.append(report.id)
         audit_service.record(

@@ -1,9 +1,11 @@
 """Resumable uploads, tus 1.0.0: creation, creation-with-upload, checksum, expiration, termination.
 
 Each PATCH body becomes one encrypted object (a chunk); the upload's offset moves only when a
-chunk is stored and recorded. When the last byte arrives the chunks are read back in order
-through the same ingest as every other upload, then deleted. A creation request that carries
-the whole file goes through the ingest directly (``ingest_whole``). State lives in the
+chunk is stored and recorded. The PATCH that brings the last byte records the upload as
+``assembling`` and asks for its completion job in the same transaction, and answers at once:
+the job (``portal.intake.upload_jobs``, any replica) reads the chunks back in order through the
+same ingest as every other upload, then deletes them (docs/jobs.md). A creation request that
+carries the whole file goes through the ingest directly (``ingest_whole``). State lives in the
 database and object storage, so an upload resumes after a dropped connection or a server
 restart.
 """
@@ -31,14 +33,17 @@ from portal.cases.models import Case
 from portal.db import utcnow
 from portal.errors import ChecksumMismatch, Conflict, Gone, InvalidInput, NotFound, PayloadTooLarge
 from portal.intake import service as intake_service
-from portal.intake.models import CaseFile, TusChunk, TusUpload, UploadResult
+from portal.intake.models import CaseFile, TusChunk, TusUpload, UploadResult, UploadStatus
 from portal.intake.pipeline import Ingest, display_name, unfinished_uploads
+from portal.jobs import service as jobs_service
 from portal.objects import service as objects_service
+from portal.objects import texts
 from portal.objects.models import StoredObject
 from portal.settings import Settings
 from storage.vault import Vault
 
 TUS_VERSION = "1.0.0"
+COMPLETE_JOB = "upload.complete"
 EXTENSIONS = "creation,creation-with-upload,checksum,expiration,termination"
 CHECKSUMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
 
@@ -109,10 +114,12 @@ def create_upload(
     upload = TusUpload(
         case_id=case.id,
         owner_id=principal.user_id,
-        filename=display_name(metadata.get("filename")),
         length=length,
         created_at=now,
         expires_at=_expiry(settings, created_at=now),
+    )
+    texts.for_case(session=session, case_id=case.id).seal(
+        upload, "filename", display_name(metadata.get("filename"))
     )
     session.add(upload)
     audit_service.record(
@@ -185,7 +192,7 @@ def _expiry(settings: Settings, *, created_at: datetime) -> datetime:
 def upload_to_append(*, session: Session, principal: Principal, upload_id: uuid.UUID) -> TusUpload:
     """The caller's unfinished upload, if its case still accepts files (else 409)."""
     upload = owned_upload(session=session, principal=principal, upload_id=upload_id)
-    if upload.completed_at is not None:
+    if upload.status != UploadStatus.receiving:
         raise Conflict("This upload is already complete.")
     intake_service.case_for_upload(session=session, principal=principal, case_id=upload.case_id)
     return upload
@@ -197,7 +204,7 @@ def owned_upload(*, session: Session, principal: Principal, upload_id: uuid.UUID
     case = session.get(Case, upload.case_id) if upload is not None else None
     if upload is None or case is None or not access.may(principal, case, "case.files.add"):
         raise NotFound("Upload not found.")
-    if upload.completed_at is None and upload.expires_at <= utcnow():
+    if upload.status == UploadStatus.receiving and upload.expires_at <= utcnow():
         raise Gone("This upload expired; start it again.")
     return upload
 
@@ -242,12 +249,12 @@ def append(
     checksum: Checksum | None,
     disconnected: Callable[[], bool],
 ) -> TusUpload:
-    """Store a PATCH body as the next chunk; ingest the whole file when it is complete."""
+    """Store a PATCH body as the next chunk; with the last one, ask for the completion job."""
     if offset != upload.offset:
         raise Conflict(
             f"Upload-Offset {offset} does not match the server's offset {upload.offset}."
         )
-    if upload.completed_at is not None:
+    if upload.status != UploadStatus.receiving:
         raise Conflict("This upload is already complete.")
     wrapped = objects_service.case_key(session=session, vault=vault, case_id=upload.case_id)
     upload_id, case_id, remaining = upload.id, upload.case_id, upload.length - upload.offset
@@ -275,18 +282,17 @@ def append(
         )
         locked.offset = offset + stored.size
         locked.expires_at = _expiry(settings, created_at=locked.created_at)
+        if locked.offset == locked.length:
+            assemble(session=session, upload=locked)
         session.add(locked)
         session.commit()
-    if locked.offset == locked.length:
-        complete(
-            session=session,
-            vault=vault,
-            settings=settings,
-            principal=principal,
-            ctx=ctx,
-            upload=locked,
-        )
     return locked
+
+
+def assemble(*, session: Session, upload: TusUpload) -> None:
+    """Every byte arrived: the upload waits for its completion job (the caller commits)."""
+    upload.status = UploadStatus.assembling.value
+    jobs_service.enqueue(session=session, kind=COMPLETE_JOB, key=str(upload.id))
 
 
 def _lock(session: Session, upload_id: uuid.UUID) -> TusUpload:
@@ -323,18 +329,31 @@ def ingest_whole(
     """
     ingest = _ingest_into_case(session, vault, settings, principal, ctx, upload)
     hasher = _ChunkHasher(body, upload.length, checksum)
+    name = filename(session=session, upload=upload)
     try:
-        ingest.add(filename=upload.filename, chunks=_whole(hasher, upload.length), source="tus")
+        ingest.add(filename=name, chunks=_whole(hasher, upload.length), source="tus")
     except _CutShort:
         session.rollback()
         return upload
     finished = session.get(TusUpload, upload.id) or upload
     finished.offset = finished.length
-    finished.completed_at = utcnow()
-    finished.result = ingest.result.model_dump_json()
-    session.add(finished)
+    _record_result(session, finished, ingest.result)
     session.commit()
     return finished
+
+
+def filename(*, session: Session, upload: TusUpload) -> str:
+    """The upload's file name, in clear."""
+    return texts.for_case(session=session, case_id=upload.case_id).open(upload, "filename") or ""
+
+
+def _record_result(session: Session, upload: TusUpload, result: UploadResult) -> None:
+    upload.status = UploadStatus.complete.value
+    upload.completed_at = utcnow()
+    texts.for_case(session=session, case_id=upload.case_id).seal(
+        upload, "result", result.model_dump_json()
+    )
+    session.add(upload)
 
 
 def _ingest_into_case(
@@ -385,17 +404,23 @@ def complete(
     principal: Principal,
     ctx: AuditContext,
     upload: TusUpload,
+    progress: Callable[[int, int], None],
+    heartbeat: Callable[[], None],
 ) -> UploadResult:
-    """Run the assembled bytes through the common ingest, then drop the chunks."""
+    """Run the assembled bytes through the common ingest, then drop the chunks.
+
+    Safe to run again after a crash at any point: parts an earlier run stored are found by
+    (upload, entry) and not stored twice, and the upload is marked complete in the same
+    transaction that forgets its chunks, whose objects are deleted only after it.
+    """
     ingest = _ingest_into_case(session, vault, settings, principal, ctx, upload)
+    ingest.progress = progress
+    name = filename(session=session, upload=upload)
     chunks = _chunks(session, upload.id)
-    ingest.add(filename=upload.filename, chunks=_read_back(session, vault, chunks), source="tus")
-    _drop_chunks(session, vault, chunks)
+    ingest.add(filename=name, chunks=_read_back(session, vault, chunks, heartbeat), source="tus")
     upload = session.get(TusUpload, upload.id) or upload
-    upload.completed_at = utcnow()
-    upload.result = ingest.result.model_dump_json()
-    session.add(upload)
-    session.commit()
+    _record_result(session, upload, ingest.result)
+    _forget_chunks(session, vault, chunks)
     return ingest.result
 
 
@@ -411,10 +436,44 @@ def _chunks(session: Session, upload_id: uuid.UUID) -> list[tuple[TusChunk, Stor
 
 
 def _read_back(
-    session: Session, vault: Vault, chunks: list[tuple[TusChunk, StoredObject]]
+    session: Session,
+    vault: Vault,
+    chunks: list[tuple[TusChunk, StoredObject]],
+    heartbeat: Callable[[], None],
 ) -> Iterator[bytes]:
     for _chunk, stored in chunks:
-        yield from objects_service.open_object(session=session, vault=vault, row=stored)
+        heartbeat()
+        opened = objects_service.open_object(session=session, vault=vault, row=stored)
+        session.commit()  # no transaction (SQLite: the write lock) stays open while it streams
+        yield from opened
+
+
+def _forget_chunks(
+    session: Session, vault: Vault, chunks: list[tuple[TusChunk, StoredObject]]
+) -> None:
+    """Delete the chunks' rows with the caller's transaction, then their objects (one left
+    behind by a crash has no row, and the orphan sweep removes it)."""
+    for chunk, stored in chunks:
+        session.delete(session.get(TusChunk, chunk.id))
+        session.delete(session.get(StoredObject, stored.id))
+    session.commit()
+    for _chunk, stored in chunks:
+        vault.delete(stored.object_key)
+
+
+def fail(*, session: Session, vault: Vault, upload_id: uuid.UUID, reason: str) -> None:
+    """The completion job gave up: the upload is failed, its staged bytes deleted."""
+    upload = session.get(TusUpload, upload_id)
+    if upload is None or upload.status != UploadStatus.assembling:
+        return
+    chunks = _chunks(session, upload_id)
+    upload = session.get(TusUpload, upload_id)
+    assert upload is not None
+    upload.status = UploadStatus.failed.value
+    upload.failure = reason[:255]
+    upload.completed_at = utcnow()
+    session.add(upload)
+    _forget_chunks(session, vault, chunks)
 
 
 def _drop_chunks(
@@ -452,7 +511,7 @@ def expire_uploads(*, session: Session, vault: Vault) -> int:
     """Delete incomplete uploads past their expiry, with their staged chunks."""
     expired = session.exec(
         select(TusUpload)
-        .where(col(TusUpload.completed_at).is_(None))
+        .where(TusUpload.status == UploadStatus.receiving.value)
         .where(col(TusUpload.expires_at) <= utcnow())
     ).all()
     for upload in expired:
@@ -462,5 +521,9 @@ def expire_uploads(*, session: Session, vault: Vault) -> int:
     return len(expired)
 
 
-def result_of(upload: TusUpload) -> UploadResult | None:
-    return UploadResult.model_validate(json.loads(upload.result)) if upload.result else None
+def result_of(*, session: Session, upload: TusUpload) -> UploadResult | None:
+    """What the ingest made of the upload, once complete."""
+    if upload.result_sealed is None:
+        return None
+    sealed = texts.for_case(session=session, case_id=upload.case_id).open(upload, "result")
+    return UploadResult.model_validate(json.loads(sealed or "{}"))

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from portal.deps import Caller, SessionDep, SettingsDep, vault_of
 from portal.errors import InvalidInput, PortalError, PreconditionFailed, UnsupportedMediaType
 from portal.intake import tus
-from portal.intake.models import TusUpload, UploadResult
+from portal.intake.models import TusUpload, UploadResult, UploadStatus
 from portal.intake.streams import BodyReader
 from portal.intake.views import upload_capacity
 from portal.settings import Settings
@@ -142,6 +142,8 @@ async def patch(
             )
         )
         upload = await _append(request, caller, session, settings, upload, offset=offset)
+    if upload.status == UploadStatus.assembling:
+        request.app.state.jobs.wake()  # this process starts the completion job at once
     return Response(status_code=204, headers=_headers(upload))
 
 
@@ -190,13 +192,17 @@ def terminate(
 
 @router.get("/{upload_id}", name="upload_status")
 def upload_status(upload_id: uuid.UUID, caller: Caller, session: SessionDep) -> dict[str, object]:
-    """Not part of tus: how far the upload is, and once complete, what was accepted."""
+    """Not part of tus: how far the upload is (``receiving`` → ``assembling`` → ``complete``
+    or ``failed``), a ZIP's entries imported so far, and once complete, what was accepted."""
     upload = tus.owned_upload(session=session, principal=caller.principal, upload_id=upload_id)
-    result: UploadResult | None = tus.result_of(upload)
+    result: UploadResult | None = tus.result_of(session=session, upload=upload)
     return {
         "id": str(upload.id),
+        "status": upload.status,
         "offset": upload.offset,
         "length": upload.length,
-        "complete": upload.completed_at is not None,
+        "entries_done": upload.entries_done,
+        "entries_total": upload.entries_total,
         "result": result.model_dump(mode="json") if result else None,
+        "failure": upload.failure,
     }
