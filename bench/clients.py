@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
@@ -154,11 +155,11 @@ def tus_big_upload(
     return size / elapsed / 1e6, elapsed
 
 
-def upload_outcome(location: str, headers: dict[str, str], timeout: float = 3600) -> dict:
+def upload_outcome(location: str, headers: dict[str, str], timeout: float = 3600) -> dict[str, Any]:
     """Poll ``GET /api/uploads/{id}`` until its completion job has finished; its answer."""
     deadline = time.monotonic() + timeout
     while True:
-        status: dict = httpx.get(location, headers=headers).json()
+        status: dict[str, Any] = httpx.get(location, headers=headers).json()
         if status["status"] in ("complete", "failed") or time.monotonic() > deadline:
             return status
         time.sleep(0.05)

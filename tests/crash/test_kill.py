@@ -165,7 +165,7 @@ def test_kill_during_tus_completion(crashes: Crashes, client: TestClient, accoun
                     location, content=data[offset:], headers={**CHUNK, "Upload-Offset": str(offset)}
                 )
                 assert rest.status_code == 204, rest.text
-            status = upload_outcome(lambda: http.get(location))
+            status = upload_outcome(lambda url=location: http.get(url))
             assert status["status"] == "complete", crashes.record
             files = assert_files_whole(http, crashes.app, case_id)
             assert [f["sha256"] for f in files] == [hashlib.sha256(data).hexdigest()]

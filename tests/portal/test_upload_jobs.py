@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import time
 import uuid
 import zipfile
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -182,7 +182,7 @@ def test_a_job_killed_mid_archive_finishes_on_the_next_claim_without_duplicates(
     env = {**settings_env(settings), "PORTAL_JOBS_LEASE_SECONDS": "1"}
     worker = subprocess.Popen(
         [sys.executable, "-c", WORKER],
-        env={**env, "PYTHONPATH": os.getcwd()},
+        env={**env, "PYTHONPATH": str(Path.cwd())},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
