@@ -7,7 +7,6 @@ no object and no row behind.
 
 from __future__ import annotations
 
-import json
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterable
@@ -21,7 +20,7 @@ from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.cases.models import Case
 from portal.db import begin_read_only, utcnow
-from portal.intake import indexing
+from portal.intake import archive_reports, indexing
 from portal.intake.archive import ArchiveLimits, plan_zip
 from portal.intake.capture import Capture, chunked
 from portal.intake.dicom import inspect_dicom
@@ -32,8 +31,6 @@ from portal.intake.models import (
     ArchiveReport,
     CaseFile,
     DicomInstance,
-    DicomSeries,
-    DicomStudy,
     RejectedFile,
     TusUpload,
     UploadResult,
@@ -113,7 +110,7 @@ class Ingest:
         self.session.exec(delete(CaseFile).where(col(CaseFile.id).in_(file_ids)))
         self.session.exec(delete(StoredObjectRow).where(col(StoredObjectRow.id).in_(object_ids)))
         self.session.exec(delete(ArchiveReport).where(col(ArchiveReport.id).in_(self._reports)))
-        _drop_empty_index(self.session, self.case.id, series_ids)
+        indexing.drop_empty(session=self.session, case_id=self.case.id, series_ids=series_ids)
         audit_service.record(
             session=self.session,
             ctx=self.ctx,
@@ -352,22 +349,15 @@ class Ingest:
                         self.progress(number, len(plan.entries))
         finally:
             self.vault.delete(stored.object_key)
-        if self.tus_upload_id is not None:  # written by an earlier run of this completion
-            self.session.exec(
-                delete(ArchiveReport).where(col(ArchiveReport.upload_id) == self.tus_upload_id)
-            )
-        report = ArchiveReport(
+        report = archive_reports.record(
+            session=self.session,
             case_id=self.case.id,
             upload_id=self.tus_upload_id,
-            dicomdir_present=plan.dicomdir_present,
-            referenced=plan.referenced,
+            name=name,
+            plan=plan,
             accepted=len(self.result.accepted) - accepted_before,
             rejected=len(self.result.rejected) - rejected_before + len(plan.rejected),
         )
-        sealer = texts.for_case(session=self.session, case_id=self.case.id)
-        sealer.seal(report, "archive_name", name)
-        sealer.seal(report, "missing", json.dumps(plan.missing))
-        self.session.add(report)
         self._reports.append(report.id)
         audit_service.record(
             session=self.session,
@@ -433,19 +423,3 @@ class Ingest:
             )
             self.session.commit()
         return wrapped, max(0, self.settings.case_quota_bytes - int(used) - int(reserved))
-
-
-def _drop_empty_index(session: Session, case_id: uuid.UUID, series_ids: set[uuid.UUID]) -> None:
-    """Delete the series (then studies) of the case that no instance refers to any more."""
-    if not series_ids:
-        return
-    session.exec(
-        delete(DicomSeries)
-        .where(col(DicomSeries.id).in_(series_ids))
-        .where(~select(DicomInstance.id).where(DicomInstance.series_id == DicomSeries.id).exists())
-    )
-    session.exec(
-        delete(DicomStudy)
-        .where(col(DicomStudy.case_id) == case_id)
-        .where(~select(DicomSeries.id).where(DicomSeries.study_id == DicomStudy.id).exists())
-    )

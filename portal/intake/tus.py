@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
@@ -33,12 +32,12 @@ from portal.cases.models import Case
 from portal.db import utcnow
 from portal.errors import ChecksumMismatch, Conflict, Gone, InvalidInput, NotFound, PayloadTooLarge
 from portal.intake import service as intake_service
-from portal.intake.models import CaseFile, TusChunk, TusUpload, UploadResult, UploadStatus
-from portal.intake.pipeline import Ingest, display_name, unfinished_uploads
+from portal.intake import tus_chunks
+from portal.intake.models import TusChunk, TusUpload, UploadResult, UploadStatus
+from portal.intake.pipeline import Ingest
 from portal.jobs import service as jobs_service
 from portal.objects import service as objects_service
 from portal.objects import texts
-from portal.objects.models import StoredObject
 from portal.settings import Settings
 from storage.vault import Vault
 
@@ -84,103 +83,7 @@ class Checksum:
             raise InvalidInput("Upload-Checksum is not valid base64.") from exc
 
 
-def create_upload(
-    *,
-    session: Session,
-    settings: Settings,
-    principal: Principal,
-    ctx: AuditContext,
-    length: int,
-    metadata: dict[str, str],
-) -> TusUpload:
-    """Open a resumable upload into the caller's own case (which must accept files)."""
-    if length < 0:
-        raise InvalidInput("Upload-Length must be zero or more.")
-    if length > settings.tus_max_bytes:
-        raise PayloadTooLarge(
-            f"The upload is larger than the {settings.tus_max_bytes // 1024**3} GB allowed."
-        )
-    try:
-        case_id = uuid.UUID(metadata.get("case_id", ""))
-    except ValueError as exc:
-        raise InvalidInput(
-            "Upload-Metadata must carry the case_id of the case to upload into."
-        ) from exc
-    case = intake_service.case_for_upload(session=session, principal=principal, case_id=case_id)
-    # One creation per case at a time (SQLite's BEGIN IMMEDIATE already serializes writers).
-    session.exec(select(Case.id).where(Case.id == case.id).with_for_update()).one()
-    _check_room(session=session, settings=settings, principal=principal, case=case, length=length)
-    now = utcnow()
-    upload = TusUpload(
-        case_id=case.id,
-        owner_id=principal.user_id,
-        length=length,
-        created_at=now,
-        expires_at=_expiry(settings, created_at=now),
-    )
-    texts.for_case(session=session, case_id=case.id).seal(
-        upload, "filename", display_name(metadata.get("filename"))
-    )
-    session.add(upload)
-    audit_service.record(
-        session=session,
-        ctx=ctx,
-        action="upload.create",
-        entity_type="upload",
-        entity_id=upload.id,
-        case_id=case.id,
-        details={"length": length},
-    )
-    session.commit()
-    return upload
-
-
-def _check_room(
-    *, session: Session, settings: Settings, principal: Principal, case: Case, length: int
-) -> None:
-    """Refuse an upload over the open-upload caps or over the case's quota.
-
-    The quota counts the case's files and the declared length of each unfinished upload
-    (whatever of it has been staged so far), so uploads cannot together promise more.
-    """
-    per_case, reserved = session.exec(
-        select(func.count(), func.coalesce(func.sum(TusUpload.length), 0))
-        .where(*unfinished_uploads())
-        .where(TusUpload.case_id == case.id)
-    ).one()
-    if per_case >= settings.tus_max_open_per_case:
-        raise Conflict(
-            f"This case already has {per_case} unfinished uploads. "
-            "Let them finish or cancel some before starting another."
-        )
-    per_account = session.exec(
-        select(func.count())
-        .select_from(TusUpload)
-        .where(*unfinished_uploads())
-        .where(TusUpload.owner_id == principal.user_id)
-    ).one()
-    if per_account >= settings.tus_max_open_per_account:
-        raise Conflict(
-            f"You already have {per_account} unfinished uploads. "
-            "Let them finish or cancel some before starting another."
-        )
-    used = session.exec(
-        select(func.coalesce(func.sum(CaseFile.size), 0)).where(CaseFile.case_id == case.id)
-    ).one()
-    if int(used) + int(reserved) + length > settings.case_quota_bytes:
-        left = max(0, settings.case_quota_bytes - int(used) - int(reserved))
-        raise PayloadTooLarge(
-            f"This upload ({_gib(length)}) does not fit in the case's storage: "
-            f"{_gib(left)} of {_gib(settings.case_quota_bytes)} are left, counting "
-            "unfinished uploads."
-        )
-
-
-def _gib(size: int) -> str:
-    return f"{size / 1024**3:.1f} GB" if size >= 1024**3 else f"{size / 1024**2:.1f} MB"
-
-
-def _expiry(settings: Settings, *, created_at: datetime) -> datetime:
+def expiry(settings: Settings, *, created_at: datetime) -> datetime:
     """When an unfinished upload expires: a while after its last PATCH, never past its
     lifetime however often it is PATCHed."""
     return min(
@@ -195,6 +98,16 @@ def upload_to_append(*, session: Session, principal: Principal, upload_id: uuid.
     if upload.status != UploadStatus.receiving:
         raise Conflict("This upload is already complete.")
     intake_service.case_for_upload(session=session, principal=principal, case_id=upload.case_id)
+    return upload
+
+
+def upload_to_terminate(
+    *, session: Session, principal: Principal, upload_id: uuid.UUID
+) -> TusUpload:
+    """The caller's upload, unless its completion job is ingesting it (then 409)."""
+    upload = owned_upload(session=session, principal=principal, upload_id=upload_id)
+    if upload.status == UploadStatus.assembling:
+        raise Conflict("This upload is being processed and can no longer be cancelled.")
     return upload
 
 
@@ -281,7 +194,7 @@ def append(
             )
         )
         locked.offset = offset + stored.size
-        locked.expires_at = _expiry(settings, created_at=locked.created_at)
+        locked.expires_at = expiry(settings, created_at=locked.created_at)
         if locked.offset == locked.length:
             assemble(session=session, upload=locked)
         session.add(locked)
@@ -327,7 +240,7 @@ def ingest_whole(
     a chunk for a resume would only cost a second encryption, write, read and delete. A body
     that stops short or fails its checksum stores nothing and leaves the offset at 0.
     """
-    ingest = _ingest_into_case(session, vault, settings, principal, ctx, upload)
+    ingest = ingest_into_case(session, vault, settings, principal, ctx, upload)
     hasher = _ChunkHasher(body, upload.length, checksum)
     name = filename(session=session, upload=upload)
     try:
@@ -337,7 +250,7 @@ def ingest_whole(
         return upload
     finished = session.get(TusUpload, upload.id) or upload
     finished.offset = finished.length
-    _record_result(session, finished, ingest.result)
+    record_result(session, finished, ingest.result)
     session.commit()
     return finished
 
@@ -347,7 +260,7 @@ def filename(*, session: Session, upload: TusUpload) -> str:
     return texts.for_case(session=session, case_id=upload.case_id).open(upload, "filename") or ""
 
 
-def _record_result(session: Session, upload: TusUpload, result: UploadResult) -> None:
+def record_result(session: Session, upload: TusUpload, result: UploadResult) -> None:
     upload.status = UploadStatus.complete.value
     upload.completed_at = utcnow()
     texts.for_case(session=session, case_id=upload.case_id).seal(
@@ -356,7 +269,7 @@ def _record_result(session: Session, upload: TusUpload, result: UploadResult) ->
     session.add(upload)
 
 
-def _ingest_into_case(
+def ingest_into_case(
     session: Session,
     vault: Vault,
     settings: Settings,
@@ -396,99 +309,13 @@ def _whole(hasher: _ChunkHasher, length: int) -> Iterator[bytes]:
         raise ChecksumMismatch()
 
 
-def complete(
-    *,
-    session: Session,
-    vault: Vault,
-    settings: Settings,
-    principal: Principal,
-    ctx: AuditContext,
-    upload: TusUpload,
-    progress: Callable[[int, int], None],
-    heartbeat: Callable[[], None],
-) -> UploadResult:
-    """Run the assembled bytes through the common ingest, then drop the chunks.
-
-    Safe to run again after a crash at any point: parts an earlier run stored are found by
-    (upload, entry) and not stored twice, and the upload is marked complete in the same
-    transaction that forgets its chunks, whose objects are deleted only after it.
-    """
-    ingest = _ingest_into_case(session, vault, settings, principal, ctx, upload)
-    ingest.progress = progress
-    name = filename(session=session, upload=upload)
-    chunks = _chunks(session, upload.id)
-    ingest.add(filename=name, chunks=_read_back(session, vault, chunks, heartbeat), source="tus")
-    upload = session.get(TusUpload, upload.id) or upload
-    _record_result(session, upload, ingest.result)
-    _forget_chunks(session, vault, chunks)
-    return ingest.result
-
-
-def _chunks(session: Session, upload_id: uuid.UUID) -> list[tuple[TusChunk, StoredObject]]:
-    rows = session.exec(
-        select(TusChunk, StoredObject)
-        .join(StoredObject, col(StoredObject.id) == col(TusChunk.stored_object_id))
-        .where(TusChunk.upload_id == upload_id)
-        .order_by(col(TusChunk.offset))
-    ).all()
-    session.commit()
-    return [(chunk, stored) for chunk, stored in rows]
-
-
-def _read_back(
-    session: Session,
-    vault: Vault,
-    chunks: list[tuple[TusChunk, StoredObject]],
-    heartbeat: Callable[[], None],
-) -> Iterator[bytes]:
-    for _chunk, stored in chunks:
-        heartbeat()
-        opened = objects_service.open_object(session=session, vault=vault, row=stored)
-        session.commit()  # no transaction (SQLite: the write lock) stays open while it streams
-        yield from opened
-
-
-def _forget_chunks(
-    session: Session, vault: Vault, chunks: list[tuple[TusChunk, StoredObject]]
-) -> None:
-    """Delete the chunks' rows with the caller's transaction, then their objects (one left
-    behind by a crash has no row, and the orphan sweep removes it)."""
-    for chunk, stored in chunks:
-        session.delete(session.get(TusChunk, chunk.id))
-        session.delete(session.get(StoredObject, stored.id))
-    session.commit()
-    for _chunk, stored in chunks:
-        vault.delete(stored.object_key)
-
-
-def fail(*, session: Session, vault: Vault, upload_id: uuid.UUID, reason: str) -> None:
-    """The completion job gave up: the upload is failed, its staged bytes deleted."""
-    upload = session.get(TusUpload, upload_id)
-    if upload is None or upload.status != UploadStatus.assembling:
-        return
-    chunks = _chunks(session, upload_id)
-    upload = session.get(TusUpload, upload_id)
-    assert upload is not None
-    upload.status = UploadStatus.failed.value
-    upload.failure = reason[:255]
-    upload.completed_at = utcnow()
-    session.add(upload)
-    _forget_chunks(session, vault, chunks)
-
-
-def _drop_chunks(
-    session: Session, vault: Vault, chunks: list[tuple[TusChunk, StoredObject]]
-) -> None:
-    for chunk, stored in chunks:
-        vault.delete(stored.object_key)
-        session.delete(session.get(TusChunk, chunk.id))
-        session.delete(session.get(StoredObject, stored.id))
-    session.commit()
-
-
 def terminate(*, session: Session, vault: Vault, ctx: AuditContext, upload: TusUpload) -> None:
     """Termination extension: forget the upload and its staged bytes."""
-    _drop_chunks(session, vault, _chunks(session, upload.id))
+    tus_chunks.drop(
+        session=session,
+        vault=vault,
+        chunks=tus_chunks.of_upload(session=session, upload_id=upload.id),
+    )
     audit_service.record(
         session=session,
         ctx=ctx,

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 
 from portal.deps import Caller, SessionDep, SettingsDep, vault_of
 from portal.errors import InvalidInput, PortalError, PreconditionFailed, UnsupportedMediaType
-from portal.intake import tus
+from portal.intake import tus, tus_creation
 from portal.intake.models import TusUpload, UploadResult, UploadStatus
 from portal.intake.streams import BodyReader
 from portal.intake.views import upload_capacity
@@ -73,7 +73,7 @@ async def create(
     # Counted before the upload exists: a refused request leaves no upload holding quota.
     with capacity.admit(caller.user.id) if sends_data else contextlib.nullcontext():
         upload = await anyio.to_thread.run_sync(
-            lambda: tus.create_upload(
+            lambda: tus_creation.create_upload(
                 session=session,
                 settings=settings,
                 principal=caller.principal,
@@ -185,7 +185,9 @@ def terminate(
     upload_id: uuid.UUID, request: Request, caller: Caller, session: SessionDep
 ) -> Response:
     _check_version(request)
-    upload = tus.owned_upload(session=session, principal=caller.principal, upload_id=upload_id)
+    upload = tus.upload_to_terminate(
+        session=session, principal=caller.principal, upload_id=upload_id
+    )
     tus.terminate(session=session, vault=vault_of(request), ctx=caller.ctx, upload=upload)
     return Response(status_code=204, headers=_headers())
 

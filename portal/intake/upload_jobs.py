@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
@@ -17,10 +18,13 @@ from sqlmodel import Session, col, select
 from portal.access import Principal
 from portal.accounts.models import Role, User
 from portal.audit.service import AuditContext
-from portal.intake import tus
-from portal.intake.models import TusUpload, UploadStatus
+from portal.db import utcnow
+from portal.intake import tus, tus_chunks
+from portal.intake.models import TusUpload, UploadResult, UploadStatus
 from portal.jobs.service import Handler, JobRun
 from portal.objects.texts import bind_vault
+from portal.settings import Settings
+from storage.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,7 @@ def run_completion(run: JobRun) -> None:
             _record_progress(run.engine, upload_id, done, total)
             run.renew()
 
-        tus.complete(
+        complete(
             session=session,
             vault=run.vault,
             settings=run.settings,
@@ -66,7 +70,51 @@ def _record_progress(engine: Engine, upload_id: uuid.UUID, done: int, total: int
 def give_up(run: JobRun, reason: str) -> None:
     """Mark the upload failed with ``reason`` and delete its staged bytes."""
     with bind_vault(Session(run.engine, expire_on_commit=False), run.vault) as session:
-        tus.fail(session=session, vault=run.vault, upload_id=uuid.UUID(run.key), reason=reason)
+        fail(session=session, vault=run.vault, upload_id=uuid.UUID(run.key), reason=reason)
+
+
+def complete(
+    *,
+    session: Session,
+    vault: Vault,
+    settings: Settings,
+    principal: Principal,
+    ctx: AuditContext,
+    upload: TusUpload,
+    progress: Callable[[int, int], None],
+    heartbeat: Callable[[], None],
+) -> UploadResult:
+    """Run the assembled bytes through the common ingest, then drop the chunks.
+
+    Safe to run again after a crash at any point: parts an earlier run stored are found by
+    (upload, entry) and not stored twice, and the upload is marked complete in the same
+    transaction that forgets its chunks, whose objects are deleted only after it.
+    """
+    ingest = tus.ingest_into_case(session, vault, settings, principal, ctx, upload)
+    ingest.progress = progress
+    name = tus.filename(session=session, upload=upload)
+    chunks = tus_chunks.of_upload(session=session, upload_id=upload.id)
+    staged = tus_chunks.read_back(session=session, vault=vault, chunks=chunks, heartbeat=heartbeat)
+    ingest.add(filename=name, chunks=staged, source="tus")
+    upload = session.get(TusUpload, upload.id) or upload
+    tus.record_result(session, upload, ingest.result)
+    tus_chunks.forget(session=session, vault=vault, chunks=chunks)
+    return ingest.result
+
+
+def fail(*, session: Session, vault: Vault, upload_id: uuid.UUID, reason: str) -> None:
+    """The completion job gave up: the upload is failed, its staged bytes deleted."""
+    upload = session.get(TusUpload, upload_id)
+    if upload is None or upload.status != UploadStatus.assembling:
+        return
+    chunks = tus_chunks.of_upload(session=session, upload_id=upload_id)
+    upload = session.get(TusUpload, upload_id)
+    assert upload is not None
+    upload.status = UploadStatus.failed.value
+    upload.failure = reason[:255]
+    upload.completed_at = utcnow()
+    session.add(upload)
+    tus_chunks.forget(session=session, vault=vault, chunks=chunks)
 
 
 COMPLETION = Handler(run=run_completion, give_up=give_up)
