@@ -232,3 +232,26 @@ def entries_done(app: FastAPI, upload_id: uuid.UUID) -> int:
         upload = session.get(TusUpload, upload_id)
         assert upload is not None
         return upload.entries_done
+
+
+@SQLITE
+def test_an_upload_being_assembled_cannot_be_cancelled_or_appended_to(
+    app: FastAPI, client: TestClient, accounts: Accounts, settings: Settings
+):
+    patient = accounts.patient()
+    case_id = open_case(client, patient)["id"]
+    data = samples.pdf()
+    location = create(client, patient, case_id, data, "report.pdf")
+    patch(client, patient, location, data, 0, len(data))
+    deleted = client.delete(location, headers={**patient.headers, **TUS})
+    assert deleted.status_code == 409 and "processed" in deleted.json()["detail"]
+    again = client.patch(
+        location,
+        content=b"x",
+        headers={**patient.headers, **CHUNK, "Upload-Offset": str(len(data))},
+    )
+    assert again.status_code == 409
+    assert run_jobs(app, settings) == 1
+    assert client.get(location, headers=patient.headers).json()["status"] == "complete"
+    files = client.get(f"/api/cases/{case_id}/files", headers=patient.headers).json()
+    assert [f["filename"] for f in files] == ["report.pdf"]
