@@ -11,7 +11,8 @@
   var ENDPOINT = "/api/uploads";
   var LANES = 3;                  // files in flight at once (measured: docs/browser.md)
   var STALL_MS = 30000;           // no progress for this long: the connection is gone
-  var ANSWER_MS = 60 * 60000;     // a 2 GB CD's import may take a while after its last byte
+  var ANSWER_MS = 2 * 60000;      // a file sent whole with its creation is ingested before it
+  var RESULT_MS = 60 * 60000;     // a 2 GB CD's import job may take a while after its last byte
   var MAX_DELAY_MS = 30000;       // backoff between retries: 1, 2, 4 … 30 s
   var STORE_PREFIX = "portal.upload.";
   var CLUTTER = /(^|\/)(\.DS_Store|Thumbs\.db|desktop\.ini|\._[^/]*)$|(^|\/)__MACOSX\//i;
@@ -237,7 +238,7 @@
   // (a ZIP entry by entry) in a job of its own. Ask how far it is until it is done.
   async function awaitResult(item) {
     setState(item, "checking");
-    var deadline = Date.now() + ANSWER_MS;
+    var deadline = Date.now() + RESULT_MS;
     for (var wait = 100; Date.now() < deadline; wait = Math.min(wait * 2, 2000)) {
       var answer = await request("GET", item.url, { Accept: "application/json" });
       if (answer.status !== 200) { throw failure(answer, true); }
