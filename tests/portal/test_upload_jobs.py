@@ -5,16 +5,10 @@ upload names are sealed in the database."""
 from __future__ import annotations
 
 import base64
-import io
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
-import zipfile
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from portal.intake.models import CaseFile, TusUpload
+from portal.intake.models import CaseFile
 from portal.intake.upload_jobs import HANDLERS
 from portal.jobs import service as jobs
 from portal.jobs.models import Job
@@ -31,7 +25,7 @@ from portal.objects import orphans
 from portal.objects import service as objects_service
 from portal.settings import Settings
 from tests.fixtures.app import Accounts, open_case
-from tests.fixtures.live import settings_env
+from tests.fixtures.uploads import kill_worker_after
 from tests.portal import samples
 
 pytestmark = pytest.mark.seaweedfs
@@ -46,14 +40,6 @@ def settings(settings: Settings) -> Settings:
     """No workers in the app: each test runs the job itself, exactly as a worker would."""
     settings.jobs_enabled = False
     return settings
-
-
-def cd_zip(instances: int, size: int = 512) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
-        for number, data in enumerate(samples.ct_volume(count=instances, size=size)):
-            archive.writestr(f"DICOM/IM{number:04d}", data)
-    return out.getvalue()
 
 
 def create(client: TestClient, patient: Any, case_id: str, data: bytes, name: str) -> str:
@@ -96,7 +82,7 @@ def test_last_patch_answers_at_once_and_the_status_walks_to_complete(
 ):
     patient = accounts.patient()
     case_id = open_case(client, patient)["id"]
-    data = cd_zip(40)  # 40 CT slices of 512 x 512: a 20 MB CD
+    data = samples.ct_zip(40)  # 40 CT slices of 512 x 512: a 20 MB CD
     location = create(client, patient, case_id, data, ZIP_NAME)
     half = len(data) // 2
     patch(client, patient, location, data, 0, half)
@@ -147,7 +133,7 @@ def test_upload_names_are_sealed_in_the_database_and_clear_in_the_api(
 ):
     patient = accounts.patient()
     case_id = open_case(client, patient)["id"]
-    data = cd_zip(2, size=64)
+    data = samples.ct_zip(2, size=64)
     location = create(client, patient, case_id, data, ZIP_NAME)
     patch(client, patient, location, data, 0, len(data))
     assert run_jobs(app, settings) == 1
@@ -175,28 +161,12 @@ def test_a_job_killed_mid_archive_finishes_on_the_next_claim_without_duplicates(
     finishes the import: every entry once, no stray objects."""
     patient = accounts.patient()
     case_id = open_case(client, patient)["id"]
-    data = cd_zip(40)
+    data = samples.ct_zip(40)
     location = create(client, patient, case_id, data, ZIP_NAME)
     patch(client, patient, location, data, 0, len(data))
     upload_id = uuid.UUID(location.rsplit("/", 1)[1])
-    env = {**settings_env(settings), "PORTAL_JOBS_LEASE_SECONDS": "1"}
-    worker = subprocess.Popen(
-        [sys.executable, "-c", WORKER],
-        env={**env, "PYTHONPATH": str(Path.cwd())},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while entries_done(app, upload_id) < 10:
-            assert time.monotonic() < deadline and worker.poll() is None
-            time.sleep(0.02)
-    finally:
-        worker.send_signal(signal.SIGKILL)
-        worker.wait()
-    stored_before = entries_done(app, upload_id)
+    stored_before = kill_worker_after(app.state.engine, settings, upload_id, entries=10)
     assert 10 <= stored_before < 40
-    time.sleep(1.2)  # the dead worker's lease runs out
     assert run_jobs(app, settings) == 1
     done = client.get(location, headers=patient.headers).json()
     assert done["status"] == "complete" and len(done["result"]["accepted"]) == 40
@@ -208,30 +178,6 @@ def test_a_job_killed_mid_archive_finishes_on_the_next_claim_without_duplicates(
         session.commit()
         report = objects_service.scrub_storage(session=session, vault=app.state.vault)
     assert report.clean
-
-
-WORKER = """
-from portal.app import _open_vault
-from portal.db import create_db_engine
-from portal.intake.upload_jobs import HANDLERS
-from portal.jobs.service import run_pending
-from portal.settings import Settings
-
-settings = Settings()
-run_pending(
-    engine=create_db_engine(settings.database_url),
-    vault=_open_vault(settings),
-    settings=settings,
-    handlers=HANDLERS,
-)
-"""
-
-
-def entries_done(app: FastAPI, upload_id: uuid.UUID) -> int:
-    with Session(app.state.engine) as session:
-        upload = session.get(TusUpload, upload_id)
-        assert upload is not None
-        return upload.entries_done
 
 
 @SQLITE
