@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import ColumnElement, and_, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from portal.db import utcnow
+from portal.db import begin_read_only, utcnow
 from portal.errors import PortalError
 from portal.jobs.models import Job, JobStatus
 from portal.settings import Settings
@@ -81,28 +81,30 @@ def enqueue(*, session: Session, kind: str, key: str) -> Job:
     return job
 
 
+def _due(settings: Settings, kinds: list[str], now: datetime) -> ColumnElement[bool]:
+    """Pending and past its ``run_after``, or running with a lease that ran out (its worker
+    died) and attempts left."""
+    return and_(
+        col(Job.kind).in_(kinds),
+        or_(
+            and_(col(Job.status) == JobStatus.pending.value, col(Job.run_after) <= now),
+            and_(
+                col(Job.status) == JobStatus.running.value,
+                col(Job.leased_until) <= now,
+                col(Job.attempts) < settings.jobs_max_attempts,
+            ),
+        ),
+    )
+
+
 def claim(
     *, session: Session, settings: Settings, kinds: list[str], now: datetime | None = None
 ) -> Job | None:
-    """Take the oldest due job of ``kinds`` under a lease, or None; commits.
-
-    Due means pending and past its ``run_after``, or running with a lease that ran out
-    (its worker died) and attempts left.
-    """
+    """Take the oldest due job of ``kinds`` under a lease, or None; commits."""
     now = now or utcnow()
     job = session.exec(
         select(Job)
-        .where(col(Job.kind).in_(kinds))
-        .where(
-            or_(
-                and_(col(Job.status) == JobStatus.pending.value, col(Job.run_after) <= now),
-                and_(
-                    col(Job.status) == JobStatus.running.value,
-                    col(Job.leased_until) <= now,
-                    col(Job.attempts) < settings.jobs_max_attempts,
-                ),
-            )
-        )
+        .where(_due(settings, kinds, now))
         .order_by(col(Job.run_after), col(Job.created_at))
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -127,6 +129,8 @@ def run_pending(
     limit: int | None = None,
 ) -> int:
     """Claim and run due jobs until none is left (or ``limit`` ran); returns how many ran."""
+    if not _anything_to_do(engine, settings, list(handlers)):
+        return 0
     _give_up_exhausted(engine, vault, settings, handlers)
     ran = 0
     while limit is None or ran < limit:
@@ -138,6 +142,30 @@ def run_pending(
         _run_one(run, job.kind, handlers[job.kind])
         ran += 1
     return ran
+
+
+def _anything_to_do(engine: Engine, settings: Settings, kinds: list[str]) -> bool:
+    """Whether a job is due or to be given up: read without SQLite's write lock, so idle
+    workers polling every few seconds never hold up requests."""
+    with Session(engine) as session:
+        begin_read_only(session)
+        now = utcnow()
+        found = session.exec(
+            select(Job.id)
+            .where(
+                or_(
+                    _due(settings, kinds, now),
+                    and_(  # a lease ran out on its last attempt: to be given up
+                        col(Job.kind).in_(kinds),
+                        col(Job.status) == JobStatus.running.value,
+                        col(Job.leased_until) <= now,
+                    ),
+                )
+            )
+            .limit(1)
+        ).first()
+        session.commit()
+    return found is not None
 
 
 def _run_one(run: JobRun, kind: str, handler: Handler) -> None:
