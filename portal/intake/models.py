@@ -122,6 +122,15 @@ class ArchiveReport(SQLModel, table=True):
     """JSON list of paths the DICOMDIR references that the archive lacks, sealed."""
 
 
+class UploadStatus(enum.StrEnum):
+    receiving = "receiving"
+    """Bytes are still coming."""
+    assembling = "assembling"
+    """Every byte arrived; the completion job is ingesting them."""
+    complete = "complete"
+    failed = "failed"
+
+
 # Responses ---------------------------------------------------------------------------------
 
 
@@ -152,6 +161,23 @@ class UploadResult(SQLModel):
     archives: list[ArchiveCompleteness] = []
 
 
+class UploadProgress(SQLModel):
+    """``GET /api/uploads/{id}``: how far a resumable upload and its completion job are."""
+
+    id: uuid.UUID
+    status: UploadStatus
+    offset: int
+    length: int
+    entries_done: int
+    """ZIP entries imported so far."""
+    entries_total: int | None
+    """Entries of the ZIP being imported, once read; null for any other file."""
+    result: UploadResult | None
+    """What was accepted and refused, once ``complete``."""
+    failure: str | None
+    """Why the upload could not be completed, once ``failed``."""
+
+
 class CaseFilePublic(SQLModel):
     id: uuid.UUID
     filename: str
@@ -164,15 +190,6 @@ class CaseFilePublic(SQLModel):
     page_count: int | None
     width: int | None
     height: int | None
-
-
-class UploadStatus(enum.StrEnum):
-    receiving = "receiving"
-    """Bytes are still coming."""
-    assembling = "assembling"
-    """Every byte arrived; the completion job is ingesting them."""
-    complete = "complete"
-    failed = "failed"
 
 
 class TusUpload(SQLModel, table=True):

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from portal.deps import Caller, SessionDep, SettingsDep, vault_of
 from portal.errors import InvalidInput, PortalError, PreconditionFailed, UnsupportedMediaType
 from portal.intake import tus, tus_creation
-from portal.intake.models import TusUpload, UploadResult, UploadStatus
+from portal.intake.models import TusUpload, UploadProgress, UploadStatus
 from portal.intake.streams import BodyReader
 from portal.intake.views import upload_capacity
 from portal.settings import Settings
@@ -193,18 +193,10 @@ def terminate(
 
 
 @router.get("/{upload_id}", name="upload_status")
-def upload_status(upload_id: uuid.UUID, caller: Caller, session: SessionDep) -> dict[str, object]:
+def upload_status(upload_id: uuid.UUID, caller: Caller, session: SessionDep) -> UploadProgress:
     """Not part of tus: how far the upload is (``receiving`` → ``assembling`` → ``complete``
     or ``failed``), a ZIP's entries imported so far, and once complete, what was accepted."""
     upload = tus.owned_upload(session=session, principal=caller.principal, upload_id=upload_id)
-    result: UploadResult | None = tus.result_of(session=session, upload=upload)
-    return {
-        "id": str(upload.id),
-        "status": upload.status,
-        "offset": upload.offset,
-        "length": upload.length,
-        "entries_done": upload.entries_done,
-        "entries_total": upload.entries_total,
-        "result": result.model_dump(mode="json") if result else None,
-        "failure": upload.failure,
-    }
+    return UploadProgress.model_validate(
+        upload, update={"result": tus.result_of(session=session, upload=upload)}
+    )
