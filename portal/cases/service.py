@@ -242,7 +242,7 @@ def submit_case(
     case_id: uuid.UUID,
 ) -> Case:
     """Hand the case over for review (needs the current consent and a file), then match it."""
-    from portal.intake.models import CaseFile
+    from portal.intake.models import CaseFile, TusUpload, UploadStatus
     from reviewers import assignment, deadlines, workflow
 
     case = access.case_for(
@@ -255,6 +255,14 @@ def submit_case(
         raise Conflict("Accept the consent text before submitting the case.")
     if session.exec(select(CaseFile.id).where(CaseFile.case_id == case.id)).first() is None:
         raise Conflict("Upload at least one image or record before submitting the case.")
+    if session.exec(
+        select(TusUpload.id)
+        .where(TusUpload.case_id == case.id)
+        .where(TusUpload.status == UploadStatus.assembling.value)
+    ).first():  # its job would find the case no longer accepting files
+        raise Conflict(
+            "Some uploaded files are still being processed. Submit the case when they are done."
+        )
     now = utcnow()
     workflow.transition(
         session=session,

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from portal.cases.consent import CURRENT_VERSION
 from portal.intake.models import CaseFile
 from portal.intake.upload_jobs import HANDLERS
 from portal.jobs import service as jobs
@@ -201,3 +202,31 @@ def test_an_upload_being_assembled_cannot_be_cancelled_or_appended_to(
     assert client.get(location, headers=patient.headers).json()["status"] == "complete"
     files = client.get(f"/api/cases/{case_id}/files", headers=patient.headers).json()
     assert [f["filename"] for f in files] == ["report.pdf"]
+
+
+@SQLITE
+def test_a_case_is_not_submitted_while_an_upload_into_it_is_being_assembled(
+    app: FastAPI, client: TestClient, accounts: Accounts, settings: Settings
+):
+    """Its job would find the case no longer accepting files, and the file would be lost."""
+    patient = accounts.patient()
+    case_id = open_case(client, patient)["id"]
+    consent = client.post(
+        f"/api/cases/{case_id}/consent",
+        json={"accepted": True, "version": CURRENT_VERSION},
+        headers=patient.headers,
+    )
+    assert consent.status_code < 300, consent.text
+    first, second = samples.ct_series(2)
+    location = create(client, patient, case_id, first, "first.dcm")
+    patch(client, patient, location, first, 0, len(first))
+    assert run_jobs(app, settings) == 1  # one file in the case: it could be submitted
+    location = create(client, patient, case_id, second, "second.dcm")
+    patch(client, patient, location, second, 0, len(second))
+    refused = client.post(f"/api/cases/{case_id}/submit", headers=patient.headers)
+    assert refused.status_code == 409 and "still being processed" in refused.json()["detail"]
+    assert run_jobs(app, settings) == 1
+    submitted = client.post(f"/api/cases/{case_id}/submit", headers=patient.headers)
+    assert submitted.status_code == 200, submitted.text
+    files = client.get(f"/api/cases/{case_id}/files", headers=patient.headers).json()
+    assert sorted(f["filename"] for f in files) == ["first.dcm", "second.dcm"]
