@@ -30,12 +30,14 @@ def of_upload(*, session: Session, upload_id: uuid.UUID) -> Chunks:
 def read_back(
     *, session: Session, vault: Vault, chunks: Chunks, heartbeat: Callable[[], None]
 ) -> Iterator[bytes]:
-    """The plaintext of every chunk in order; ``heartbeat`` is called before each one."""
+    """The plaintext of every chunk in order; ``heartbeat`` is called as it streams (it stops
+    the stream by raising)."""
     for _chunk, stored in chunks:
-        heartbeat()
         opened = objects_service.open_object(session=session, vault=vault, row=stored)
         session.commit()  # no transaction (SQLite: the write lock) stays open while it streams
-        yield from opened
+        for piece in opened:
+            heartbeat()
+            yield piece
 
 
 def forget(*, session: Session, vault: Vault, chunks: Chunks) -> None:

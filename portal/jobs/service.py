@@ -11,9 +11,11 @@ moves to ``running`` with ``attempts + 1`` and a lease, and every later write of
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,7 +40,11 @@ class LeaseLost(Exception):
 
 @dataclass(frozen=True)
 class JobRun:
-    """One attempt at a job, handed to its handler."""
+    """One attempt at a job, handed to its handler.
+
+    While the handler runs, a heartbeat thread renews the lease every quarter lease; the
+    handler calls ``check`` as it progresses and stops when the job was taken over.
+    """
 
     engine: Engine
     vault: Vault
@@ -46,6 +52,12 @@ class JobRun:
     job_id: uuid.UUID
     key: str
     attempt: int
+    lost: threading.Event = field(default_factory=threading.Event)
+
+    def check(self) -> None:
+        """Raise ``LeaseLost`` once another worker has taken the job over."""
+        if self.lost.is_set():
+            raise LeaseLost()
 
     def renew(self) -> None:
         """Extend the lease; raises ``LeaseLost`` when another worker has taken the job."""
@@ -168,9 +180,34 @@ def _anything_to_do(engine: Engine, settings: Settings, kinds: list[str]) -> boo
     return found is not None
 
 
+@contextmanager
+def _heartbeat(run: JobRun) -> Iterator[None]:
+    """Renew the run's lease every quarter lease until the block ends (or the lease is lost)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(run.settings.jobs_lease_seconds / 4):
+            try:
+                run.renew()
+            except LeaseLost:
+                run.lost.set()
+                return
+            except Exception as exc:  # the database is away for a moment: try next beat
+                log.warning("a job's lease could not be renewed: %s", type(exc).__name__)
+
+    thread = threading.Thread(target=beat, name=f"job-heartbeat-{run.job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def _run_one(run: JobRun, kind: str, handler: Handler) -> None:
     try:
-        handler.run(run)
+        with _heartbeat(run):
+            handler.run(run)
     except LeaseLost:
         log.warning("a %s job was taken over by another worker", kind)
         return

@@ -230,3 +230,33 @@ def test_a_case_is_not_submitted_while_an_upload_into_it_is_being_assembled(
     assert submitted.status_code == 200, submitted.text
     files = client.get(f"/api/cases/{case_id}/files", headers=patient.headers).json()
     assert sorted(f["filename"] for f in files) == ["first.dcm", "second.dcm"]
+
+
+@SQLITE
+def test_a_long_import_renews_its_lease_so_no_other_worker_takes_it(
+    app: FastAPI, client: TestClient, accounts: Accounts, settings: Settings
+):
+    settings.jobs_lease_seconds = 0.8  # shorter than the import (1.5-3 s)
+    patient = accounts.patient()
+    case_id = open_case(client, patient)["id"]
+    data = samples.ct_zip(40)
+    location = create(client, patient, case_id, data, ZIP_NAME)
+    patch(client, patient, location, data, 0, len(data))
+    first = threading.Thread(target=run_jobs, args=(app, settings))
+    first.start()
+    while job_status(app) == "pending":  # the first worker claims it
+        time.sleep(0.01)
+    others = 0
+    while first.is_alive():
+        others += run_jobs(app, settings)  # a second worker, trying all along
+        time.sleep(0.05)
+    first.join()
+    assert others == 0
+    assert client.get(location, headers=patient.headers).json()["status"] == "complete"
+    with Session(app.state.engine) as session:
+        assert session.exec(select(Job)).one().attempts == 1
+
+
+def job_status(app: FastAPI) -> str:
+    with Session(app.state.engine) as session:
+        return session.exec(select(Job.status)).one()
