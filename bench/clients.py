@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
@@ -66,7 +67,7 @@ def tus_all(
         )
         created.raise_for_status()
         status = client.get(url + created.headers["location"], headers=headers).json()
-        if not (status["complete"] and status["result"]["accepted"]):
+        if not (status["status"] == "complete" and status["result"]["accepted"]):
             raise RuntimeError(f"{path.name} not accepted: {status}")
 
     return send_each(paths, threads, send)
@@ -148,7 +149,17 @@ def tus_big_upload(
                 )
                 response.raise_for_status()
                 offset += len(body)
+    status = upload_outcome(location, headers)
     elapsed = time.perf_counter() - started
-    status = httpx.get(location, headers=headers).json()
-    assert status["complete"] and status["result"]["accepted"], status
+    assert status["status"] == "complete" and status["result"]["accepted"], status
     return size / elapsed / 1e6, elapsed
+
+
+def upload_outcome(location: str, headers: dict[str, str], timeout: float = 3600) -> dict[str, Any]:
+    """Poll ``GET /api/uploads/{id}`` until its completion job has finished; its answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status: dict[str, Any] = httpx.get(location, headers=headers).json()
+        if status["status"] in ("complete", "failed") or time.monotonic() > deadline:
+            return status
+        time.sleep(0.05)

@@ -42,9 +42,12 @@ from portal.errors import (
     http_status,
 )
 from portal.health.views import router as health_router
+from portal.intake import upload_jobs
 from portal.intake.capacity import UploadCapacity
 from portal.intake.tus_views import router as tus_router
+from portal.intake.upload_jobs import HANDLERS as UPLOAD_JOBS
 from portal.intake.views import router as intake_router
+from portal.jobs.worker import JobWorkers
 from portal.middleware import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
@@ -144,7 +147,15 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         app.state.record_renderer = RenderPool(RenderLimits.from_settings(settings))
         app.state.upload_capacity = UploadCapacity(settings)
         await anyio.to_thread.run_sync(seal_legacy_text, engine, app.state.vault)
+        # Uploads whose every byte arrived before completion became a job get their job now.
+        await anyio.to_thread.run_sync(lambda: upload_jobs.resume_stalled(engine=engine))
+        app.state.jobs = JobWorkers(
+            engine=engine, vault=app.state.vault, settings=settings, handlers=UPLOAD_JOBS
+        )
         async with anyio.create_task_group() as tasks:
+            if settings.jobs_enabled:
+                for _ in range(settings.jobs_workers):
+                    tasks.start_soon(app.state.jobs.run_forever)
             if settings.sweep_enabled:
                 tasks.start_soon(
                     functools.partial(

@@ -49,7 +49,7 @@ class HousekeepingReport:
             f"{self.audit_sealed} audit row(s) sealed; {self.review}; "
             f"mail: {self.mail.sent} sent, {self.mail.retrying} to retry, "
             f"{self.mail.failed} failed; {self.expired_uploads} expired upload(s) removed; "
-            f"{self.finished_uploads} interrupted upload(s) finished; "
+            f"{self.finished_uploads} interrupted upload(s) handed to their job; "
             f"{self.orphans.objects_removed} orphaned object(s) removed, "
             f"{self.orphans.uploads_aborted} unfinished multipart upload(s) aborted"
         )
@@ -68,7 +68,7 @@ def run_once(
 
 
 def _pass(*, engine: Engine, vault: Vault, settings: Settings, mail: bool) -> HousekeepingReport:
-    from portal.intake import stalled, tus
+    from portal.intake import tus, upload_jobs
 
     sealed = sealer.seal(engine=engine)
     review = sweep(engine=engine, vault=vault, settings=settings)
@@ -77,8 +77,8 @@ def _pass(*, engine: Engine, vault: Vault, settings: Settings, mail: bool) -> Ho
         if mail
         else DeliveryReport()
     )
-    # Before expiring: an upload whose bytes all arrived is ingested, not thrown away.
-    finished = stalled.finish_stalled_uploads(engine=engine, vault=vault, settings=settings)
+    # Before expiring: an upload whose bytes all arrived is handed to its job, not thrown away.
+    finished = upload_jobs.resume_stalled(engine=engine)
     with session_scope(engine) as session:
         expired = tus.expire_uploads(session=session, vault=vault)
     with session_scope(engine) as session:

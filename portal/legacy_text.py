@@ -13,12 +13,14 @@ from typing import Any
 from sqlmodel import Session, SQLModel, col, select
 
 from portal.cases.models import Case, CaseEvent
-from portal.intake.models import CaseFile
+from portal.intake.models import ArchiveReport, CaseFile, TusUpload
 from portal.objects import texts
 from portal.objects.models import PendingText
 from reviewers.models import CaseAssignment, CaseQuestion, Opinion, OpinionAddendum
 
 SEALED_TABLES: dict[str, type[SQLModel]] = {
+    "tus_uploads": TusUpload,
+    "archive_reports": ArchiveReport,
     "cases": Case,
     "case_events": CaseEvent,
     "case_questions": CaseQuestion,

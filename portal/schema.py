@@ -14,6 +14,7 @@ from portal.intake.models import (
     TusChunk,
     TusUpload,
 )
+from portal.jobs.models import Job
 from portal.notifications.models import OutboxMessage
 from portal.objects.models import CaseKey, PendingText, StoredObject
 from reviewers.models import (
@@ -41,6 +42,7 @@ __all__ = [
     "DicomSeries",
     "DicomStudy",
     "DicomwebToken",
+    "Job",
     "LoginFailure",
     "Opinion",
     "OpinionAddendum",

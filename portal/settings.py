@@ -127,6 +127,21 @@ class Settings(BaseSettings):
     """Live tokens one account may hold on one case; making another is refused."""
     break_glass_minutes: int = Field(default=60, ge=1, le=24 * 60)
     """How long an admin's break-glass grant opens a case's content (docs/access.md)."""
+    # Durable jobs (docs/jobs.md): completing a resumable upload and importing a ZIP run in
+    # workers every server process starts, claimed from the database under a lease.
+    jobs_enabled: bool = True
+    """Run job workers in this process (one process somewhere must, or uploads never finish)."""
+    jobs_workers: int = Field(default=2, ge=1, le=16)
+    """Jobs one process runs at once (each holds a thread while it ingests)."""
+    jobs_poll_seconds: float = Field(default=2.0, gt=0)
+    """How often an idle worker looks for jobs asked for by other processes."""
+    jobs_lease_seconds: float = Field(default=120.0, gt=0)
+    """A running job's claim; renewed as it progresses. A job whose worker died is taken
+    again once its lease runs out."""
+    jobs_max_attempts: int = Field(default=5, ge=1)
+    """Attempts before a job is given up and its upload marked failed."""
+    jobs_retry_seconds: float = Field(default=10.0, ge=0)
+    """Wait before the second attempt after an error; doubled for each further one."""
     sweep_enabled: bool = True
     """Run the deadline and acceptance sweep (and mail delivery) inside the server."""
     sweep_interval_seconds: float = 60.0

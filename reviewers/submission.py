@@ -18,7 +18,7 @@ from portal.cases import service as cases_service
 from portal.cases.models import Case, CaseStatus
 from portal.db import utcnow
 from portal.errors import Conflict
-from portal.intake.models import CaseFile
+from portal.intake.models import CaseFile, TusUpload, UploadStatus
 from portal.settings import Settings
 from reviewers import assignment, deadlines, workflow
 
@@ -42,6 +42,14 @@ def submit_case(
         raise Conflict("Accept the consent text before submitting the case.")
     if session.exec(select(CaseFile.id).where(CaseFile.case_id == case.id)).first() is None:
         raise Conflict("Upload at least one image or record before submitting the case.")
+    if session.exec(
+        select(TusUpload.id)
+        .where(TusUpload.case_id == case.id)
+        .where(TusUpload.status == UploadStatus.assembling.value)
+    ).first():  # its job would find the case no longer accepting files
+        raise Conflict(
+            "Some uploaded files are still being processed. Submit the case when they are done."
+        )
     now = utcnow()
     workflow.transition(
         session=session,

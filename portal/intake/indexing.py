@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from sqlalchemy import and_, func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, SQLModel, col, delete, select
 
 from portal.intake.dicom import DicomHeader
 from portal.intake.models import CaseFile, DicomInstance, DicomSeries, DicomStudy
@@ -184,3 +184,19 @@ def name_tokens(name: str) -> set[str]:
 def names_match(account_name: str, dicom_name: str) -> bool:
     """Same person if they share a surname-or-given-name token (order and case ignored)."""
     return bool(name_tokens(account_name) & name_tokens(dicom_name))
+
+
+def drop_empty(*, session: Session, case_id: uuid.UUID, series_ids: set[uuid.UUID]) -> None:
+    """Delete the series (then studies) of the case that no instance refers to any more."""
+    if not series_ids:
+        return
+    session.exec(
+        delete(DicomSeries)
+        .where(col(DicomSeries.id).in_(series_ids))
+        .where(~select(DicomInstance.id).where(DicomInstance.series_id == DicomSeries.id).exists())
+    )
+    session.exec(
+        delete(DicomStudy)
+        .where(col(DicomStudy.case_id) == case_id)
+        .where(~select(DicomSeries.id).where(DicomSeries.study_id == DicomStudy.id).exists())
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 
@@ -18,6 +19,7 @@ class CaseFile(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("case_id", "sop_instance_uid"),
         Index("ix_case_files_case_created", "case_id", "created_at", "id"),  # keyset pages
+        Index("ix_case_files_upload_entry", "upload_id", "upload_entry", unique=True),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
@@ -36,6 +38,11 @@ class CaseFile(SQLModel, table=True):
     page_count: int | None = None
     width: int | None = None
     height: int | None = None
+    upload_id: uuid.UUID | None = None
+    """The resumable upload it came from (no foreign key: the upload row goes, this stays)."""
+    upload_entry: int | None = None
+    """Which part of that upload: 0 the file itself, n the n-th entry of its ZIP. A completion
+    job run again finds the parts it already stored by (``upload_id``, ``upload_entry``)."""
 
 
 class DicomStudy(SQLModel, table=True):
@@ -107,14 +114,26 @@ class ArchiveReport(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     case_id: uuid.UUID = Field(foreign_key="cases.id", index=True)
-    archive_name: str = Field(max_length=255)
+    archive_name_sealed: bytes | None = Field(default=None, sa_type=LargeBinary)
+    """The ZIP's file name, sealed with the case key."""
+    upload_id: uuid.UUID | None = Field(default=None, unique=True, index=True)
+    """The resumable upload it was imported from: a completion run again replaces it."""
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     dicomdir_present: bool
     referenced: int
     accepted: int
     rejected: int
-    missing: str = Field(default="[]", sa_type=Text)
-    """JSON list of paths the DICOMDIR references that the archive lacks."""
+    missing_sealed: bytes | None = Field(default=None, sa_type=LargeBinary)
+    """JSON list of paths the DICOMDIR references that the archive lacks, sealed."""
+
+
+class UploadStatus(enum.StrEnum):
+    receiving = "receiving"
+    """Bytes are still coming."""
+    assembling = "assembling"
+    """Every byte arrived; the completion job is ingesting them."""
+    complete = "complete"
+    failed = "failed"
 
 
 # Responses ---------------------------------------------------------------------------------
@@ -147,6 +166,23 @@ class UploadResult(SQLModel):
     archives: list[ArchiveCompleteness] = []
 
 
+class UploadProgress(SQLModel):
+    """``GET /api/uploads/{id}``: how far a resumable upload and its completion job are."""
+
+    id: uuid.UUID
+    status: UploadStatus
+    offset: int
+    length: int
+    entries_done: int
+    """ZIP entries imported so far."""
+    entries_total: int | None
+    """Entries of the ZIP being imported, once read; null for any other file."""
+    result: UploadResult | None
+    """What was accepted and refused, once ``complete``."""
+    failure: str | None
+    """Why the upload could not be completed, once ``failed``."""
+
+
 class CaseFilePublic(SQLModel):
     id: uuid.UUID
     filename: str
@@ -169,14 +205,24 @@ class TusUpload(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     case_id: uuid.UUID = Field(foreign_key="cases.id", index=True)
     owner_id: uuid.UUID = Field(foreign_key="users.id")
-    filename: str = Field(max_length=255)
+    filename_sealed: bytes | None = Field(default=None, sa_type=LargeBinary)
+    """The name the patient's computer gave the file, sealed with the case key."""
+    status: str = Field(
+        default=UploadStatus.receiving.value, sa_column=Column(String(16), nullable=False)
+    )
     length: int = Field(sa_type=BigInteger)
     offset: int = Field(default=0, sa_type=BigInteger)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    result: str | None = Field(default=None, sa_type=Text)
-    """The ingest outcome (JSON of ``UploadResult``) once the last byte arrived."""
+    result_sealed: bytes | None = Field(default=None, sa_type=LargeBinary)
+    """The ingest outcome (JSON of ``UploadResult``, with file names), sealed."""
+    entries_done: int = 0
+    """ZIP entries the completion job has ingested so far."""
+    entries_total: int | None = None
+    """Entries of the ZIP being imported, once it has been read; None for any other file."""
+    failure: str | None = Field(default=None, max_length=255)
+    """Why the completion job gave up, for the person who uploaded (never patient data)."""
 
 
 class TusChunk(SQLModel, table=True):

@@ -7,10 +7,9 @@ no object and no row behind.
 
 from __future__ import annotations
 
-import json
 import unicodedata
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy.exc import IntegrityError
@@ -19,8 +18,8 @@ from sqlmodel import Session, col, delete, select
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.cases.models import Case
-from portal.db import begin_read_only
-from portal.intake import indexing
+from portal.db import begin_read_only, utcnow
+from portal.intake import archive_reports, indexing
 from portal.intake.archive import ArchiveLimits, plan_zip
 from portal.intake.capture import Capture, chunked
 from portal.intake.dicom import inspect_dicom
@@ -32,13 +31,10 @@ from portal.intake.models import (
     ArchiveReport,
     CaseFile,
     DicomInstance,
-    DicomSeries,
-    DicomStudy,
     RejectedFile,
     UploadResult,
 )
 from portal.intake.quota import QuotaLedger
-from portal.intake.quota import unfinished_uploads as unfinished_uploads  # tus.py reads it here
 from portal.intake.records import inspect_image, inspect_pdf, pdf_page_count
 from portal.intake.sniff import FileKind
 from portal.objects import service as objects_service
@@ -79,7 +75,10 @@ class Ingest:
     study_uid: str | None = None
     """Refuse instances of any other study (STOW-RS to ``/studies/{study}``)."""
     tus_upload_id: uuid.UUID | None = None
-    """The resumable upload being completed: its own reservation does not count against it."""
+    """The resumable upload being completed: its own reservation does not count against it,
+    and the parts it stores are keyed by it, so a completion run again skips them."""
+    progress: Callable[[int, int], None] | None = None
+    """Told (entries done, entries in all) as a ZIP's entries are imported."""
     _reports: list[uuid.UUID] = field(default_factory=list)
     _key_and_quota: tuple[bytes, QuotaLedger] | None = None
     """Read at the request's first file, then kept by the request (``portal.intake.quota``)."""
@@ -108,7 +107,7 @@ class Ingest:
         self.session.exec(delete(CaseFile).where(col(CaseFile.id).in_(file_ids)))
         self.session.exec(delete(StoredObjectRow).where(col(StoredObjectRow.id).in_(object_ids)))
         self.session.exec(delete(ArchiveReport).where(col(ArchiveReport.id).in_(self._reports)))
-        _drop_empty_index(self.session, self.case.id, series_ids)
+        indexing.drop_empty(session=self.session, case_id=self.case.id, series_ids=series_ids)
         audit_service.record(
             session=self.session,
             ctx=self.ctx,
@@ -125,13 +124,17 @@ class Ingest:
 
     def add(self, *, filename: str, chunks: Iterable[bytes], source: str) -> None:
         """Ingest one uploaded file (a ZIP expands into its entries)."""
-        self._one(filename=display_name(filename), chunks=chunks, source=source, in_archive=False)
+        self._one(
+            filename=display_name(filename), chunks=chunks, source=source, in_archive=False, entry=0
+        )
 
     # -- one file ------------------------------------------------------------------------
 
     def _one(
-        self, *, filename: str, chunks: Iterable[bytes], source: str, in_archive: bool
+        self, *, filename: str, chunks: Iterable[bytes], source: str, in_archive: bool, entry: int
     ) -> None:
+        if self._stored_before(filename, entry):
+            return
         source_iter = iter(chunks)
         wrapped, quota_left = self._case_key_and_quota()
         capture = Capture(
@@ -158,7 +161,7 @@ class Ingest:
                     )
                 self._archive(filename, stored, wrapped)
                 return
-            self._accept(filename, stored, capture, source, wrapped)
+            self._accept(filename, stored, capture, source, wrapped, entry)
         except Rejected as rejected:
             self.vault.delete(stored.object_key)
             self._reject(filename, rejected, source)
@@ -167,7 +170,13 @@ class Ingest:
             raise
 
     def _accept(
-        self, filename: str, stored: StoredObject, capture: Capture, source: str, wrapped: bytes
+        self,
+        filename: str,
+        stored: StoredObject,
+        capture: Capture,
+        source: str,
+        wrapped: bytes,
+        entry: int,
     ) -> None:
         head, kind = bytes(capture.head), capture.kind
         assert kind is not None
@@ -227,6 +236,8 @@ class Ingest:
             page_count=page_count,
             width=width,
             height=height,
+            upload_id=self.tus_upload_id,
+            upload_entry=entry if self.tus_upload_id is not None else None,
         )
         texts.for_case(session=self.session, case_id=self.case.id).seal(
             case_file, "filename", filename
@@ -269,6 +280,23 @@ class Ingest:
         self.result.accepted.append(
             AcceptedFile(id=case_file.id, filename=filename, kind=kind.value)
         )
+
+    def _stored_before(self, filename: str, entry: int) -> bool:
+        """Whether an earlier run of this upload's completion stored this part (then it is
+        reported as accepted again, and not read)."""
+        if self.tus_upload_id is None:
+            return False
+        begin_read_only(self.session)
+        earlier = self.session.exec(
+            select(CaseFile.id, CaseFile.kind)
+            .where(CaseFile.upload_id == self.tus_upload_id)
+            .where(CaseFile.upload_entry == entry)
+        ).first()
+        self.session.commit()
+        if earlier is None:
+            return False
+        self.result.accepted.append(AcceptedFile(id=earlier[0], filename=filename, kind=earlier[1]))
+        return True
 
     def _duplicate(self, filename: str, stored: StoredObject, existing: CaseFile) -> None:
         """The case has this DICOM instance already: keep that file, drop the new object."""
@@ -319,7 +347,9 @@ class Ingest:
                     self._reject(f"{name}/{entry_rejection.name}", entry_rejection.error, "archive")
                 accepted_before = len(self.result.accepted)
                 rejected_before = len(self.result.rejected)
-                for entry in plan.entries:
+                if self.progress is not None:
+                    self.progress(0, len(plan.entries))
+                for number, entry in enumerate(plan.entries, start=1):
                     entry_name = display_name(f"{name}/{entry.name}", keep_folders=True)
                     with entry.open() as stream:
                         self._one(
@@ -327,19 +357,21 @@ class Ingest:
                             chunks=chunked(stream),
                             source="archive",
                             in_archive=True,
+                            entry=number,
                         )
+                    if self.progress is not None:
+                        self.progress(number, len(plan.entries))
         finally:
             self.vault.delete(stored.object_key)
-        report = ArchiveReport(
+        report = archive_reports.record(
+            session=self.session,
             case_id=self.case.id,
-            archive_name=name,
-            dicomdir_present=plan.dicomdir_present,
-            referenced=plan.referenced,
+            upload_id=self.tus_upload_id,
+            name=name,
+            plan=plan,
             accepted=len(self.result.accepted) - accepted_before,
             rejected=len(self.result.rejected) - rejected_before + len(plan.rejected),
-            missing=json.dumps(plan.missing),
         )
-        self.session.add(report)
         self._reports.append(report.id)
         audit_service.record(
             session=self.session,
@@ -406,18 +438,3 @@ class Ingest:
         self._key_and_quota = (wrapped, ledger)
         return wrapped, ledger.left
 
-
-def _drop_empty_index(session: Session, case_id: uuid.UUID, series_ids: set[uuid.UUID]) -> None:
-    """Delete the series (then studies) of the case that no instance refers to any more."""
-    if not series_ids:
-        return
-    session.exec(
-        delete(DicomSeries)
-        .where(col(DicomSeries.id).in_(series_ids))
-        .where(~select(DicomInstance.id).where(DicomInstance.series_id == DicomSeries.id).exists())
-    )
-    session.exec(
-        delete(DicomStudy)
-        .where(col(DicomStudy.case_id) == case_id)
-        .where(~select(DicomSeries.id).where(DicomSeries.study_id == DicomStudy.id).exists())
-    )

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from sqlmodel import SQLModel
 
 from portal.intake.models import ArchiveCompleteness, ArchiveReport, DicomSeries, DicomStudy
+from portal.objects.texts import CaseTexts
 
 
 class SeriesPublic(SQLModel):
@@ -67,14 +68,17 @@ class StudiesPublic(SQLModel):
         studies: list[StudyPublic],
         reports: Sequence[ArchiveReport],
         identity: IdentityCheck | None,
+        texts: CaseTexts | None,
     ) -> StudiesPublic:
+        """``texts`` opens the reports' sealed names (None when the case has no reports)."""
         archives = [
             ArchiveCompleteness(
-                archive=r.archive_name,
+                archive=texts.open(r, "archive_name") or "",
                 dicomdir_present=r.dicomdir_present,
                 referenced=r.referenced,
-                missing=json.loads(r.missing),
+                missing=json.loads(texts.open(r, "missing") or "[]"),
             )
             for r in reports
+            if texts is not None
         ]
         return cls(studies=studies, archives=archives, identity=identity)

@@ -174,7 +174,8 @@ def studies(
         details={"studies": len(public)},
     )
     session.commit()
-    return StudiesPublic.build(public, reports, identity)
+    sealer = texts.for_case(session=session, case_id=case.id) if reports else None
+    return StudiesPublic.build(public, reports, identity, sealer)
 
 
 def _frames_per_series(session: Session, series_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:

@@ -1,9 +1,11 @@
 """Resumable uploads, tus 1.0.0: creation, creation-with-upload, checksum, expiration, termination.
 
 Each PATCH body becomes one encrypted object (a chunk); the upload's offset moves only when a
-chunk is stored and recorded. When the last byte arrives the chunks are read back in order
-through the same ingest as every other upload, then deleted. A creation request that carries
-the whole file goes through the ingest directly (``ingest_whole``). State lives in the
+chunk is stored and recorded. The PATCH that brings the last byte records the upload as
+``assembling`` and asks for its completion job in the same transaction, and answers at once:
+the job (``portal.intake.upload_jobs``, any replica) reads the chunks back in order through the
+same ingest as every other upload, then deletes them (docs/jobs.md). A creation request that
+carries the whole file goes through the ingest directly (``ingest_whole``). State lives in the
 database and object storage, so an upload resumes after a dropped connection or a server
 restart.
 """
@@ -19,7 +21,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
@@ -31,14 +32,17 @@ from portal.cases.models import Case
 from portal.db import utcnow
 from portal.errors import ChecksumMismatch, Conflict, Gone, InvalidInput, NotFound, PayloadTooLarge
 from portal.intake import service as intake_service
-from portal.intake.models import CaseFile, TusChunk, TusUpload, UploadResult
-from portal.intake.pipeline import Ingest, display_name, unfinished_uploads
+from portal.intake import tus_chunks
+from portal.intake.models import TusChunk, TusUpload, UploadResult, UploadStatus
+from portal.intake.pipeline import Ingest
+from portal.jobs import service as jobs_service
 from portal.objects import service as objects_service
-from portal.objects.models import StoredObject
+from portal.objects import texts
 from portal.settings import Settings
 from storage.vault import Vault
 
 TUS_VERSION = "1.0.0"
+COMPLETE_JOB = "upload.complete"
 EXTENSIONS = "creation,creation-with-upload,checksum,expiration,termination"
 CHECKSUMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
 
@@ -79,101 +83,7 @@ class Checksum:
             raise InvalidInput("Upload-Checksum is not valid base64.") from exc
 
 
-def create_upload(
-    *,
-    session: Session,
-    settings: Settings,
-    principal: Principal,
-    ctx: AuditContext,
-    length: int,
-    metadata: dict[str, str],
-) -> TusUpload:
-    """Open a resumable upload into the caller's own case (which must accept files)."""
-    if length < 0:
-        raise InvalidInput("Upload-Length must be zero or more.")
-    if length > settings.tus_max_bytes:
-        raise PayloadTooLarge(
-            f"The upload is larger than the {settings.tus_max_bytes // 1024**3} GB allowed."
-        )
-    try:
-        case_id = uuid.UUID(metadata.get("case_id", ""))
-    except ValueError as exc:
-        raise InvalidInput(
-            "Upload-Metadata must carry the case_id of the case to upload into."
-        ) from exc
-    case = intake_service.case_for_upload(session=session, principal=principal, case_id=case_id)
-    # One creation per case at a time (SQLite's BEGIN IMMEDIATE already serializes writers).
-    session.exec(select(Case.id).where(Case.id == case.id).with_for_update()).one()
-    _check_room(session=session, settings=settings, principal=principal, case=case, length=length)
-    now = utcnow()
-    upload = TusUpload(
-        case_id=case.id,
-        owner_id=principal.user_id,
-        filename=display_name(metadata.get("filename")),
-        length=length,
-        created_at=now,
-        expires_at=_expiry(settings, created_at=now),
-    )
-    session.add(upload)
-    audit_service.record(
-        session=session,
-        ctx=ctx,
-        action="upload.create",
-        entity_type="upload",
-        entity_id=upload.id,
-        case_id=case.id,
-        details={"length": length},
-    )
-    session.commit()
-    return upload
-
-
-def _check_room(
-    *, session: Session, settings: Settings, principal: Principal, case: Case, length: int
-) -> None:
-    """Refuse an upload over the open-upload caps or over the case's quota.
-
-    The quota counts the case's files and the declared length of each unfinished upload
-    (whatever of it has been staged so far), so uploads cannot together promise more.
-    """
-    per_case, reserved = session.exec(
-        select(func.count(), func.coalesce(func.sum(TusUpload.length), 0))
-        .where(*unfinished_uploads())
-        .where(TusUpload.case_id == case.id)
-    ).one()
-    if per_case >= settings.tus_max_open_per_case:
-        raise Conflict(
-            f"This case already has {per_case} unfinished uploads. "
-            "Let them finish or cancel some before starting another."
-        )
-    per_account = session.exec(
-        select(func.count())
-        .select_from(TusUpload)
-        .where(*unfinished_uploads())
-        .where(TusUpload.owner_id == principal.user_id)
-    ).one()
-    if per_account >= settings.tus_max_open_per_account:
-        raise Conflict(
-            f"You already have {per_account} unfinished uploads. "
-            "Let them finish or cancel some before starting another."
-        )
-    used = session.exec(
-        select(func.coalesce(func.sum(CaseFile.size), 0)).where(CaseFile.case_id == case.id)
-    ).one()
-    if int(used) + int(reserved) + length > settings.case_quota_bytes:
-        left = max(0, settings.case_quota_bytes - int(used) - int(reserved))
-        raise PayloadTooLarge(
-            f"This upload ({_gib(length)}) does not fit in the case's storage: "
-            f"{_gib(left)} of {_gib(settings.case_quota_bytes)} are left, counting "
-            "unfinished uploads."
-        )
-
-
-def _gib(size: int) -> str:
-    return f"{size / 1024**3:.1f} GB" if size >= 1024**3 else f"{size / 1024**2:.1f} MB"
-
-
-def _expiry(settings: Settings, *, created_at: datetime) -> datetime:
+def expiry(settings: Settings, *, created_at: datetime) -> datetime:
     """When an unfinished upload expires: a while after its last PATCH, never past its
     lifetime however often it is PATCHed."""
     return min(
@@ -185,9 +95,19 @@ def _expiry(settings: Settings, *, created_at: datetime) -> datetime:
 def upload_to_append(*, session: Session, principal: Principal, upload_id: uuid.UUID) -> TusUpload:
     """The caller's unfinished upload, if its case still accepts files (else 409)."""
     upload = owned_upload(session=session, principal=principal, upload_id=upload_id)
-    if upload.completed_at is not None:
+    if upload.status != UploadStatus.receiving:
         raise Conflict("This upload is already complete.")
     intake_service.case_for_upload(session=session, principal=principal, case_id=upload.case_id)
+    return upload
+
+
+def upload_to_terminate(
+    *, session: Session, principal: Principal, upload_id: uuid.UUID
+) -> TusUpload:
+    """The caller's upload, unless its completion job is ingesting it (then 409)."""
+    upload = owned_upload(session=session, principal=principal, upload_id=upload_id)
+    if upload.status == UploadStatus.assembling:
+        raise Conflict("This upload is being processed and can no longer be cancelled.")
     return upload
 
 
@@ -197,7 +117,7 @@ def owned_upload(*, session: Session, principal: Principal, upload_id: uuid.UUID
     case = session.get(Case, upload.case_id) if upload is not None else None
     if upload is None or case is None or not access.may(principal, case, "case.files.add"):
         raise NotFound("Upload not found.")
-    if upload.completed_at is None and upload.expires_at <= utcnow():
+    if upload.status == UploadStatus.receiving and upload.expires_at <= utcnow():
         raise Gone("This upload expired; start it again.")
     return upload
 
@@ -242,12 +162,12 @@ def append(
     checksum: Checksum | None,
     disconnected: Callable[[], bool],
 ) -> TusUpload:
-    """Store a PATCH body as the next chunk; ingest the whole file when it is complete."""
+    """Store a PATCH body as the next chunk; with the last one, ask for the completion job."""
     if offset != upload.offset:
         raise Conflict(
             f"Upload-Offset {offset} does not match the server's offset {upload.offset}."
         )
-    if upload.completed_at is not None:
+    if upload.status != UploadStatus.receiving:
         raise Conflict("This upload is already complete.")
     wrapped = objects_service.case_key(session=session, vault=vault, case_id=upload.case_id)
     upload_id, case_id, remaining = upload.id, upload.case_id, upload.length - upload.offset
@@ -274,19 +194,18 @@ def append(
             )
         )
         locked.offset = offset + stored.size
-        locked.expires_at = _expiry(settings, created_at=locked.created_at)
+        locked.expires_at = expiry(settings, created_at=locked.created_at)
+        if locked.offset == locked.length:
+            assemble(session=session, upload=locked)
         session.add(locked)
         session.commit()
-    if locked.offset == locked.length:
-        complete(
-            session=session,
-            vault=vault,
-            settings=settings,
-            principal=principal,
-            ctx=ctx,
-            upload=locked,
-        )
     return locked
+
+
+def assemble(*, session: Session, upload: TusUpload) -> None:
+    """Every byte arrived: the upload waits for its completion job (the caller commits)."""
+    upload.status = UploadStatus.assembling.value
+    jobs_service.enqueue(session=session, kind=COMPLETE_JOB, key=str(upload.id))
 
 
 def _lock(session: Session, upload_id: uuid.UUID) -> TusUpload:
@@ -321,23 +240,36 @@ def ingest_whole(
     a chunk for a resume would only cost a second encryption, write, read and delete. A body
     that stops short or fails its checksum stores nothing and leaves the offset at 0.
     """
-    ingest = _ingest_into_case(session, vault, settings, principal, ctx, upload)
+    ingest = ingest_into_case(session, vault, settings, principal, ctx, upload)
     hasher = _ChunkHasher(body, upload.length, checksum)
+    name = filename(session=session, upload=upload)
     try:
-        ingest.add(filename=upload.filename, chunks=_whole(hasher, upload.length), source="tus")
+        ingest.add(filename=name, chunks=_whole(hasher, upload.length), source="tus")
     except _CutShort:
         session.rollback()
         return upload
     finished = session.get(TusUpload, upload.id) or upload
     finished.offset = finished.length
-    finished.completed_at = utcnow()
-    finished.result = ingest.result.model_dump_json()
-    session.add(finished)
+    record_result(session, finished, ingest.result)
     session.commit()
     return finished
 
 
-def _ingest_into_case(
+def filename(*, session: Session, upload: TusUpload) -> str:
+    """The upload's file name, in clear."""
+    return texts.for_case(session=session, case_id=upload.case_id).open(upload, "filename") or ""
+
+
+def record_result(session: Session, upload: TusUpload, result: UploadResult) -> None:
+    upload.status = UploadStatus.complete.value
+    upload.completed_at = utcnow()
+    texts.for_case(session=session, case_id=upload.case_id).seal(
+        upload, "result", result.model_dump_json()
+    )
+    session.add(upload)
+
+
+def ingest_into_case(
     session: Session,
     vault: Vault,
     settings: Settings,
@@ -377,59 +309,13 @@ def _whole(hasher: _ChunkHasher, length: int) -> Iterator[bytes]:
         raise ChecksumMismatch()
 
 
-def complete(
-    *,
-    session: Session,
-    vault: Vault,
-    settings: Settings,
-    principal: Principal,
-    ctx: AuditContext,
-    upload: TusUpload,
-) -> UploadResult:
-    """Run the assembled bytes through the common ingest, then drop the chunks."""
-    ingest = _ingest_into_case(session, vault, settings, principal, ctx, upload)
-    chunks = _chunks(session, upload.id)
-    ingest.add(filename=upload.filename, chunks=_read_back(session, vault, chunks), source="tus")
-    _drop_chunks(session, vault, chunks)
-    upload = session.get(TusUpload, upload.id) or upload
-    upload.completed_at = utcnow()
-    upload.result = ingest.result.model_dump_json()
-    session.add(upload)
-    session.commit()
-    return ingest.result
-
-
-def _chunks(session: Session, upload_id: uuid.UUID) -> list[tuple[TusChunk, StoredObject]]:
-    rows = session.exec(
-        select(TusChunk, StoredObject)
-        .join(StoredObject, col(StoredObject.id) == col(TusChunk.stored_object_id))
-        .where(TusChunk.upload_id == upload_id)
-        .order_by(col(TusChunk.offset))
-    ).all()
-    session.commit()
-    return [(chunk, stored) for chunk, stored in rows]
-
-
-def _read_back(
-    session: Session, vault: Vault, chunks: list[tuple[TusChunk, StoredObject]]
-) -> Iterator[bytes]:
-    for _chunk, stored in chunks:
-        yield from objects_service.open_object(session=session, vault=vault, row=stored)
-
-
-def _drop_chunks(
-    session: Session, vault: Vault, chunks: list[tuple[TusChunk, StoredObject]]
-) -> None:
-    for chunk, stored in chunks:
-        vault.delete(stored.object_key)
-        session.delete(session.get(TusChunk, chunk.id))
-        session.delete(session.get(StoredObject, stored.id))
-    session.commit()
-
-
 def terminate(*, session: Session, vault: Vault, ctx: AuditContext, upload: TusUpload) -> None:
     """Termination extension: forget the upload and its staged bytes."""
-    _drop_chunks(session, vault, _chunks(session, upload.id))
+    tus_chunks.drop(
+        session=session,
+        vault=vault,
+        chunks=tus_chunks.of_upload(session=session, upload_id=upload.id),
+    )
     audit_service.record(
         session=session,
         ctx=ctx,
@@ -452,7 +338,7 @@ def expire_uploads(*, session: Session, vault: Vault) -> int:
     """Delete incomplete uploads past their expiry, with their staged chunks."""
     expired = session.exec(
         select(TusUpload)
-        .where(col(TusUpload.completed_at).is_(None))
+        .where(TusUpload.status == UploadStatus.receiving.value)
         .where(col(TusUpload.expires_at) <= utcnow())
     ).all()
     for upload in expired:
@@ -462,5 +348,9 @@ def expire_uploads(*, session: Session, vault: Vault) -> int:
     return len(expired)
 
 
-def result_of(upload: TusUpload) -> UploadResult | None:
-    return UploadResult.model_validate(json.loads(upload.result)) if upload.result else None
+def result_of(*, session: Session, upload: TusUpload) -> UploadResult | None:
+    """What the ingest made of the upload, once complete."""
+    if upload.result_sealed is None:
+        return None
+    sealed = texts.for_case(session=session, case_id=upload.case_id).open(upload, "result")
+    return UploadResult.model_validate(json.loads(sealed or "{}"))

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Request, Response
 
 from portal.deps import Caller, SessionDep, SettingsDep, vault_of
 from portal.errors import InvalidInput, PortalError, PreconditionFailed, UnsupportedMediaType
-from portal.intake import tus
-from portal.intake.models import TusUpload, UploadResult
+from portal.intake import tus, tus_creation
+from portal.intake.models import TusUpload, UploadProgress, UploadStatus
 from portal.intake.streams import BodyReader
 from portal.intake.views import upload_capacity
 from portal.settings import Settings
@@ -73,7 +73,7 @@ async def create(
     # Counted before the upload exists: a refused request leaves no upload holding quota.
     with capacity.admit(caller.user.id) if sends_data else contextlib.nullcontext():
         upload = await anyio.to_thread.run_sync(
-            lambda: tus.create_upload(
+            lambda: tus_creation.create_upload(
                 session=session,
                 settings=settings,
                 principal=caller.principal,
@@ -142,6 +142,8 @@ async def patch(
             )
         )
         upload = await _append(request, caller, session, settings, upload, offset=offset)
+    if upload.status == UploadStatus.assembling:
+        request.app.state.jobs.wake()  # this process starts the completion job at once
     return Response(status_code=204, headers=_headers(upload))
 
 
@@ -183,20 +185,18 @@ def terminate(
     upload_id: uuid.UUID, request: Request, caller: Caller, session: SessionDep
 ) -> Response:
     _check_version(request)
-    upload = tus.owned_upload(session=session, principal=caller.principal, upload_id=upload_id)
+    upload = tus.upload_to_terminate(
+        session=session, principal=caller.principal, upload_id=upload_id
+    )
     tus.terminate(session=session, vault=vault_of(request), ctx=caller.ctx, upload=upload)
     return Response(status_code=204, headers=_headers())
 
 
 @router.get("/{upload_id}", name="upload_status")
-def upload_status(upload_id: uuid.UUID, caller: Caller, session: SessionDep) -> dict[str, object]:
-    """Not part of tus: how far the upload is, and once complete, what was accepted."""
+def upload_status(upload_id: uuid.UUID, caller: Caller, session: SessionDep) -> UploadProgress:
+    """Not part of tus: how far the upload is (``receiving`` → ``assembling`` → ``complete``
+    or ``failed``), a ZIP's entries imported so far, and once complete, what was accepted."""
     upload = tus.owned_upload(session=session, principal=caller.principal, upload_id=upload_id)
-    result: UploadResult | None = tus.result_of(upload)
-    return {
-        "id": str(upload.id),
-        "offset": upload.offset,
-        "length": upload.length,
-        "complete": upload.completed_at is not None,
-        "result": result.model_dump(mode="json") if result else None,
-    }
+    return UploadProgress.model_validate(
+        upload, update={"result": tus.result_of(session=session, upload=upload)}
+    )

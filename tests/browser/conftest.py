@@ -25,7 +25,9 @@ from sqlmodel import Session, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from portal.db import begin_read_only
+from portal.intake import tus
 from portal.intake.models import TusUpload
+from portal.objects.texts import bind_vault
 from tests.fixtures.app import PASSWORD
 from tests.fixtures.live import LiveServer
 from tests.fixtures.logs import SENSITIVE
@@ -169,6 +171,17 @@ class Portal:
         with Session(self.app.state.engine) as session:
             begin_read_only(session)  # polling must not take SQLite's write lock
             return list(session.exec(select(TusUpload)).all())
+
+    def upload_outcomes(self) -> dict[str, dict[str, Any]]:
+        """Each upload's file name and what the server made of it, opened with the case key."""
+        outcomes: dict[str, dict[str, Any]] = {}
+        with bind_vault(Session(self.app.state.engine), self.app.state.vault) as session:
+            for upload in session.exec(select(TusUpload)).all():
+                result = tus.result_of(session=session, upload=upload)
+                name = tus.filename(session=session, upload=upload)
+                outcomes[name] = result.model_dump(mode="json") if result else {}
+            session.commit()
+        return outcomes
 
     def wait_for_offset(self, minimum: int, timeout: float = 30) -> int:
         """Wait until the server has stored at least ``minimum`` bytes of the one upload."""

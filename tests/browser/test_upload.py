@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -194,8 +193,7 @@ def _head_offset(response: Response) -> list[int]:
 def _server_reasons(portal: Portal) -> dict[str, str]:
     """What the server itself said about each refused file (GET /api/uploads/{id})."""
     reasons: dict[str, str] = {}
-    for upload in portal.uploads():
-        result: dict[str, Any] = json.loads(upload.result or "{}")
+    for name, result in portal.upload_outcomes().items():
         for rejected in result.get("rejected", []):
-            reasons[upload.filename] = rejected["reason"]
+            reasons[name] = rejected["reason"]
     return reasons

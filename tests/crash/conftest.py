@@ -17,4 +17,9 @@ def settings(tmp_path: Path, database_url: str, seaweed: EmbeddedS3) -> Settings
     """The suite's settings with a bucket of the test's own (created when the app starts)."""
     made = make_settings(tmp_path, database_url, seaweed)
     made.storage.bucket = f"crash-{uuid.uuid4().hex[:16]}"
+    # Jobs run in the killed server only (never in the test's own app while it scrubs), and a
+    # killed worker's job is taken over a second after its death.
+    made.jobs_enabled = False
+    made.jobs_lease_seconds = 1.0
+    made.jobs_poll_seconds = 0.2
     return made

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -33,6 +34,7 @@ from tests.crash.harness import Crashes, Outcome, assert_files_whole, kill_point
 from tests.fixtures.app import Accounts, open_case
 from tests.fixtures.live import settings_env
 from tests.fixtures.logs import SensitiveValues
+from tests.fixtures.uploads import upload_outcome
 from tests.portal import samples
 from tests.reviewers.conftest import ready_case, submit, upload
 from tests.services import wait_for
@@ -127,16 +129,23 @@ def tus_upload_but_the_last_chunk(client, patient, case_id: str, data: bytes, pa
 
 @SQLITE
 def test_kill_during_tus_completion(crashes: Crashes, client: TestClient, accounts: Accounts):
-    """The final PATCH stores the last chunk, then reads every chunk back into the ingest."""
+    """The final PATCH stores the last chunk and asks for the completion job, which reads every
+    chunk back into the ingest; kills land in either. After a restart, the job finishes."""
     patient = accounts.patient()
     data = samples.ct_volume(count=1, size=1100)[0]  # one 2.3 MB instance
     parts = 3
     last = len(data) // parts * (parts - 1)
 
     def final_patch(location: str):
-        return lambda: crashes.http(patient.headers).patch(
-            location, content=data[last:], headers={**CHUNK, "Upload-Offset": str(last)}
-        )
+        def send() -> httpx.Response:
+            with crashes.http(patient.headers) as http:
+                answer = http.patch(
+                    location, content=data[last:], headers={**CHUNK, "Upload-Offset": str(last)}
+                )
+                upload_outcome(lambda: http.get(location))  # the job's time counts too
+            return answer
+
+        return send
 
     def prepared() -> tuple[str, str]:
         case_id = open_case(client, patient)["id"]
@@ -156,8 +165,8 @@ def test_kill_during_tus_completion(crashes: Crashes, client: TestClient, accoun
                     location, content=data[offset:], headers={**CHUNK, "Upload-Offset": str(offset)}
                 )
                 assert rest.status_code == 204, rest.text
-            status = http.get(location).json()
-            assert status["complete"], crashes.record
+            status = upload_outcome(lambda url=location: http.get(url))
+            assert status["status"] == "complete", crashes.record
             files = assert_files_whole(http, crashes.app, case_id)
             assert [f["sha256"] for f in files] == [hashlib.sha256(data).hexdigest()]
     crashes.assert_storage_consistent()

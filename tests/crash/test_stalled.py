@@ -1,10 +1,10 @@
-"""A tus upload whose last chunk was recorded but whose ingest a crash cut short is finished
-by housekeeping, once, and only after the grace period.
+"""A tus upload whose last chunk was recorded before completion became a job (every byte
+there, no job) gets its completion job from housekeeping, once, and the job finishes it.
 
-The state is the one ``tus.append`` commits before it ingests: every chunk stored and
-recorded, the offset at the length, no completion. It is written here with the same
-services ``append`` uses, because a real kill lands there only by chance (tests/crash/
-test_kill.py does that, with seeded kills).
+The state is the one the old ``tus.append`` committed before it ingested: every chunk stored
+and recorded, the offset at the length, still ``receiving``. It is written here with the same
+services ``append`` uses. A kill during the job itself is tests/crash/test_kill.py's and
+tests/portal/test_upload_jobs.py's.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ import uuid
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from portal import housekeeping
 from portal.intake.models import TusChunk, TusUpload
+from portal.intake.upload_jobs import HANDLERS
+from portal.jobs import service as jobs
 from portal.objects import service as objects_service
 from portal.settings import Settings
 from tests.fixtures.app import Accounts, file_objects, open_case, text_share_key
@@ -69,7 +71,19 @@ def run_housekeeping(app: FastAPI, settings: Settings) -> housekeeping.Housekeep
     )
 
 
-def test_housekeeping_finishes_an_upload_whose_ingest_was_cut_short(
+def run_jobs(app: FastAPI, settings: Settings) -> int:
+    return jobs.run_pending(
+        engine=app.state.engine, vault=app.state.vault, settings=settings, handlers=HANDLERS
+    )
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    settings.jobs_enabled = False  # the test runs the jobs itself
+    return settings
+
+
+def test_housekeeping_hands_an_upload_whose_ingest_was_cut_short_to_its_job(
     app: FastAPI, client: TestClient, accounts: Accounts, settings: Settings
 ):
     patient = accounts.patient()
@@ -79,14 +93,14 @@ def test_housekeeping_finishes_an_upload_whose_ingest_was_cut_short(
     head = client.head(location, headers={**patient.headers, **TUS})
     assert head.headers["upload-offset"] == str(len(data))
 
-    settings.orphan_grace_seconds = 3600  # it may still be ingesting in another process
-    assert run_housekeeping(app, settings).finished_uploads == 0
-    assert not client.get(location, headers=patient.headers).json()["complete"]
-
-    settings.orphan_grace_seconds = 0
+    assert client.get(location, headers=patient.headers).json()["status"] == "receiving"
     assert run_housekeeping(app, settings).finished_uploads == 1
+    assert client.get(location, headers=patient.headers).json()["status"] == "assembling"
+    assert run_housekeeping(app, settings).finished_uploads == 0  # one job, asked for once
+    assert run_jobs(app, settings) == 1
     status = client.get(location, headers=patient.headers).json()
-    assert status["complete"] and status["result"]["accepted"][0]["filename"] == "ct.dcm"
+    assert status["status"] == "complete"
+    assert status["result"]["accepted"][0]["filename"] == "ct.dcm"
     files = client.get(f"/api/cases/{case_id}/files", headers=patient.headers).json()["items"]
     assert [(f["filename"], f["size"]) for f in files] == [("ct.dcm", len(data))]
     content = client.get(
@@ -95,7 +109,7 @@ def test_housekeeping_finishes_an_upload_whose_ingest_was_cut_short(
     assert content.content == data
     studies = client.get(f"/api/cases/{case_id}/studies", headers=patient.headers).json()
     assert studies["studies"][0]["series"][0]["instances"] == 1
-    assert run_housekeeping(app, settings).finished_uploads == 0  # once only
+    assert run_jobs(app, settings) == 0  # once only
     with Session(app.state.engine) as session:
         report = objects_service.scrub_storage(session=session, vault=app.state.vault)
         stored = [(o.object_key, o.size) for o in file_objects(session)]
@@ -105,18 +119,19 @@ def test_housekeeping_finishes_an_upload_whose_ingest_was_cut_short(
     assert report.clean and sorted(report.verified) == sorted([stored[0][0], share])
 
 
-def test_an_upload_into_a_case_that_moved_on_is_left_to_expire(
+def test_an_upload_into_a_case_that_moved_on_fails_with_a_reason(
     app: FastAPI, client: TestClient, accounts: Accounts, settings: Settings
 ):
-    """The case stopped accepting files: housekeeping neither ingests nor fails."""
+    """The case stopped accepting files: the job ends failed at once, its bytes deleted."""
     patient = accounts.patient()
-    case_id, _ = stalled_upload(client, app, patient, samples.ct_series(1)[0])
+    case_id, location = stalled_upload(client, app, patient, samples.ct_series(1)[0])
     cancelled = client.post(f"/api/cases/{case_id}/cancel", headers=patient.headers)
     assert cancelled.status_code == 200, cancelled.text
-    settings.orphan_grace_seconds = 0
-    assert run_housekeeping(app, settings).finished_uploads == 0
-    assert run_housekeeping(app, settings).finished_uploads == 0  # claimed: not retried at once
-    assert client.get(f"/api/cases/{case_id}/files", headers=patient.headers).json() == {
-        "items": [],
-        "next": None,
-    }
+    assert run_housekeeping(app, settings).finished_uploads == 1
+    assert run_jobs(app, settings) == 1
+    status = client.get(location, headers=patient.headers).json()
+    assert status["status"] == "failed" and "draft" in status["failure"]
+    assert run_jobs(app, settings) == 0  # not retried
+    with Session(app.state.engine) as session:
+        assert session.exec(select(TusChunk)).all() == []
+        assert file_objects(session) == []

@@ -1,6 +1,7 @@
 // Upload one file to the portal with tus-js-client, the most widely used browser tus client.
 // Usage: node tus_upload.mjs ENDPOINT TOKEN CASE_ID FILE CHUNK_SIZE [STOP_AFTER_BYTES | RESUME_URL]
-// Prints "PARTIAL <url> <offset>" when it stopped on purpose, "DONE <url>" when complete.
+// Prints "PARTIAL <url> <offset>" when it stopped on purpose, "DONE <url>" once the server's
+// completion job has ingested the file (GET <url> polled until its status is complete).
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { Upload } from "tus-js-client";
@@ -31,7 +32,24 @@ const upload = new Upload(data, {
     process.exit(1);
   },
   onSuccess() {
-    console.log(`DONE ${upload.url}`);
+    outcome(upload.url).then((status) => {
+      if (status !== "complete") {
+        console.error(`ERROR the upload ended ${status}`);
+        process.exit(1);
+      }
+      console.log(`DONE ${upload.url}`);
+    });
   },
 });
 upload.start();
+
+async function outcome(url) {
+  const deadline = Date.now() + 60000;
+  while (Date.now() < deadline) {
+    const answer = await fetch(url, { headers: { Authorization: `Bearer ${token}` } });
+    const { status } = await answer.json();
+    if (status === "complete" || status === "failed") { return status; }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return "still assembling after a minute";
+}

@@ -132,3 +132,14 @@ def ct_volume(
         ds.save_as(buffer, enforce_file_format=True)
         files.append(buffer.getvalue())
     return files
+
+
+def ct_zip(instances: int, size: int = 512) -> bytes:
+    """A CD-like ZIP (stored, no DICOMDIR) of a ``ct_volume`` of ``instances`` slices."""
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+        for number, data in enumerate(ct_volume(count=instances, size=size)):
+            archive.writestr(f"DICOM/IM{number:04d}", data)
+    return out.getvalue()

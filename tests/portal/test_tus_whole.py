@@ -82,7 +82,7 @@ def test_whole_file_at_creation_is_one_stored_object(
     assert created.status_code == 201, created.text
     assert created.headers["upload-offset"] == str(len(data))
     status = client.get(created.headers["location"], headers=patient.headers).json()
-    assert status["complete"] is True
+    assert status["status"] == "complete"
     assert [item["kind"] for item in status["result"]["accepted"]] == ["dicom"]
     stored = db.exec(select(CaseFile)).one()
     assert stored.sha256 == hashlib.sha256(data).hexdigest()
@@ -131,7 +131,7 @@ def test_a_refused_whole_file_is_answered_with_its_reason(
     )
     assert created.status_code == 201
     status = client.get(created.headers["location"], headers=patient.headers).json()
-    assert status["complete"] is True and status["result"]["accepted"] == []
+    assert status["status"] == "complete" and status["result"]["accepted"] == []
     assert [item["filename"] for item in status["result"]["rejected"]] == ["viewer.exe"]
     assert status["result"]["rejected"][0]["reason"]
     assert db.exec(select(CaseFile)).all() == []

@@ -21,6 +21,7 @@ from storage.embedded import EmbeddedS3
 from storage.vault import case_prefix
 from tests.fixtures.app import Accounts, file_objects, make_settings, open_case, text_share_key
 from tests.fixtures.live import LiveServer
+from tests.fixtures.uploads import upload_outcome
 from tests.portal import samples
 from tests.portal.raw_http import (
     form_body,
@@ -329,6 +330,7 @@ def test_a_second_patch_to_one_upload_is_a_409(
         slow.sendall(data[10:])
         status, _, _ = read_response(slow, timeout=20)
     assert status == 204
+    upload_outcome(lambda: httpx.get(f"{live.url}{location}", headers=patient.headers))
     db.expire_all()
     assert db.exec(select(CaseFile)).one().size == len(data)
 

@@ -9,7 +9,7 @@ Existing rows are all sealed: they keep their chain and get ``id = seq``. The ap
 triggers now let exactly one kind of update through: sealing an unsealed row.
 
 Revision ID: 0010_audit_append
-Revises: 0008
+Revises: 0009_upload_jobs
 Create Date: 2026-12-03 13:30:00.000000
 """
 
@@ -22,7 +22,7 @@ from alembic import op
 import portal.db
 
 revision: str = "0010_audit_append"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009_upload_jobs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

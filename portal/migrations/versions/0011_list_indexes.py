@@ -1,7 +1,7 @@
 """list indexes: keyset pages of cases, files, audit events and specialists; frames per series
 
 Revision ID: 0011_list_indexes
-Revises: 0008
+Revises: 0010_audit_append
 Create Date: 2026-12-03 13:45:00.000000
 """
 

@@ -11,7 +11,8 @@
   var ENDPOINT = "/api/uploads";
   var LANES = 3;                  // files in flight at once (measured: docs/browser.md)
   var STALL_MS = 30000;           // no progress for this long: the connection is gone
-  var ANSWER_MS = 10 * 60000;     // the last chunk of a big ZIP waits for its ingest
+  var ANSWER_MS = 2 * 60000;      // a file sent whole with its creation is ingested before it
+  var RESULT_MS = 60 * 60000;     // a 2 GB CD's import job may take a while after its last byte
   var MAX_DELAY_MS = 30000;       // backoff between retries: 1, 2, 4 … 30 s
   var STORE_PREFIX = "portal.upload.";
   var CLUTTER = /(^|\/)(\.DS_Store|Thumbs\.db|desktop\.ini|\._[^/]*)$|(^|\/)__MACOSX\//i;
@@ -233,18 +234,26 @@
     return slice;
   }
 
-  // The last PATCH answers once the file is ingested; a ZIP may still be in progress if that
-  // answer was lost, so ask a few times before giving up.
+  // The last PATCH answers as soon as its bytes are stored; the server then ingests the file
+  // (a ZIP entry by entry) in a job of its own. Ask how far it is until it is done.
   async function awaitResult(item) {
     setState(item, "checking");
-    var deadline = Date.now() + ANSWER_MS;
-    for (var wait = 250; Date.now() < deadline; wait = Math.min(wait * 2, 5000)) {
+    var deadline = Date.now() + RESULT_MS;
+    for (var wait = 100; Date.now() < deadline; wait = Math.min(wait * 2, 2000)) {
       var answer = await request("GET", item.url, { Accept: "application/json" });
       if (answer.status !== 200) { throw failure(answer, true); }
       var progress = JSON.parse(answer.text);
-      if (progress.complete && progress.result) {
+      if (progress.status === "complete" && progress.result) {
         forget(item);
         return showResult(item, progress.result);
+      }
+      if (progress.status === "failed") {
+        forget(item);
+        return settle(item, "failed", progress.failure || "The server could not process this file.");
+      }
+      if (progress.entries_total) {
+        item.entries = progress.entries_done + " of " + progress.entries_total;
+        changed(item);
       }
       await sleep(wait);
     }
@@ -552,7 +561,9 @@
         size(item.sent) + " of " + size(item.size);
       case "waiting": return "Waiting for the connection…";
       case "paused": return "Paused at " + Math.floor((item.sent * 100) / item.size) + " %";
-      case "checking": return "Uploaded; the server is checking it…";
+      case "checking": return item.entries ?
+        "Uploaded; importing its files: " + item.entries + "…" :
+        "Uploaded; the server is checking it…";
       default: return item.note;
     }
   }
