@@ -18,7 +18,7 @@ from sqlmodel import Session, col, delete, select
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.cases.models import Case
-from portal.db import begin_read_only, utcnow
+from portal.db import begin_read_only
 from portal.intake import archive_reports, indexing
 from portal.intake.archive import ArchiveLimits, plan_zip
 from portal.intake.capture import Capture, chunked
@@ -437,4 +437,3 @@ class Ingest:
             self.session.commit()
         self._key_and_quota = (wrapped, ledger)
         return wrapped, ledger.left
-

@@ -125,7 +125,9 @@ def test_store_search_and_retrieve_a_series_with_a_cyrillic_name(world):
     assert response.status_code == 200, response.text
     [(part_type, body)] = parts_of(response)
     assert part_type == "application/dicom"
-    uploaded = httpx.get(f"{root.rsplit('/dicomweb', 1)[0]}/files", headers=owner.headers).json()
+    uploaded = httpx.get(f"{root.rsplit('/dicomweb', 1)[0]}/files", headers=owner.headers).json()[
+        "items"
+    ]
     assert hashlib.sha256(body).hexdigest() in {f["sha256"] for f in uploaded}
     assert dcmread(BytesIO(body)).SOPInstanceUID == first.SOPInstanceUID
     whole = client.retrieve_series(study_uid, series_uid)

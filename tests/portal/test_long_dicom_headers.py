@@ -93,7 +93,7 @@ def assert_indexed_and_identical(
     client: TestClient, who: Account, case_id: str, sent: dict[str, bytes]
 ) -> None:
     """Each file is listed with its sha256, filed in the study index, and downloads as sent."""
-    listed = client.get(f"/api/cases/{case_id}/files", headers=who.headers).json()
+    listed = client.get(f"/api/cases/{case_id}/files", headers=who.headers).json()["items"]
     by_digest = {item["sha256"]: item for item in listed}
     studies = client.get(f"/api/cases/{case_id}/studies", headers=who.headers).json()["studies"]
     assert len(studies) == len(sent)

@@ -200,7 +200,7 @@ def test_an_upload_being_assembled_cannot_be_cancelled_or_appended_to(
     assert again.status_code == 409
     assert run_jobs(app, settings) == 1
     assert client.get(location, headers=patient.headers).json()["status"] == "complete"
-    files = client.get(f"/api/cases/{case_id}/files", headers=patient.headers).json()
+    files = client.get(f"/api/cases/{case_id}/files", headers=patient.headers).json()["items"]
     assert [f["filename"] for f in files] == ["report.pdf"]
 
 
@@ -228,7 +228,7 @@ def test_a_case_is_not_submitted_while_an_upload_into_it_is_being_assembled(
     assert run_jobs(app, settings) == 1
     submitted = client.post(f"/api/cases/{case_id}/submit", headers=patient.headers)
     assert submitted.status_code == 200, submitted.text
-    files = client.get(f"/api/cases/{case_id}/files", headers=patient.headers).json()
+    files = client.get(f"/api/cases/{case_id}/files", headers=patient.headers).json()["items"]
     assert sorted(f["filename"] for f in files) == ["first.dcm", "second.dcm"]
 
 
