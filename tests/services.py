@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import random
 import shutil
 import socket
 import subprocess
@@ -24,16 +25,19 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 def free_port_block(span: int = 1, start: int = 20000, stop: int = 60000) -> int:
-    """Return the first port of ``span`` consecutive free loopback ports."""
-    port = start + (os.getpid() * 37) % (stop - start - span)
+    """Return the first port of ``span`` consecutive free loopback ports.
+
+    The search starts at a random place: two calls in a row must not hand out the same port
+    when nothing was bound between them (two replicas started one after the other)."""
+    port = start + random.randrange(stop - start - span)
     for _ in range(2000):
-        if all(_port_free(port + i) for i in range(span)):
+        if all(port_free(port + i) for i in range(span)):
             return port
         port = start + (port + span * 3 - start) % (stop - start - span)
     raise RuntimeError("no free block of loopback ports")
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
             sock.bind(("127.0.0.1", port))

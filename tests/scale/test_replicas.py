@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -21,7 +22,10 @@ from portal.accounts.models import Role
 from portal.audit.models import AuditEvent
 from portal.cases.models import Case, CaseStatus
 from portal.db import utcnow
+from portal.intake.models import CaseFile
+from portal.jobs.models import Job
 from portal.notifications.models import NotificationKind, OutboxMessage, OutboxStatus
+from portal.objects import orphans
 from portal.settings import Settings
 from tests.cluster import SeaweedCluster
 from tests.crash.harness import Crashes
@@ -31,6 +35,8 @@ from tests.fixtures.live import ServerProcess
 from tests.fixtures.smtp import Received, SmtpServer
 from tests.portal import samples
 from tests.services import wait_for
+
+OFFSET_STREAM = "application/offset+octet-stream"
 
 pytestmark = [
     pytest.mark.slow,
@@ -89,6 +95,14 @@ def test_a_patient_moving_between_replicas_sees_one_portal(
         f"{b}{location}", content=mr[half:], headers={**patch, "Upload-Offset": offset}, timeout=60
     )
     assert rest.status_code == 204, rest.text
+    # The last PATCH hands the upload to a job, which any replica's workers may run.
+    assert wait_for(
+        lambda: (
+            httpx.get(f"{a}{location}", headers=patient.headers, timeout=30).json()["status"]
+            == "complete"
+        ),
+        timeout=60,
+    )
 
     listed = httpx.get(f"{a}/api/cases/{case_id}/files", headers=patient.headers, timeout=30)
     files = {item["filename"]: item for item in _items(listed.json())}
@@ -205,3 +219,76 @@ def _all_sealed(app: FastAPI) -> bool:
             ).one()
             == 0
         )
+
+
+def test_a_cd_import_job_survives_its_replicas_kill_and_another_finishes_it(
+    settings: Settings, app: FastAPI, client: TestClient, tmp_path: Path
+):
+    """Replica A takes the import job of a CD's ZIP; B joins; A is killed with SIGKILL mid-import;
+    when A's lease runs out B claims the job and finishes it: every entry once, scrub clean."""
+    a, b = (ServerProcess(settings, tmp_path / f"jobs-{name}.log") for name in "ab")
+    for server in (a, b):
+        server.env.update(
+            PORTAL_SWEEP_ENABLED="false",
+            PORTAL_JOBS_LEASE_SECONDS="3",
+            PORTAL_JOBS_POLL_SECONDS="0.5",
+            PORTAL_JOBS_RETRY_SECONDS="0",
+        )
+    a.start()
+    try:
+        patient = register_patient(a.url, PASSWORD)
+        case_id = create_case(a.url, patient.headers)
+        consent_to_case(a.url, patient.headers, case_id)
+        entries = 150
+        data = samples.ct_zip(entries)
+        tus = {**patient.headers, "Tus-Resumable": "1.0.0"}
+        created = httpx.post(
+            f"{a.url}/api/uploads",
+            headers={
+                **tus,
+                "Upload-Length": str(len(data)),
+                "Upload-Metadata": _tus_metadata(case_id, "cd.zip"),
+            },
+            timeout=30,
+        )
+        assert created.status_code == 201, created.text
+        location = created.headers["location"]
+        sent = httpx.patch(
+            f"{a.url}{location}",
+            content=data,
+            headers={
+                **tus,
+                "Content-Type": "application/offset+octet-stream",
+                "Upload-Offset": "0",
+            },
+            timeout=120,
+        )
+        assert sent.status_code == 204, sent.text
+
+        def status(url: str) -> dict[str, object]:
+            answer = httpx.get(f"{url}{location}", headers=patient.headers, timeout=30)
+            assert answer.status_code == 200, answer.text
+            body: dict[str, object] = answer.json()
+            return body
+
+        b.start()  # B joins while A's job runs: A's lease is renewed, B must leave the job alone
+        assert wait_for(lambda: int(str(status(b.url)["entries_done"] or 0)) >= 10, timeout=60)
+        assert a.process is not None
+        a.process.kill()
+        a.process.wait(timeout=30)
+        killed_at = int(str(status(b.url)["entries_done"]))
+        assert killed_at < entries, "the import finished before the kill: use a larger CD"
+        assert wait_for(lambda: status(b.url)["status"] == "complete", timeout=120)
+        done = status(b.url)
+        result = done["result"]
+        assert isinstance(result, dict) and len(result["accepted"]) == entries
+    finally:
+        for server in (a, b):
+            server.stop()
+    with Session(app.state.engine) as session:
+        files = session.exec(select(CaseFile).where(CaseFile.case_id == uuid.UUID(case_id))).all()
+        assert len(files) == entries and len({f.sha256 for f in files}) == entries
+        assert session.exec(select(Job)).one().attempts == 2  # A's, then B's
+        orphans.remove_orphans(session=session, vault=app.state.vault, grace=timedelta(0))
+        session.commit()
+    Crashes(settings, app, tmp_path / "jobs-b.log").assert_storage_consistent()
