@@ -130,6 +130,15 @@ def seal_legacy_text(engine: Engine, vault: Vault) -> None:
     log.info("sealed free text left by the upgrade", extra={"values": sealed})
 
 
+def resume_stalled_uploads(engine: Engine) -> None:
+    """Uploads whose every byte arrived before completion became a job get their job now."""
+    try:
+        upload_jobs.resume_stalled(engine=engine)
+    except SQLAlchemyError:
+        # Not fatal here: /readyz reports the database; housekeeping does this again later.
+        log.warning("database unreachable at start-up; stalled uploads not checked")
+
+
 def create_app(settings: Settings | None = None, *, vault: Vault | None = None) -> FastAPI:
     """Build the application. Nothing is connected until the lifespan starts."""
     settings = settings or Settings()
@@ -147,8 +156,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         app.state.record_renderer = RenderPool(RenderLimits.from_settings(settings))
         app.state.upload_capacity = UploadCapacity(settings)
         await anyio.to_thread.run_sync(seal_legacy_text, engine, app.state.vault)
-        # Uploads whose every byte arrived before completion became a job get their job now.
-        await anyio.to_thread.run_sync(lambda: upload_jobs.resume_stalled(engine=engine))
+        await anyio.to_thread.run_sync(resume_stalled_uploads, engine)
         app.state.jobs = JobWorkers(
             engine=engine, vault=app.state.vault, settings=settings, handlers=UPLOAD_JOBS
         )

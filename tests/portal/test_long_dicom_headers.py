@@ -25,6 +25,7 @@ from tests.fixtures.app import Account, Accounts, open_case, text_share_key
 from tests.intake import long_headers
 from tests.portal.test_intake import bucket_keys, upload
 from tests.portal.test_tus import TUS, metadata
+from tests.services import wait_for
 
 LONG_HEADERS: dict[str, Callable[[], bytes]] = {
     "enhanced_mr": long_headers.enhanced_mr,
@@ -66,8 +67,12 @@ def send_by_tus(client: TestClient, who: Account, case_id: str, data: bytes) -> 
             },
         )
         assert patched.status_code == 204, patched.text
+    # The last PATCH hands the upload to a job; the app's own workers run it.
+    assert wait_for(
+        lambda: client.get(location, headers=who.headers).json()["status"] == "complete",
+        timeout=60,
+    )
     status: dict[str, Any] = client.get(location, headers=who.headers).json()
-    assert status["complete"] is True
     return dict(status["result"])
 
 
