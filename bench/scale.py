@@ -148,6 +148,7 @@ class LoadResult:
     rows: list[dict[str, str]] = field(default_factory=list)
     audit_lock_waits: int = 0
     lock_samples: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
 
     def worst_p95(self) -> float:
         return max(
@@ -168,6 +169,10 @@ class LoadResult:
             lines.append(
                 f"  {row['Name'][:34]:<34} {row['Request Count']:>8} {row['Failure Count']:>6} "
                 f"{row['50%']:>6} {row['95%']:>6} {row['99%']:>6}"
+            )
+        for failure in self.failures:  # what went wrong, as locust saw it
+            lines.append(
+                f"  error x{failure['Occurrences']}: {failure['Name']}: {failure['Error'][:160]}"
             )
         return "\n".join(lines)
 
@@ -211,6 +216,8 @@ def load(
     sampler.join()
     with Path(f"{prefix}_stats.csv").open() as stats:
         result.rows = list(csv.DictReader(stats))
+    with Path(f"{prefix}_failures.csv").open() as failures:
+        result.failures = list(csv.DictReader(failures))
     return result
 
 
