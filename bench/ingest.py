@@ -79,7 +79,7 @@ class Portal:
         self.workers = workers
         self.s3 = EmbeddedS3(
             data_dir=root / "seaweedfs",
-            s3_port=free_port_block(PORT_SPAN, start=41000),
+            s3_port=free_port_block(PORT_SPAN),
             access_key="bench",
             secret_key=secrets.token_urlsafe(16),
             bucket="bench-objects",
@@ -98,7 +98,7 @@ class Portal:
             storage=storage,
             secret_key=secrets.token_urlsafe(32),
         )
-        self.port = free_port_block(start=45000)
+        self.port = free_port_block()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 

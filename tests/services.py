@@ -24,11 +24,13 @@ if TYPE_CHECKING:
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-def free_port_block(span: int = 1, start: int = 20000, stop: int = 60000) -> int:
+def free_port_block(span: int = 1, start: int = 20000, stop: int = 32768) -> int:
     """Return the first port of ``span`` consecutive free loopback ports.
 
     The search starts at a random place: two calls in a row must not hand out the same port
-    when nothing was bound between them (two replicas started one after the other)."""
+    when nothing was bound between them (two replicas started one after the other). Ports stay
+    below Linux's ephemeral range (32768-60999): a process started later could otherwise find
+    its port taken by some connection's local end (seen with the SeaweedFS cluster)."""
     port = start + random.randrange(stop - start - span)
     for _ in range(2000):
         if all(port_free(port + i) for i in range(span)):

@@ -62,7 +62,7 @@ def seaweed_running(data_dir: Path) -> bool:
 
 
 def test_run_serves_keeps_data_and_stops_cleanly(tmp_path: Path, sensitive: SensitiveValues):
-    server = PortalProcess(tmp_path, free_port_block(), free_port_block(PORT_SPAN, start=40000))
+    server = PortalProcess(tmp_path, free_port_block(), free_port_block(PORT_SPAN))
     sensitive.add_log_file(server.log)
     server.start()
     try:

@@ -23,10 +23,15 @@ from tests.fixtures.live import ServerProcess
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedCluster]:
-    started = SeaweedCluster(
-        tmp_path_factory.mktemp("seaweed-cluster"), "portal-scale", secrets.token_urlsafe(24)
-    )
-    started.start()
+    secret = secrets.token_urlsafe(24)
+    for attempt in range(3):  # a port of the block may be taken while the ten listeners start
+        started = SeaweedCluster(tmp_path_factory.mktemp("seaweed-cluster"), "portal-scale", secret)
+        try:
+            started.start()
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
     try:
         yield started
     finally:
