@@ -20,12 +20,10 @@ import argparse
 import io
 import json
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +35,7 @@ from portal.errors import PortalError
 from portal.records import render
 from portal.records.pool import RenderLimits, RenderPool
 from portal.settings import Settings
+from tests.portal.samples import solid_png
 
 MIB = 1024 * 1024
 SIDE = 13_000
@@ -60,39 +59,6 @@ except Exception as exc:
 print(json.dumps({"before": before, "peak": status("VmHWM"), "after": status("VmRSS"),
                   "outcome": outcome}))
 """
-
-
-def solid_png(width: int, height: int) -> bytes:
-    """An RGB PNG of one colour, never held decoded here."""
-
-    def chunk(kind: bytes, data: bytes = b"") -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data))
-        return struct.pack(">I", len(data)) + kind + data + crc
-
-    row = b"\x00" + bytes((40, 90, 160)) * width
-    idat = _deflate_repeated(row, height)
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND")
-
-
-def _deflate_repeated(row: bytes, count: int, rows_per_block: int = 100) -> bytes:
-    """``zlib.compress(row * count)`` without compressing it all: after a full flush deflate
-    starts afresh, so one block of rows compressed once is repeated; the checksum is computed
-    over the whole. Five times quicker than compressing half a gigabyte."""
-    blocks, rest = divmod(count, rows_per_block)
-    if blocks == 0:
-        return zlib.compress(row * count, 9)
-    block = row * rows_per_block
-    compressor = zlib.compressobj(9)
-    first = compressor.compress(block) + compressor.flush(zlib.Z_FULL_FLUSH)
-    body = first[2:]  # the same block again, without the two-byte zlib header
-    tail = compressor.compress(row * rest) + compressor.flush(zlib.Z_FULL_FLUSH) if rest else b""
-    checksum = 1
-    for _ in range(blocks):
-        checksum = zlib.adler32(block, checksum)
-    checksum = zlib.adler32(row * rest, checksum)
-    final = b"\x03\x00"  # an empty last block (fixed Huffman, end of block)
-    return first + body * (blocks - 1) + tail + final + struct.pack(">I", checksum)
 
 
 def a4_text_pdf() -> bytes:

@@ -12,7 +12,6 @@ import functools
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -46,41 +45,6 @@ HOSTILE_SIDE = 13_000
 """169 megapixels: over intake's new limit, under the old one (200 M) and under Pillow's own
 decompression-bomb error (179 M), so before this change it was accepted and decoded whole."""
 PARENT_GROWTH_LIMIT = 80 * 1024 * 1024
-
-
-@functools.cache
-def solid_png(width: int, height: int, colour: tuple[int, ...] = (40, 90, 160)) -> bytes:
-    """A PNG of one colour (RGB, or RGBA given four values), never held decoded here."""
-
-    def chunk(kind: bytes, data: bytes = b"") -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + data))
-        return struct.pack(">I", len(data)) + kind + data + crc
-
-    row = b"\x00" + bytes(colour) * width
-    idat = _deflate_repeated(row, height)
-    colour_type = 6 if len(colour) == 4 else 2
-    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND")
-
-
-def _deflate_repeated(row: bytes, count: int, rows_per_block: int = 100) -> bytes:
-    """``zlib.compress(row * count)`` without compressing it all: after a full flush deflate
-    starts afresh, so one block of rows compressed once is repeated; the checksum is computed
-    over the whole. Five times quicker than compressing half a gigabyte."""
-    blocks, rest = divmod(count, rows_per_block)
-    if blocks == 0:
-        return zlib.compress(row * count, 9)
-    block = row * rows_per_block
-    compressor = zlib.compressobj(9)
-    first = compressor.compress(block) + compressor.flush(zlib.Z_FULL_FLUSH)
-    body = first[2:]  # the same block again, without the two-byte zlib header
-    tail = compressor.compress(row * rest) + compressor.flush(zlib.Z_FULL_FLUSH) if rest else b""
-    checksum = 1
-    for _ in range(blocks):
-        checksum = zlib.adler32(block, checksum)
-    checksum = zlib.adler32(row * rest, checksum)
-    final = b"\x03\x00"  # an empty last block (fixed Huffman, end of block)
-    return first + body * (blocks - 1) + tail + final + struct.pack(">I", checksum)
 
 
 @functools.cache
@@ -178,7 +142,7 @@ def case(client: TestClient, patient: Account) -> dict[str, Any]:
 def test_intake_refuses_a_photo_with_more_pixels_than_a_report_needs(
     client: TestClient, patient: Account, case: dict[str, Any], db: Session
 ):
-    hostile = solid_png(HOSTILE_SIDE, HOSTILE_SIDE)
+    hostile = samples.solid_png(HOSTILE_SIDE, HOSTILE_SIDE)
     assert len(hostile) < 1024 * 1024
     response = client.post(
         f"/api/cases/{case['id']}/files",
@@ -206,7 +170,7 @@ def test_an_oversized_photo_already_stored_fails_alone_while_others_render(
     client: TestClient, app: FastAPI, patient: Account, case: dict[str, Any]
 ):
     hostile_id = store_bypassing_intake(
-        app, case["id"], patient, "old scan.png", solid_png(HOSTILE_SIDE, HOSTILE_SIDE)
+        app, case["id"], patient, "old scan.png", samples.solid_png(HOSTILE_SIDE, HOSTILE_SIDE)
     )
     normal_id = upload(client, patient, case["id"], "report.pdf", report_pdf(2))
 
@@ -246,7 +210,7 @@ def test_a_photo_past_the_worker_memory_limit_fails_alone_and_the_server_stays_s
     """With the pixel check out of the way, only the worker's memory limit stands between a
     169-megapixel PNG (half a gigabyte decoded) and the server: it must be enough."""
     hostile_id = upload(
-        client, patient, case["id"], "scan.png", solid_png(HOSTILE_SIDE, HOSTILE_SIDE)
+        client, patient, case["id"], "scan.png", samples.solid_png(HOSTILE_SIDE, HOSTILE_SIDE)
     )
     normal_id = upload(client, patient, case["id"], "photo.png", samples.png(900, 600))
     assert page_of(client, patient, case["id"], normal_id, 1).status_code == 200  # warm
@@ -326,7 +290,9 @@ def test_one_worker_recovers_from_a_timeout_and_from_memory_exhaustion(pool: Ren
     with pytest.raises(RenderTimedOut):
         pool.draw(kind="pdf", data=slow_pdf(), page=1, width=1200)
     with pytest.raises(RecordTooComplex):
-        pool.draw(kind="png", data=solid_png(HOSTILE_SIDE, HOSTILE_SIDE), page=1, width=1200)
+        pool.draw(
+            kind="png", data=samples.solid_png(HOSTILE_SIDE, HOSTILE_SIDE), page=1, width=1200
+        )
     assert pool.draw(kind="png", data=samples.png(300, 200), page=1, width=200) == normal
 
 
@@ -344,7 +310,7 @@ def test_a_48_megapixel_transparent_png_fits_a_worker_of_the_default_size():
     pool = RenderPool(limits)
     try:
         photo = pool.draw(
-            kind="png", data=solid_png(8000, 6000, (200, 30, 30, 128)), page=1, width=2000
+            kind="png", data=samples.solid_png(8000, 6000, (200, 30, 30, 128)), page=1, width=2000
         )
     finally:
         pool.close()
