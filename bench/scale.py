@@ -3,7 +3,8 @@
 Starts PostgreSQL and a SeaweedFS cluster of separate processes (``tests/cluster.py``), fills
 the database (``bench/scale_data.py``: by default 10,000 cases in every status, 50 specialists
 and 1,000,000 indexed instances), then loads one and then two ``portal serve`` replicas with
-locust (headless, loopback): coordinators browsing and patients uploading, each user waiting
+locust (headless, loopback; each replica runs ``--workers`` processes, and a warm-up run that
+is not measured comes first): coordinators browsing and patients uploading, each user waiting
 1 to 3 s. It prints p50/p95/p99 and errors per endpoint, samples ``pg_locks`` for requests waiting
 on the audit tables, and doubles the users until the p95 of some endpoint passes 100 ms.
 """
@@ -49,6 +50,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--specialists", type=int, default=50)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=60, help="each load run")
+    parser.add_argument(
+        "--warm-up", type=int, default=15, help="seconds of load before each measured run"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="worker processes per replica (PORTAL_WORKERS)"
+    )
     parser.add_argument("--max-users", type=int, default=800, help="stop doubling here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp, postgres_server() as pg:
@@ -82,12 +89,17 @@ def run(settings: Settings, root: Path, args: argparse.Namespace) -> None:
     for replicas in (1, 2):
         servers = [ServerProcess(settings, root / f"replica-{n}.log") for n in range(replicas)]
         for server in servers:
+            server.env["PORTAL_WORKERS"] = str(args.workers)
             server.start()
         try:
             plan_path.write_text(json.dumps({**plan, "hosts": [s.url for s in servers]}))
             users = args.users
             while True:
+                # A server answers its first requests slowly (templates compiled, statement
+                # caches filled, key shares fetched): a run that is not measured comes first.
+                load(settings, plan_path, root, replicas, users, args.warm_up)
                 result = load(settings, plan_path, root, replicas, users, args.seconds)
+                result.workers = args.workers
                 results.append(result)
                 print(result.table(), flush=True)
                 if result.worst_p95() > TARGET_MS or users * 2 > args.max_users:
@@ -145,6 +157,7 @@ class LoadResult:
     replicas: int
     users: int
     seconds: int
+    workers: int = 1
     rows: list[dict[str, str]] = field(default_factory=list)
     audit_lock_waits: int = 0
     lock_samples: int = 0
@@ -160,7 +173,8 @@ class LoadResult:
 
     def table(self) -> str:
         lines = [
-            f"\n{self.replicas} replica(s), {self.users} users, {self.seconds} s: "
+            f"\n{self.replicas} replica(s) of {self.workers} worker process(es), "
+            f"{self.users} users, {self.seconds} s: "
             f"{self.audit_lock_waits} request(s) seen waiting on an audit-table lock "
             f"in {self.lock_samples} pg_locks samples",
             f"  {'endpoint':<34} {'requests':>8} {'errors':>6} {'p50':>6} {'p95':>6} {'p99':>6}",

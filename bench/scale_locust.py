@@ -8,6 +8,7 @@ The plan (``SCALE_PLAN``, JSON) holds the hosts, sign-in tokens and case ids.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from locust import HttpUser, between, task
+from pydicom import dcmread
+from pydicom.uid import generate_uid
 
 from tests.portal import samples
 
@@ -85,17 +88,33 @@ class Coordinator(_PortalUser):
         self.get(f"/api/cases/{self.case()}/dicomweb/studies", "qido: studies of a case")
 
 
+INSTANCE = samples.ct_series(1)[0]
+
+
 class Patient(_PortalUser):
+    """Sends the instances of one CT series, one file per request, as a folder upload does."""
+
     weight = 1
 
     def on_start(self) -> None:
         mine = random.choice(PLAN["patients"])
         self.sign_in(mine["token"])
         self.case_id = mine["case_id"]
+        self.study_uid, self.series_uid, self.sent = generate_uid(), generate_uid(), 0
+
+    def next_instance(self) -> bytes:
+        self.sent += 1
+        dataset = dcmread(io.BytesIO(INSTANCE))
+        dataset.StudyInstanceUID, dataset.SeriesInstanceUID = self.study_uid, self.series_uid
+        dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        dataset.InstanceNumber = self.sent
+        out = io.BytesIO()
+        dataset.save_as(out, enforce_file_format=True)
+        return out.getvalue()
 
     @task(3)
     def upload(self) -> None:
-        instance = samples.ct_series(1)[0]
+        instance = self.next_instance()
         with self.client.post(
             self.url(f"/api/cases/{self.case_id}/files"),
             files=[("files", ("ct.dcm", instance, "application/dicom"))],

@@ -290,6 +290,20 @@ def case_visibility(principal: Principal) -> ColumnElement[bool]:
     return visible
 
 
+def sees(principal: Principal, case: Case) -> bool:
+    """:func:`case_visibility` for a case already loaded (the two must agree)."""
+    match principal.role:
+        case Role.coordinator | Role.admin:
+            visible = True
+        case Role.patient:
+            visible = case.patient_id == principal.user_id
+        case Role.specialist:
+            visible = case.assigned_specialist_id == principal.user_id
+        case _:
+            return False
+    return visible and principal.scope_case_id in (None, case.id)
+
+
 def case_for(
     *, session: Session, principal: Principal, case_id: uuid.UUID, action: str = "case.read"
 ) -> Case:
@@ -305,10 +319,9 @@ def case_for(
     if CASE_ACTIONS[action] <= COORDINATING and not may_ever(principal, [action]):
         # Only roles that see every case may: refused by role first, saying nothing of the case.
         raise Forbidden(_REFUSALS.get(action, _REFUSED))
-    case = session.exec(
-        select(Case).where(Case.id == case_id).where(case_visibility(principal))
-    ).first()
-    if case is None:
+    # The session's identity map answers the second and later reads of a page's case.
+    case = session.get(Case, case_id)
+    if case is None or not sees(principal, case):
         raise NotFound("Case not found.")
     if permits(session=session, principal=principal, case=case, action=action):
         return case

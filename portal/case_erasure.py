@@ -26,6 +26,7 @@ from portal.intake.models import (
     TusUpload,
 )
 from portal.notifications.models import OutboxMessage
+from portal.objects import texts
 from portal.objects.models import CaseKey, PendingText, StoredObject
 from reviewers.models import CaseAssignment, CaseQuestion, Opinion, OpinionAddendum
 from storage.vault import Vault
@@ -82,6 +83,7 @@ def erase_case(
     )
     session.commit()
 
+    texts.forget(session=session, case_id=case_id)
     deleted = vault.erase_case(str(case_id))
     _delete_index(session, case_id)
     for model in CASE_DEPENDENTS:

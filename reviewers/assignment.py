@@ -7,6 +7,7 @@ out is never offered the same case again automatically (a coordinator may still 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
@@ -23,7 +24,7 @@ from portal.intake.models import DicomStudy
 from portal.objects import texts
 from portal.settings import Settings
 from reviewers import specialists, workflow
-from reviewers.matching import CaseNeeds, MatchResult, match_specialists
+from reviewers.matching import Candidate, CaseNeeds, MatchResult, match_specialists
 from reviewers.models import AssignmentPublic, CaseAssignment, OfferStatus
 
 S = CaseStatus
@@ -54,11 +55,19 @@ def already_offered(*, session: Session, case_id: uuid.UUID) -> frozenset[uuid.U
     return frozenset(rows)
 
 
-def rank(*, session: Session, case: Case, settings: Settings, now: datetime) -> MatchResult:
-    """Run matching for ``case`` against every specialist, skipping earlier offers."""
+def rank(
+    *,
+    session: Session,
+    case: Case,
+    settings: Settings,
+    now: datetime,
+    pool: Sequence[Candidate] | None = None,
+) -> MatchResult:
+    """Run matching for ``case`` against every specialist (``pool``, read now when not given),
+    skipping earlier offers."""
     return match_specialists(
         case_needs(session=session, case=case, now=now, settings=settings),
-        specialists.candidates(session=session, now=now),
+        specialists.candidates(session=session, now=now) if pool is None else pool,
         excluded=already_offered(session=session, case_id=case.id),
     )
 
@@ -331,12 +340,14 @@ def suggestions_for(
     ctx: AuditContext,
     settings: Settings,
     case_id: uuid.UUID,
+    pool: Sequence[Candidate] | None = None,
 ) -> MatchResult:
-    """Ranked candidates for a coordinator choosing by hand (triage or reassignment)."""
+    """Ranked candidates for a coordinator choosing by hand (triage or reassignment);
+    ``pool`` is the specialists already read for the page (:func:`specialists.team`)."""
     case = access.case_for(
         session=session, principal=principal, case_id=case_id, action="case.assignments.read"
     )
-    result = rank(session=session, case=case, settings=settings, now=utcnow())
+    result = rank(session=session, case=case, settings=settings, now=utcnow(), pool=pool)
     audit_service.record_read(
         session=session,
         ctx=ctx,

@@ -26,7 +26,7 @@ from portal.intake import service as intake_service
 from portal.pagination import PageRequest
 from portal.settings import Settings
 from portal.web.templating import page_link, render
-from reviewers import assignment, opinions, questions, specialists
+from reviewers import assignment, opinions, questions, specialists, workflow
 from reviewers import dashboard as dashboard_service
 from reviewers.dashboard import CaseFilters
 from reviewers.deadlines import DeadlineState
@@ -106,11 +106,20 @@ def case_context(
         context["assignments"] = assignment.list_assignments(
             session=session, principal=principal, ctx=caller.ctx, case_id=case.id
         )
-        result = assignment.suggestions_for(
-            session=session, principal=principal, ctx=caller.ctx, settings=settings, case_id=case.id
-        )
-        context["suggestions"] = suggestions_public(session=session, result=result)
-        context["specialists"] = specialists.roster(session=session, principal=principal)
+        context["assignable"] = workflow.assignable(case.status)
+        context["suggestions"], context["specialists"] = None, []
+        if context["assignable"]:  # suggestions and the picker only where a choice is open
+            team = specialists.team(session=session, principal=principal, now=utcnow())
+            result = assignment.suggestions_for(
+                session=session,
+                principal=principal,
+                ctx=caller.ctx,
+                settings=settings,
+                case_id=case.id,
+                pool=team.candidates,
+            )
+            context["suggestions"] = suggestions_public(session=session, result=result)
+            context["specialists"] = team.roster
         context["audit"], _more = audit_service.read_trail(
             session=session,
             principal=principal,
@@ -154,7 +163,7 @@ def dashboard(
     page is a keyset ``LIMIT``, and its people, studies and matching are loaded per page.
     """
     principal, now = caller.principal, utcnow()
-    team = specialists.roster(session=session, principal=principal)
+    team = specialists.team(session=session, principal=principal, now=now)
     counts = dashboard_service.counts_by_status(session=session, principal=principal)
     deadlines = dashboard_service.counts_by_deadline(session=session, principal=principal, now=now)
     cases, next_cursor = dashboard_service.page_of_cases(
@@ -167,7 +176,9 @@ def dashboard(
     studies = dashboard_service.studies_of(
         session=session, case_ids=list({item.id for item in [*cases, *triage]})
     )
-    ranked = dashboard_service.rank_all(session=session, cases=triage, studies=studies, now=now)
+    ranked = dashboard_service.rank_all(
+        session=session, cases=triage, studies=studies, pool=team.candidates, now=now
+    )
     audit_service.record(
         session=session,
         ctx=caller.ctx,
@@ -192,7 +203,7 @@ def dashboard(
             item.id: patients[item.patient_id].full_name if item.patient_id in patients else ""
             for item in cases
         },
-        "team": team,
+        "team": team.roster,
         "filters": filters,
         "statuses": [value.value for value in CaseStatus],
         "next_page": page_link(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,9 +25,8 @@ from portal.cases.models import Case, CaseStatus
 from portal.intake import service as intake_service
 from portal.intake.models import DicomInstance, DicomSeries, DicomStudy
 from portal.pagination import PageRequest
-from reviewers import specialists
 from reviewers.deadlines import DeadlineState
-from reviewers.matching import CaseNeeds, MatchResult, match_specialists
+from reviewers.matching import Candidate, CaseNeeds, MatchResult, match_specialists
 from reviewers.models import CaseAssignment
 
 DUE_SOON_HOURS = 24
@@ -148,12 +148,32 @@ def patient_names(*, session: Session, cases: list[Case]) -> dict[uuid.UUID, Use
     return {user.id: user for user in session.exec(select(User).where(col(User.id).in_(ids)))}
 
 
-def studies_of(*, session: Session, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[DicomStudy]]:
-    """The study rows of these cases, in one query."""
-    found: dict[uuid.UUID, list[DicomStudy]] = defaultdict(list)
+@dataclass(frozen=True)
+class StudyFacts:
+    """What the dashboard needs of a case's studies: who they name, and their modalities."""
+
+    patient_name: str | None
+    patient_birth_date: str | None
+    modalities: str
+
+
+def studies_of(*, session: Session, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[StudyFacts]]:
+    """The distinct names, birth dates and modalities in these cases' studies, in one query
+    (a case with hundreds of studies of one patient gives one row)."""
+    found: dict[uuid.UUID, list[StudyFacts]] = defaultdict(list)
     if case_ids:
-        for row in session.exec(select(DicomStudy).where(col(DicomStudy.case_id).in_(case_ids))):
-            found[row.case_id].append(row)
+        rows = session.exec(
+            select(
+                DicomStudy.case_id,
+                DicomStudy.patient_name,
+                DicomStudy.patient_birth_date,
+                DicomStudy.modalities,
+            )
+            .where(col(DicomStudy.case_id).in_(case_ids))
+            .distinct()
+        )
+        for case_id, name, birth_date, modalities in rows:
+            found[case_id].append(StudyFacts(name, birth_date, modalities))
     return found
 
 
@@ -180,7 +200,7 @@ def identity_flags(
     principal: Principal,
     cases: list[Case],
     patients: dict[uuid.UUID, User],
-    studies: dict[uuid.UUID, list[DicomStudy]],
+    studies: dict[uuid.UUID, list[StudyFacts]],
 ) -> set[uuid.UUID]:
     """Cases whose images name someone else than the account (or another birth date)."""
     return {
@@ -197,13 +217,13 @@ def rank_all(
     *,
     session: Session,
     cases: list[Case],
-    studies: dict[uuid.UUID, list[DicomStudy]],
+    studies: dict[uuid.UUID, list[StudyFacts]],
+    pool: Sequence[Candidate],
     now: datetime,
 ) -> dict[uuid.UUID, MatchResult]:
     """Matching for each of ``cases`` against one read of the specialists (not one per case)."""
     if not cases:
         return {}
-    pool = specialists.candidates(session=session, now=now)
     offered: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
     for case_id, specialist_id in session.exec(
         select(CaseAssignment.case_id, CaseAssignment.specialist_id).where(

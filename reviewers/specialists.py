@@ -6,6 +6,7 @@ import statistics
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import func
@@ -88,21 +89,58 @@ def candidates(*, session: Session, now: datetime) -> list[Candidate]:
     ).all()
     load = active_case_counts(session=session)
     turnaround = turnaround_hours(session=session, now=now)
-    return [
-        Candidate(
-            specialist_id=user.id,
-            specialties=frozenset(Specialty(value) for value in profile.specialties),
-            body_regions=frozenset(BodyRegion(value) for value in profile.body_regions),
-            modalities=frozenset(profile.modalities),
-            languages=frozenset(profile.languages),
-            max_active_cases=profile.max_active_cases,
-            active_cases=load.get(user.id, 0),
-            available=profile.available,
-            absences=_absences(profile),
-            recent_turnaround_hours=turnaround.get(user.id),
-        )
-        for user, profile in rows
-    ]
+    return [_candidate(user, profile, load, turnaround) for user, profile in rows]
+
+
+def _candidate(
+    user: User,
+    profile: SpecialistProfile,
+    load: dict[uuid.UUID, int],
+    turnaround: dict[uuid.UUID, float],
+) -> Candidate:
+    return Candidate(
+        specialist_id=user.id,
+        specialties=frozenset(Specialty(value) for value in profile.specialties),
+        body_regions=frozenset(BodyRegion(value) for value in profile.body_regions),
+        modalities=frozenset(profile.modalities),
+        languages=frozenset(profile.languages),
+        max_active_cases=profile.max_active_cases,
+        active_cases=load.get(user.id, 0),
+        available=profile.available,
+        absences=_absences(profile),
+        recent_turnaround_hours=turnaround.get(user.id),
+    )
+
+
+@dataclass(frozen=True)
+class Team:
+    """The specialists as a coordinator's page needs them, from one read."""
+
+    roster: list[SpecialistPublic]
+    """Every specialist by name, with profile and load (pickers, the workload table)."""
+    candidates: list[Candidate]
+    """The active specialists with a profile, for matching (:func:`candidates`)."""
+
+
+def team(*, session: Session, principal: Principal, now: datetime) -> Team:
+    """:func:`roster` and :func:`candidates` together: three queries rather than five."""
+    access.require(principal, "specialists.read")
+    rows = session.exec(_with_profiles().order_by(*BY_NAME)).all()
+    load = active_case_counts(session=session)
+    turnaround = turnaround_hours(session=session, now=now)
+    return Team(
+        roster=[
+            describe(
+                user=user, profile=profile or blank_profile(user), active_cases=load.get(user.id, 0)
+            )
+            for user, profile in rows
+        ],
+        candidates=[
+            _candidate(user, profile, load, turnaround)
+            for user, profile in rows
+            if profile is not None and user.is_active
+        ],
+    )
 
 
 def describe(*, user: User, profile: SpecialistProfile, active_cases: int) -> SpecialistPublic:

@@ -51,6 +51,11 @@ TRANSITIONS: dict[tuple[CaseStatus, CaseStatus], frozenset[str]] = {
 """Each move and the actions that make it."""
 
 
+def assignable(status: CaseStatus) -> bool:
+    """Whether a coordinator may (re)assign a case in ``status`` by hand."""
+    return "case.assign" in TRANSITIONS.get((status, S.assigned), frozenset())
+
+
 def lock_case(*, session: Session, case: Case) -> Case:
     """Re-read ``case`` under a row lock so concurrent moves serialise (PostgreSQL).
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
+from typing import Protocol
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -205,7 +206,17 @@ def study_uids_by_case(
     return found
 
 
-def identity_check(patient: User, study_rows: Sequence[DicomStudy]) -> IdentityCheck:
+class StudyIdentity(Protocol):
+    """Who a study names (a study row, or just these columns of it)."""
+
+    @property
+    def patient_name(self) -> str | None: ...
+
+    @property
+    def patient_birth_date(self) -> str | None: ...
+
+
+def identity_check(patient: User, study_rows: Sequence[StudyIdentity]) -> IdentityCheck:
     """Whether the studies' patient name and birth date agree with the account."""
     names = sorted({s.patient_name for s in study_rows if s.patient_name})
     births = sorted({s.patient_birth_date for s in study_rows if s.patient_birth_date})

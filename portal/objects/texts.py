@@ -23,6 +23,7 @@ from storage.textcipher import TextBinding, TextCipher
 from storage.vault import Vault
 
 _VAULT = "portal_vault"
+_OPENED = "portal_case_texts"
 
 
 def bind_vault(session: Session, vault: Vault) -> Session:
@@ -66,8 +67,12 @@ def _binding(row: Any, field: str) -> TextBinding:
 def for_case(*, session: Session, case_id: uuid.UUID) -> CaseTexts:
     """The case's text cipher, creating its data key and key share on first use.
 
-    Creating them writes rows (the caller commits) and one object to the bucket.
+    Creating them writes rows (the caller commits) and one object to the bucket. A session
+    asks once per case: a page that opens text in several services reads the key once.
     """
+    opened = _opened(session)
+    if case_id in opened:
+        return opened[case_id]
     vault = session_vault(session)
     key = session.get(CaseKey, case_id)
     if key is None or key.text_share_id is None:
@@ -82,11 +87,13 @@ def for_case(*, session: Session, case_id: uuid.UUID) -> CaseTexts:
         key.text_share_id = share.id
         session.add(key)
         session.flush()
-        return _texts(vault, key, share)
+        opened[case_id] = _texts(vault, key, share)
+        return opened[case_id]
     found = session.get(StoredObject, key.text_share_id)
     if found is None:
         raise LookupError(f"case {case_id} has lost its text key share")
-    return _texts(vault, key, found)
+    opened[case_id] = _texts(vault, key, found)
+    return opened[case_id]
 
 
 def for_cases(*, session: Session, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, CaseTexts]:
@@ -95,15 +102,27 @@ def for_cases(*, session: Session, case_ids: Iterable[uuid.UUID]) -> dict[uuid.U
     Unwrapping is cached by the vault, so a list shown again costs no key operations.
     """
     vault = session_vault(session)
-    wanted = list(set(case_ids))
-    if not wanted:
-        return {}
-    rows = session.exec(
-        select(CaseKey, StoredObject)
-        .join(StoredObject, col(StoredObject.id) == col(CaseKey.text_share_id))
-        .where(col(CaseKey.case_id).in_(wanted))
-    ).all()
-    return {key.case_id: _texts(vault, key, share) for key, share in rows}
+    opened = _opened(session)
+    wanted = set(case_ids)
+    missing = list(wanted - opened.keys())
+    if missing:
+        rows = session.exec(
+            select(CaseKey, StoredObject)
+            .join(StoredObject, col(StoredObject.id) == col(CaseKey.text_share_id))
+            .where(col(CaseKey.case_id).in_(missing))
+        ).all()
+        opened.update({key.case_id: _texts(vault, key, share) for key, share in rows})
+    return {case_id: opened[case_id] for case_id in wanted if case_id in opened}
+
+
+def forget(*, session: Session, case_id: uuid.UUID) -> None:
+    """Drop the case's cipher from the session (its key is being destroyed)."""
+    _opened(session).pop(case_id, None)
+
+
+def _opened(session: Session) -> dict[uuid.UUID, CaseTexts]:
+    opened: dict[uuid.UUID, CaseTexts] = session.info.setdefault(_OPENED, {})
+    return opened
 
 
 def _texts(vault: Vault, key: CaseKey, share: StoredObject) -> CaseTexts:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import sqlalchemy as sa
+from sqlmodel import Session, SQLModel, select
 
 from portal import access
 from portal.access import Principal, Relation
@@ -162,3 +164,33 @@ def test_every_move_of_the_state_machine_is_made_by_known_actions():
 def test_who_may_ever_make_a_move(principal, to, ever):
     into = [a for (_, end), made_by in workflow.TRANSITIONS.items() if end == to for a in made_by]
     assert access.may_ever(principal, into) is ever
+
+
+@pytest.mark.parametrize(
+    "principal",
+    [
+        who(Role.patient, OWNER),
+        who(Role.patient, OTHER),
+        who(Role.specialist, SPECIALIST),
+        who(Role.specialist, OTHER),
+        who(Role.coordinator),
+        who(Role.admin),
+        who(Role.patient, OWNER, scope_case_id=uuid.UUID(int=1)),
+        who(Role.coordinator, scope_case_id=uuid.UUID(int=2)),
+        who(Role.specialist, SPECIALIST, scope_case_id=uuid.UUID(int=3)),
+    ],
+)
+def test_the_sql_condition_and_the_check_on_a_loaded_case_agree(principal):
+    """``case_for`` checks a case from the session in Python; lists filter in SQL."""
+    engine = sa.create_engine("sqlite://")
+    SQLModel.metadata.create_all(engine, tables=[Case.__table__])  # type: ignore[list-item]
+    cases = [a_case() for _ in range(3)]
+    for number, case in enumerate(cases, start=1):
+        case.id, case.reference = uuid.UUID(int=number), f"SO-TEST-{number}"
+    cases[1].patient_id, cases[2].assigned_specialist_id = OTHER, None
+    with Session(engine) as session:
+        session.add_all(cases)
+        session.commit()
+        in_sql = set(session.exec(select(Case.id).where(access.case_visibility(principal))))
+        in_python = {case.id for case in cases if access.sees(principal, case)}
+    assert in_sql == in_python

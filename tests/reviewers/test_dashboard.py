@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from portal.access import Principal
-from portal.accounts.models import Role
+from portal.accounts.models import Role, User
 from portal.cases import service as cases_service
 from portal.cases.models import Case, CaseStatus
 from portal.db import utcnow
 from portal.pagination import PageRequest
-from reviewers import dashboard
+from reviewers import dashboard, specialists
 from reviewers.dashboard import CaseFilters
 from reviewers.deadlines import DeadlineState
 from tests.fixtures.app import Accounts
@@ -214,3 +214,27 @@ def test_a_triage_case_on_the_dashboard_shows_its_suggestions(
     assert '<ol class="suggestions"><li>Dr Fits' in text
     assert "No specialist covers this case yet" not in text
     assert "1 studies · 3 images" in text
+
+
+def test_one_read_of_the_team_gives_the_roster_and_the_matching_candidates(
+    app: FastAPI, accounts: Accounts, team: Any
+):
+    """The pages read the specialists once (``specialists.team``); it must give exactly what
+    the roster and the matching pool give on their own, inactive and blank profiles included."""
+    retired = accounts.specialist(specialties=["neurosurgery"], body_regions=["spine"])
+    accounts.staff(Role.specialist, "Dr Never Edited")
+    coordinator = Principal(user_id=team.coordinator.user_id, role=Role.coordinator)
+    now = utcnow()
+    with Session(app.state.engine) as session:
+        user = session.get(User, retired.user_id)
+        assert user is not None
+        user.is_active = False
+        session.commit()
+        both = specialists.team(session=session, principal=coordinator, now=now)
+        assert both.roster == specialists.roster(session=session, principal=coordinator)
+        alone = specialists.candidates(session=session, now=now)
+    assert sorted(both.candidates, key=lambda c: c.specialist_id) == sorted(
+        alone, key=lambda c: c.specialist_id
+    )
+    assert retired.user_id not in {c.specialist_id for c in both.candidates}
+    assert len(both.roster) == 5

@@ -24,7 +24,7 @@ from portal.cases.models import Case, CaseEvent, CaseStatus
 from portal.db import create_db_engine, utcnow
 from portal.notifications.models import NotificationKind, OutboxMessage
 from portal.objects import texts
-from reviewers import sweep
+from reviewers import sweep, workflow
 from reviewers.models import CaseAssignment, CaseQuestion, OfferStatus, Opinion
 from storage.embedded import EmbeddedS3
 from tests.fixtures.app import Account, Accounts, make_settings
@@ -522,3 +522,14 @@ def test_the_server_runs_the_sweep_itself(
             time.sleep(0.2)
         else:
             pytest.fail("the server did not time out the offer by itself")
+
+
+def test_a_coordinator_may_assign_by_hand_until_the_opinion_is_written():
+    """The case page offers suggestions and the specialist picker in exactly these states."""
+    assert {s for s in CaseStatus if workflow.assignable(s)} == {
+        CaseStatus.submitted,
+        CaseStatus.triage,
+        CaseStatus.assigned,
+        CaseStatus.in_review,
+        CaseStatus.info_requested,
+    }
