@@ -65,6 +65,8 @@ class Case(CaseBase, table=True):
         Index("ix_cases_patient_created", "patient_id", "created_at", "id"),
         Index("ix_cases_specialist_created", "assigned_specialist_id", "created_at", "id"),
         Index("ix_cases_status_created", "status", "created_at", "id"),
+        # Specialists' load and the deadline counts, read from the index alone.
+        Index("ix_cases_status_load", "status", "assigned_specialist_id", "due_at", "paused_at"),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)

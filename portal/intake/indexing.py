@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import and_, func
+from sqlalchemy import and_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, delete, select
 
@@ -161,17 +161,6 @@ def index_instance(
 
 def _clip(value: str | None, limit: int = 255) -> str | None:
     return value[:limit] if value else None
-
-
-def series_counts(*, session: Session, study_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
-    """Number of instances per series of the given studies."""
-    rows = session.exec(
-        select(DicomSeries.id, func.count(col(DicomInstance.id)))
-        .join(DicomInstance, col(DicomInstance.series_id) == col(DicomSeries.id))
-        .where(col(DicomSeries.study_id).in_(study_ids))
-        .group_by(col(DicomSeries.id))
-    ).all()
-    return {series_id: int(count) for series_id, count in rows}
 
 
 def name_tokens(name: str) -> set[str]:

@@ -144,8 +144,7 @@ def studies(
         .where(col(DicomSeries.study_id).in_([s.id for s in study_rows]))
         .order_by(col(DicomSeries.series_number))
     ).all()
-    counts = indexing.series_counts(session=session, study_ids=[s.id for s in study_rows])
-    frames = _frames_per_series(session, [s.id for s in series_rows])
+    counts, frames = _instances_and_frames(session, [s.id for s in series_rows])
     public = [
         StudyPublic.from_row(
             study,
@@ -179,16 +178,24 @@ def studies(
     return StudiesPublic.build(public, reports, identity, sealer)
 
 
-def _frames_per_series(session: Session, series_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
-    """Frames per series, summed by the database (a series may hold thousands of instances)."""
+def _instances_and_frames(
+    session: Session, series_ids: list[uuid.UUID]
+) -> tuple[dict[uuid.UUID, int], dict[uuid.UUID, int]]:
+    """Instances and frames per series, counted by the database in one query (a series may
+    hold thousands of instances; ``ix_dicom_instances_series_frames`` answers it alone)."""
     if not series_ids:
-        return {}
+        return {}, {}
     rows = session.exec(
-        select(DicomInstance.series_id, func.sum(DicomInstance.number_of_frames))
+        select(
+            DicomInstance.series_id,
+            func.count(col(DicomInstance.id)),
+            func.sum(DicomInstance.number_of_frames),
+        )
         .where(col(DicomInstance.series_id).in_(series_ids))
         .group_by(col(DicomInstance.series_id))
     ).all()
-    return {series_id: int(total or 0) for series_id, total in rows}
+    counts = {series_id: int(count) for series_id, count, _frames in rows}
+    return counts, {series_id: int(frames or 0) for series_id, _count, frames in rows}
 
 
 def study_uids_by_case(

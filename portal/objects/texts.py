@@ -74,6 +74,14 @@ def for_case(*, session: Session, case_id: uuid.UUID) -> CaseTexts:
     if case_id in opened:
         return opened[case_id]
     vault = session_vault(session)
+    found = session.exec(
+        select(CaseKey, StoredObject)
+        .join(StoredObject, col(StoredObject.id) == col(CaseKey.text_share_id))
+        .where(CaseKey.case_id == case_id)
+    ).first()
+    if found is not None:  # the common case: key and share in one query
+        opened[case_id] = _texts(vault, *found)
+        return opened[case_id]
     key = session.get(CaseKey, case_id)
     if key is None or key.text_share_id is None:
         wrapped = case_key(session=session, vault=vault, case_id=case_id)
@@ -89,10 +97,10 @@ def for_case(*, session: Session, case_id: uuid.UUID) -> CaseTexts:
         session.flush()
         opened[case_id] = _texts(vault, key, share)
         return opened[case_id]
-    found = session.get(StoredObject, key.text_share_id)
-    if found is None:
+    share_row = session.get(StoredObject, key.text_share_id)
+    if share_row is None:
         raise LookupError(f"case {case_id} has lost its text key share")
-    opened[case_id] = _texts(vault, key, found)
+    opened[case_id] = _texts(vault, key, share_row)
     return opened[case_id]
 
 

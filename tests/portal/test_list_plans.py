@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -22,8 +23,12 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 
+from portal.access import Principal
 from portal.accounts.models import Role
+from portal.db import utcnow
+from reviewers import dashboard, specialists
 from tests.fixtures.app import Accounts, open_case
 from tests.fixtures.bulk import insert_audit_events, insert_cases, insert_images
 from tests.portal.test_pages import browser_sign_in
@@ -140,3 +145,60 @@ def test_the_test_finds_page_queries() -> None:
     ]
     kept = [statement for statement, _ in _selects_on_big_tables(sent)]
     assert kept == [sent[0][0], sent[4][0]]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_specialists_load_and_deadline_counts_read_only_the_index(app: FastAPI, accounts: Accounts):
+    """Every coordinator page counts each specialist's active cases and the cases per deadline
+    state; both are answered from ``ix_cases_status_load`` without reading the table."""
+    patient = accounts.patient()
+    specialist = accounts.specialist("Dr Load")
+    engine = app.state.engine
+    now = utcnow()
+    with engine.begin() as connection:
+        for status in ("draft", "in_review", "assigned", "closed"):
+            insert_cases(
+                connection,
+                patient_id=patient.user_id,
+                count=500,
+                status=status,
+                specialist_id=None if status == "draft" else specialist.user_id,
+                due_at=now + timedelta(days=3),
+            )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("VACUUM ANALYZE cases")
+    sent: list[tuple[str, Any]] = []
+
+    def catch(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        sent.append((statement, parameters))
+
+    coordinator = Principal(user_id=uuid.uuid4(), role=Role.coordinator)
+    sa.event.listen(engine, "before_cursor_execute", catch)
+    try:
+        with Session(engine) as session:
+            assert specialists.active_case_counts(session=session) == {specialist.user_id: 1000}
+            dashboard.counts_by_deadline(session=session, principal=coordinator, now=now)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", catch)
+    assert len(sent) == 2
+    with engine.connect() as connection:
+        # At 2,000 rows any plan is cheap, and the planner picks among the table's indexes by
+        # statistics of this size. The question is whether this index alone can answer: the
+        # table's other indexes are dropped inside a transaction that is rolled back, and the
+        # plans that read the table are priced out.
+        others = (
+            "ix_cases_status",
+            "ix_cases_status_created",
+            "ix_cases_assigned_specialist_id",
+            "ix_cases_specialist_created",
+        )
+        connection.exec_driver_sql("DROP INDEX " + ", ".join(others))
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        connection.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
+        for statement, parameters in sent:
+            plan = "\n".join(
+                row[0]
+                for row in connection.exec_driver_sql("EXPLAIN " + statement, parameters).all()
+            )
+            assert "Index Only Scan using ix_cases_status_load" in plan, f"{statement}\n{plan}"
+        connection.rollback()
