@@ -57,11 +57,11 @@ def case_context(
     may = access.granted(principal, case, break_glass=break_glass)
     content = "case.content.read" in may
     files = (
-        intake_service.list_files(
+        intake_service.file_overview(
             session=session, principal=principal, ctx=caller.ctx, case_id=case.id
-        )[0]
+        )
         if content
-        else []
+        else None
     )
     studies = (
         intake_service.studies(
@@ -81,7 +81,7 @@ def case_context(
         "case": cases_service.describe(session=session, principal=principal, case=case),
         "words": wording.status_in_words(case, role=principal.role),
         "may": may,
-        "files": intake_service.describe_files(session=session, files=files),
+        "files": files,
         "studies": studies,
         "questions": asked,
         "open_clarifications": [

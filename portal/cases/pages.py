@@ -161,6 +161,25 @@ def case_page(
     return render(request, "cases/case.html", context)
 
 
+@router.get("/cases/{case_id}/files")
+def file_list(
+    request: Request, case_id: uuid.UUID, caller: PageCaller, session: SessionDep, page: PageDep
+) -> Response:
+    """Every file of the case by the name it was sent with, oldest first, a page at a time."""
+    case = service.read_case(
+        session=session, principal=caller.principal, ctx=caller.ctx, case_id=case_id
+    )
+    files, next_cursor = intake_service.list_files(
+        session=session, principal=caller.principal, ctx=caller.ctx, case_id=case.id, page=page
+    )
+    context = {
+        "case": case,
+        "files": intake_service.describe_files(session=session, files=files),
+        "next_page": page_link(f"/cases/{case.id}/files", {"limit": page.limit}, next_cursor),
+    }
+    return render(request, "cases/files.html", context)
+
+
 @router.get("/cases/{case_id}/viewer")
 def viewer(
     request: Request,

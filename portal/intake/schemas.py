@@ -21,10 +21,14 @@ class SeriesPublic(SQLModel):
     series_number: int | None
     instances: int
     frames: int
+    size: int = 0
+    """Bytes of the series' files as they were uploaded."""
 
     @classmethod
-    def from_row(cls, row: DicomSeries, instances: int, frames: int) -> SeriesPublic:
-        return cls.model_validate(row, update={"instances": instances, "frames": frames})
+    def from_row(cls, row: DicomSeries, instances: int, frames: int, size: int = 0) -> SeriesPublic:
+        return cls.model_validate(
+            row, update={"instances": instances, "frames": frames, "size": size}
+        )
 
 
 class StudyPublic(SQLModel):

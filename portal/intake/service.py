@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy import func
@@ -27,6 +28,7 @@ from portal.intake.models import (
     DicomStudy,
 )
 from portal.intake.schemas import IdentityCheck, SeriesPublic, StudiesPublic, StudyPublic
+from portal.intake.sniff import FileKind
 from portal.objects import service as objects_service
 from portal.objects import texts
 from portal.objects.models import StoredObject
@@ -77,6 +79,45 @@ def list_files(
     )
     session.commit()
     return files, next_cursor
+
+
+@dataclass(frozen=True)
+class FileOverview:
+    """The case page's view of the files: records by name, DICOM files counted (they are
+    shown by study and series), and how many there are in all."""
+
+    records: list[CaseFilePublic]
+    dicom_files: int
+    dicom_bytes: int
+
+
+def file_overview(
+    *, session: Session, principal: Principal, ctx: AuditContext, case_id: uuid.UUID
+) -> FileOverview:
+    """Records (PDFs, photos) oldest first with their names; DICOM files only counted."""
+    case = access.case_for(
+        session=session, principal=principal, case_id=case_id, action="case.content.read"
+    )
+    records = session.exec(
+        select(CaseFile)
+        .where(CaseFile.case_id == case.id)
+        .where(CaseFile.kind != FileKind.dicom.value)
+        .order_by(*OLDEST_FIRST)
+    ).all()
+    count, size = session.exec(
+        select(func.count(col(CaseFile.id)), func.sum(CaseFile.size))
+        .where(CaseFile.case_id == case.id)
+        .where(CaseFile.kind == FileKind.dicom.value)
+    ).one()
+    audit_service.record_read(
+        session=session,
+        ctx=ctx,
+        action="file.list",
+        case_id=case.id,
+        details={"count": len(records) + int(count)},
+    )
+    session.commit()
+    return FileOverview(describe_files(session=session, files=records), int(count), int(size or 0))
 
 
 def describe_files(*, session: Session, files: Sequence[CaseFile]) -> list[CaseFilePublic]:
@@ -144,12 +185,12 @@ def studies(
         .where(col(DicomSeries.study_id).in_([s.id for s in study_rows]))
         .order_by(col(DicomSeries.series_number))
     ).all()
-    counts, frames = _instances_and_frames(session, [s.id for s in series_rows])
+    totals = _series_totals(session, [s.id for s in series_rows])
     public = [
         StudyPublic.from_row(
             study,
             [
-                SeriesPublic.from_row(series, counts.get(series.id, 0), frames.get(series.id, 0))
+                SeriesPublic.from_row(series, *totals.get(series.id, (0, 0, 0)))
                 for series in series_rows
                 if series.study_id == study.id
             ],
@@ -178,24 +219,28 @@ def studies(
     return StudiesPublic.build(public, reports, identity, sealer)
 
 
-def _instances_and_frames(
+def _series_totals(
     session: Session, series_ids: list[uuid.UUID]
-) -> tuple[dict[uuid.UUID, int], dict[uuid.UUID, int]]:
-    """Instances and frames per series, counted by the database in one query (a series may
-    hold thousands of instances; ``ix_dicom_instances_series_frames`` answers it alone)."""
+) -> dict[uuid.UUID, tuple[int, int, int]]:
+    """Instances, frames and bytes per series, summed by the database in one query (a series
+    may hold thousands of instances)."""
     if not series_ids:
-        return {}, {}
+        return {}
     rows = session.exec(
         select(
             DicomInstance.series_id,
             func.count(col(DicomInstance.id)),
             func.sum(DicomInstance.number_of_frames),
+            func.sum(CaseFile.size),
         )
+        .join(CaseFile, col(CaseFile.id) == col(DicomInstance.file_id))
         .where(col(DicomInstance.series_id).in_(series_ids))
         .group_by(col(DicomInstance.series_id))
     ).all()
-    counts = {series_id: int(count) for series_id, count, _frames in rows}
-    return counts, {series_id: int(frames or 0) for series_id, _count, frames in rows}
+    return {
+        series_id: (int(count), int(frames or 0), int(size or 0))
+        for series_id, count, frames, size in rows
+    }
 
 
 def study_uids_by_case(

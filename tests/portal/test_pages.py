@@ -9,7 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from portal.accounts.models import Role
-from tests.fixtures.app import PASSWORD, Account, Accounts
+from tests.fixtures.app import PASSWORD, Account, Accounts, open_case
 from tests.fixtures.logs import SENSITIVE
 from tests.portal import samples
 
@@ -272,3 +272,39 @@ def test_staff_without_two_step_are_sent_to_set_it_up(client: TestClient, accoun
         "start-two-step" in page.ids
         and "Staff accounts must use it" in client.get("/account/two-step").text
     )
+
+
+def test_the_case_page_shows_images_by_series_and_records_by_name(
+    client: TestClient, accounts: Accounts
+):
+    """A CD's hundreds of files are not a table on the case page: DICOM files are counted,
+    with each series' images and size under Images; records are listed by name; every file
+    by name is one link away, a page at a time."""
+    patient = accounts.patient()
+    case_id = open_case(client, patient)["id"]
+    series = samples.ct_series(3)
+    sent = [("files", (f"IM000{n}", data, "application/dicom")) for n, data in enumerate(series)]
+    sent.append(("files", ("discharge-letter.pdf", samples.pdf(), "application/pdf")))
+    uploaded = client.post(f"/api/cases/{case_id}/files", files=sent, headers=patient.headers)
+    assert uploaded.status_code == 200 and len(uploaded.json()["accepted"]) == 4
+
+    browser_sign_in(client, patient)
+    response = client.get(f"/cases/{case_id}")
+    page = check_page(response)
+    files_card = response.text.split('id="files"', 1)[1].split("</section>", 1)[0]
+    assert 'data-dicom-files="3"' in response.text and 'data-records="1"' in response.text
+    assert "discharge-letter.pdf" in files_card and "IM000" not in response.text
+    size = sum(len(data) for data in series)
+    assert f"3 image(s) · {size / 1024:.1f} KiB" in response.text
+    assert f"/cases/{case_id}/files" in page.links
+
+    first = check_page(client.get(f"/cases/{case_id}/files", params={"limit": 3}))
+    more = [link for link in first.links if "cursor=" in link]
+    assert len(more) == 1
+    second = client.get(more[0])
+    check_page(second)
+    names = {"IM0000", "IM0001", "IM0002", "discharge-letter.pdf"}
+    shown = {name for name in names if name in client.get(f"/cases/{case_id}/files").text}
+    assert shown == names
+    assert sum(second.text.count(name) for name in names) == 1  # the fourth, oldest first
+    assert client.get(f"/cases/{case_id}/files", params={"cursor": "nonsense"}).status_code == 400
