@@ -23,6 +23,7 @@ from portal.deps import SignedInCaller
 from portal.dicomweb import tokens
 from portal.errors import NotFound
 from portal.intake import service as intake_service
+from portal.objects import texts
 from portal.pagination import PageRequest
 from portal.settings import Settings
 from portal.web.templating import page_link, render
@@ -53,6 +54,7 @@ def case_context(
     case = cases_service.read_case(
         session=session, principal=principal, ctx=caller.ctx, case_id=case_id
     )
+    texts.prefetch(session=session, case_id=case.id)  # the bucket read overlaps the queries
     break_glass = access.holds_break_glass(session=session, principal=principal, case_id=case.id)
     may = access.granted(principal, case, break_glass=break_glass)
     content = "case.content.read" in may

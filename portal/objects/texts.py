@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -24,6 +25,8 @@ from storage.vault import Vault
 
 _VAULT = "portal_vault"
 _OPENED = "portal_case_texts"
+_PREFETCH = ThreadPoolExecutor(max_workers=4, thread_name_prefix="case-text-keys")
+"""Derives text keys ahead of need; the work is a read from the bucket and an unwrap."""
 
 
 def bind_vault(session: Session, vault: Vault) -> Session:
@@ -72,7 +75,7 @@ def for_case(*, session: Session, case_id: uuid.UUID) -> CaseTexts:
     """
     opened = _opened(session)
     if case_id in opened:
-        return opened[case_id]
+        return _ready(opened, case_id)
     vault = session_vault(session)
     found = session.exec(
         select(CaseKey, StoredObject)
@@ -80,8 +83,8 @@ def for_case(*, session: Session, case_id: uuid.UUID) -> CaseTexts:
         .where(CaseKey.case_id == case_id)
     ).first()
     if found is not None:  # the common case: key and share in one query
-        opened[case_id] = _texts(vault, *found)
-        return opened[case_id]
+        texts = opened[case_id] = _texts(vault, *found)
+        return texts
     key = session.get(CaseKey, case_id)
     if key is None or key.text_share_id is None:
         wrapped = case_key(session=session, vault=vault, case_id=case_id)
@@ -95,13 +98,13 @@ def for_case(*, session: Session, case_id: uuid.UUID) -> CaseTexts:
         key.text_share_id = share.id
         session.add(key)
         session.flush()
-        opened[case_id] = _texts(vault, key, share)
-        return opened[case_id]
+        texts = opened[case_id] = _texts(vault, key, share)
+        return texts
     share_row = session.get(StoredObject, key.text_share_id)
     if share_row is None:
         raise LookupError(f"case {case_id} has lost its text key share")
-    opened[case_id] = _texts(vault, key, share_row)
-    return opened[case_id]
+    texts = opened[case_id] = _texts(vault, key, share_row)
+    return texts
 
 
 def for_cases(*, session: Session, case_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, CaseTexts]:
@@ -112,6 +115,8 @@ def for_cases(*, session: Session, case_ids: Iterable[uuid.UUID]) -> dict[uuid.U
     vault = session_vault(session)
     opened = _opened(session)
     wanted = set(case_ids)
+    for case_id in wanted & opened.keys():
+        _ready(opened, case_id)
     missing = list(wanted - opened.keys())
     if missing:
         rows = session.exec(
@@ -120,7 +125,31 @@ def for_cases(*, session: Session, case_ids: Iterable[uuid.UUID]) -> dict[uuid.U
             .where(col(CaseKey.case_id).in_(missing))
         ).all()
         opened.update({key.case_id: _texts(vault, key, share) for key, share in rows})
-    return {case_id: opened[case_id] for case_id in wanted if case_id in opened}
+    return {case_id: _ready(opened, case_id) for case_id in wanted if case_id in opened}
+
+
+def prefetch(*, session: Session, case_id: uuid.UUID) -> None:
+    """Start deriving the case's text key in the background (reading its key share from the
+    bucket), so that a page's first :func:`for_case` finds it ready instead of waiting for the
+    bucket after its queries. Nothing happens for a case without text yet."""
+    opened = _opened(session)
+    if case_id in opened:
+        return
+    found = session.exec(
+        select(CaseKey, StoredObject)
+        .join(StoredObject, col(StoredObject.id) == col(CaseKey.text_share_id))
+        .where(CaseKey.case_id == case_id)
+    ).first()
+    if found is not None:
+        key, share = found
+        opened[case_id] = _PREFETCH.submit(
+            _cipher,
+            session_vault(session),
+            key.case_id,
+            key.wrapped_key,
+            share.object_key,
+            share.sha256,
+        )
 
 
 def forget(*, session: Session, case_id: uuid.UUID) -> None:
@@ -128,16 +157,35 @@ def forget(*, session: Session, case_id: uuid.UUID) -> None:
     _opened(session).pop(case_id, None)
 
 
-def _opened(session: Session) -> dict[uuid.UUID, CaseTexts]:
-    opened: dict[uuid.UUID, CaseTexts] = session.info.setdefault(_OPENED, {})
+def _opened(session: Session) -> dict[uuid.UUID, CaseTexts | Future[CaseTexts]]:
+    opened: dict[uuid.UUID, CaseTexts | Future[CaseTexts]] = session.info.setdefault(_OPENED, {})
     return opened
 
 
+def _ready(opened: dict[uuid.UUID, CaseTexts | Future[CaseTexts]], case_id: uuid.UUID) -> CaseTexts:
+    """The cipher, once a prefetch has finished (its error, if any, is raised here)."""
+    value = opened[case_id]
+    if isinstance(value, Future):
+        try:
+            value = value.result()
+        except BaseException:
+            del opened[case_id]
+            raise
+        opened[case_id] = value
+    return value
+
+
 def _texts(vault: Vault, key: CaseKey, share: StoredObject) -> CaseTexts:
+    return _cipher(vault, key.case_id, key.wrapped_key, share.object_key, share.sha256)
+
+
+def _cipher(
+    vault: Vault, case_id: uuid.UUID, wrapped_key: bytes, share_key: str, share_sha256: str
+) -> CaseTexts:
     cipher = vault.text_cipher(
-        case_id=str(key.case_id),
-        wrapped_key=key.wrapped_key,
-        share_key=share.object_key,
-        share_sha256=share.sha256,
+        case_id=str(case_id),
+        wrapped_key=wrapped_key,
+        share_key=share_key,
+        share_sha256=share_sha256,
     )
-    return CaseTexts(key.case_id, cipher)
+    return CaseTexts(case_id, cipher)

@@ -16,8 +16,13 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pypdf import PdfReader
+from sqlmodel import Session, col, select
 
 from portal import storage_commands
+from portal.cases.models import Case
+from portal.objects import texts
+from portal.objects.models import CaseKey, StoredObject
+from portal.objects.texts import bind_vault
 from portal.settings import Settings
 from storage.errors import IntegrityError, ObjectNotFound
 from storage.textcipher import TextBinding, TextCipher
@@ -272,3 +277,35 @@ def as_browser_sees(app: FastAPI) -> TestClient:
 
 def _db_id(app: FastAPI, case: dict[str, Any]) -> uuid.UUID:
     return uuid.UUID(case["id"])
+
+
+def test_a_prefetched_text_key_opens_the_text_and_a_lost_share_still_fails_loudly(
+    app: FastAPI, client: TestClient, accounts: Accounts
+):
+    """The case page starts deriving the text key while it queries (``texts.prefetch``): the
+    cipher it yields opens the case's text, and a key share gone from the bucket is the same
+    error as without the prefetch, each time it is asked for, never a cipher."""
+    patient = accounts.patient()
+    case_id = uuid.UUID(ready_case(client, patient, series=1, clinical_question=QUESTION)["id"])
+    vault: Vault = app.state.vault
+    with bind_vault(Session(app.state.engine), vault) as session:
+        texts.prefetch(session=session, case_id=case_id)
+        case = session.get(Case, case_id)
+        assert case is not None
+        assert (
+            texts.for_case(session=session, case_id=case_id).open(case, "clinical_question")
+            == QUESTION
+        )
+        share = session.exec(
+            select(StoredObject)
+            .join(CaseKey, col(CaseKey.text_share_id) == col(StoredObject.id))
+            .where(CaseKey.case_id == case_id)
+        ).one()
+        share_key = share.object_key
+    vault.store.delete(share_key)
+    vault.text_keys.clear()
+    with bind_vault(Session(app.state.engine), vault) as session:
+        texts.prefetch(session=session, case_id=case_id)
+        for _ in range(2):
+            with pytest.raises(ObjectNotFound):
+                texts.for_case(session=session, case_id=case_id)
