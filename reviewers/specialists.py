@@ -81,15 +81,22 @@ def _absences(profile: SpecialistProfile) -> tuple[tuple[date, date], ...]:
 
 def candidates(*, session: Session, now: datetime) -> list[Candidate]:
     """Every active specialist account with its profile, load and recent turnaround."""
-    rows = session.exec(
-        select(User, SpecialistProfile)
-        .join(SpecialistProfile, col(SpecialistProfile.user_id) == col(User.id))
-        .where(User.role == Role.specialist)
-        .where(col(User.is_active).is_(True))
-    ).all()
+    rows = session.exec(_with_profiles()).all()
     load = active_case_counts(session=session)
-    turnaround = turnaround_hours(session=session, now=now)
-    return [_candidate(user, profile, load, turnaround) for user, profile in rows]
+    return _pool(rows, load, turnaround_hours(session=session, now=now))
+
+
+def _pool(
+    rows: Sequence[tuple[User, SpecialistProfile | None]],
+    load: dict[uuid.UUID, int],
+    turnaround: dict[uuid.UUID, float],
+) -> list[Candidate]:
+    """The matching candidates among ``rows``: active accounts with a stored profile."""
+    return [
+        _candidate(user, profile, load, turnaround)
+        for user, profile in rows
+        if profile is not None and user.is_active
+    ]
 
 
 def _candidate(
@@ -123,7 +130,8 @@ class Team:
 
 
 def team(*, session: Session, principal: Principal, now: datetime) -> Team:
-    """:func:`roster` and :func:`candidates` together: three queries rather than five."""
+    """Every specialist by name (pickers, the workload table) and the matching pool
+    (:func:`candidates`), from three queries."""
     access.require(principal, "specialists.read")
     rows = session.exec(_with_profiles().order_by(*BY_NAME)).all()
     load = active_case_counts(session=session)
@@ -135,11 +143,7 @@ def team(*, session: Session, principal: Principal, now: datetime) -> Team:
             )
             for user, profile in rows
         ],
-        candidates=[
-            _candidate(user, profile, load, turnaround)
-            for user, profile in rows
-            if profile is not None and user.is_active
-        ],
+        candidates=_pool(rows, load, turnaround),
     )
 
 
@@ -211,12 +215,6 @@ def list_specialists(
     )
     session.commit()
     return result, next_cursor
-
-
-def roster(*, session: Session, principal: Principal) -> list[SpecialistPublic]:
-    """Every specialist, by name, for the pages' pickers and workload table (a few dozen)."""
-    access.require(principal, "specialists.read")
-    return _describe_rows(session, session.exec(_with_profiles().order_by(*BY_NAME)).all())
 
 
 def _specialist(session: Session, specialist_id: uuid.UUID) -> User:

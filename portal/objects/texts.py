@@ -12,7 +12,7 @@ sweep and the CLI bind it, so services that write a timeline note need no extra 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -77,13 +77,8 @@ def for_case(*, session: Session, case_id: uuid.UUID) -> CaseTexts:
     if case_id in opened:
         return _ready(opened, case_id)
     vault = session_vault(session)
-    found = session.exec(
-        select(CaseKey, StoredObject)
-        .join(StoredObject, col(StoredObject.id) == col(CaseKey.text_share_id))
-        .where(CaseKey.case_id == case_id)
-    ).first()
-    if found is not None:  # the common case: key and share in one query
-        texts = opened[case_id] = _texts(vault, *found)
+    for found_key, found_share in _keys_and_shares(session, [case_id]):  # the common case
+        texts = opened[case_id] = _texts(vault, found_key, found_share)
         return texts
     key = session.get(CaseKey, case_id)
     if key is None or key.text_share_id is None:
@@ -119,11 +114,7 @@ def for_cases(*, session: Session, case_ids: Iterable[uuid.UUID]) -> dict[uuid.U
         _ready(opened, case_id)
     missing = list(wanted - opened.keys())
     if missing:
-        rows = session.exec(
-            select(CaseKey, StoredObject)
-            .join(StoredObject, col(StoredObject.id) == col(CaseKey.text_share_id))
-            .where(col(CaseKey.case_id).in_(missing))
-        ).all()
+        rows = _keys_and_shares(session, missing)
         opened.update({key.case_id: _texts(vault, key, share) for key, share in rows})
     return {case_id: _ready(opened, case_id) for case_id in wanted if case_id in opened}
 
@@ -135,13 +126,7 @@ def prefetch(*, session: Session, case_id: uuid.UUID) -> None:
     opened = _opened(session)
     if case_id in opened:
         return
-    found = session.exec(
-        select(CaseKey, StoredObject)
-        .join(StoredObject, col(StoredObject.id) == col(CaseKey.text_share_id))
-        .where(CaseKey.case_id == case_id)
-    ).first()
-    if found is not None:
-        key, share = found
+    for key, share in _keys_and_shares(session, [case_id]):
         opened[case_id] = _PREFETCH.submit(
             _cipher,
             session_vault(session),
@@ -150,6 +135,17 @@ def prefetch(*, session: Session, case_id: uuid.UUID) -> None:
             share.object_key,
             share.sha256,
         )
+
+
+def _keys_and_shares(
+    session: Session, case_ids: list[uuid.UUID]
+) -> Sequence[tuple[CaseKey, StoredObject]]:
+    """Each case's key row with its text key share, for the cases that have both (one query)."""
+    return session.exec(
+        select(CaseKey, StoredObject)
+        .join(StoredObject, col(StoredObject.id) == col(CaseKey.text_share_id))
+        .where(col(CaseKey.case_id).in_(case_ids))
+    ).all()
 
 
 def forget(*, session: Session, case_id: uuid.UUID) -> None:

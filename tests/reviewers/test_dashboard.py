@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 
 from portal.access import Principal
 from portal.accounts.models import Role, User
+from portal.audit.service import AuditContext
 from portal.cases import service as cases_service
 from portal.cases.models import Case, CaseStatus
 from portal.db import utcnow
@@ -220,7 +221,8 @@ def test_one_read_of_the_team_gives_the_roster_and_the_matching_candidates(
     app: FastAPI, accounts: Accounts, team: Any
 ):
     """The pages read the specialists once (``specialists.team``); it must give exactly what
-    the roster and the matching pool give on their own, inactive and blank profiles included."""
+    the specialists' list and the matching pool give on their own, inactive and blank profiles
+    included."""
     retired = accounts.specialist(specialties=["neurosurgery"], body_regions=["spine"])
     accounts.staff(Role.specialist, "Dr Never Edited")
     coordinator = Principal(user_id=team.coordinator.user_id, role=Role.coordinator)
@@ -231,7 +233,10 @@ def test_one_read_of_the_team_gives_the_roster_and_the_matching_candidates(
         user.is_active = False
         session.commit()
         both = specialists.team(session=session, principal=coordinator, now=now)
-        assert both.roster == specialists.roster(session=session, principal=coordinator)
+        listed, _ = specialists.list_specialists(
+            session=session, principal=coordinator, ctx=AuditContext(), page=PageRequest(limit=500)
+        )
+        assert both.roster == listed
         alone = specialists.candidates(session=session, now=now)
     assert sorted(both.candidates, key=lambda c: c.specialist_id) == sorted(
         alone, key=lambda c: c.specialist_id
