@@ -24,7 +24,7 @@ from typing import Any
 
 import pyotp
 from fastapi import FastAPI
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -151,7 +151,22 @@ def fill(
     started = time.perf_counter()
     _spread_statuses(app.state.engine, data, rng)
     data.seconds["statuses"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    _settle(app.state.engine)
+    data.seconds["vacuum"] = time.perf_counter() - started
     return data
+
+
+def _settle(engine: Engine) -> None:
+    """``VACUUM ANALYZE`` after the bulk load, as an operator would (and autovacuum would, some
+    minutes later): without it, statistics are stale and the visibility map is empty, so an
+    index-only count still visits thousands of heap pages (3.5 ms against 1.1 ms for the
+    specialists' load on 10,000 cases)."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE"))
 
 
 def _patient(app: FastAPI, n: int) -> tuple[uuid.UUID, str]:

@@ -5,7 +5,8 @@ failures and crash leftovers.
 ``sweep_interval_seconds`` unless ``sweep_enabled`` is off. However many replicas run it,
 one pass at a time runs cluster-wide (``portal.cluster``): a replica that finds the lock
 taken skips its pass. The audit sealer goes first, so the chain is never more than one
-interval behind.
+interval behind. The search for crash leftovers lists the whole bucket, so it is not part of
+every pass: it takes a turn once per ``orphan_interval_seconds`` cluster-wide.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from portal import cluster
 from portal.accounts import throttle
 from portal.audit import sealer
 from portal.audit import service as audit_service
-from portal.db import session_scope
+from portal.db import session_scope, utcnow
+from portal.jobs import service as jobs
 from portal.notifications import service as notifications
 from portal.notifications.service import DeliveryReport
 from portal.objects import orphans
@@ -33,6 +35,9 @@ from storage.vault import Vault
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_LOCK = "housekeeping"
+ORPHAN_TURN = "objects.orphans"
+"""The orphan pass lists every object in the bucket: it takes a turn per
+``orphan_interval_seconds`` cluster-wide, not one per pass."""
 
 
 @dataclass
@@ -89,10 +94,19 @@ def _pass(*, engine: Engine, vault: Vault, settings: Settings, mail: bool) -> Ho
         audit_service.forget_views(
             session=session, older_than=timedelta(hours=settings.session_absolute_hours)
         )
+    leftovers = OrphanReport()
     with session_scope(engine) as session:
-        leftovers = orphans.remove_orphans(
-            session=session, vault=vault, grace=timedelta(seconds=settings.orphan_grace_seconds)
-        )
+        if jobs.take_turn(
+            session=session,
+            name=ORPHAN_TURN,
+            every=timedelta(seconds=settings.orphan_interval_seconds),
+            now=utcnow(),
+        ):
+            leftovers = orphans.remove_orphans(
+                session=session,
+                vault=vault,
+                grace=timedelta(seconds=settings.orphan_grace_seconds),
+            )
     return HousekeepingReport(
         review=review,
         mail=delivered,

@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     orphan_grace_seconds: float = Field(default=6 * 3600, ge=0)
     """Age after which a stored object without a row, or an unfinished multipart upload, is
     removed, and a resumable upload whose every byte arrived is finished by housekeeping."""
+    orphan_interval_seconds: float = Field(default=3600.0, ge=0)
+    """How often (cluster-wide) housekeeping looks for such leftovers: it lists the whole
+    bucket, so not at every pass."""
 
     ohif_version: str = Field(default="3.13.2", pattern=r"^\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$")
     """The pinned ``@ohif/app`` release; bump it together with ``ohif_integrity`` (docs/ohif.md)."""

@@ -11,7 +11,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, case, func, or_
 from sqlmodel import Session, col, select
@@ -140,12 +140,23 @@ def triage_queue(*, session: Session, principal: Principal, limit: int) -> list[
     )
 
 
-def patient_names(*, session: Session, cases: list[Case]) -> dict[uuid.UUID, User]:
-    """The patients of these cases, in one query."""
+@dataclass(frozen=True)
+class PatientName:
+    """Who a case's account says the patient is (the columns the dashboard shows and checks)."""
+
+    full_name: str
+    date_of_birth: date | None
+
+
+def patient_names(*, session: Session, cases: list[Case]) -> dict[uuid.UUID, PatientName]:
+    """The patients of these cases, in one query of the columns shown."""
     ids = {item.patient_id for item in cases}
     if not ids:
         return {}
-    return {user.id: user for user in session.exec(select(User).where(col(User.id).in_(ids)))}
+    rows = session.exec(
+        select(User.id, User.full_name, col(User.date_of_birth)).where(col(User.id).in_(ids))
+    )
+    return {user_id: PatientName(name, born) for user_id, name, born in rows}
 
 
 @dataclass(frozen=True)
@@ -199,7 +210,7 @@ def identity_flags(
     *,
     principal: Principal,
     cases: list[Case],
-    patients: dict[uuid.UUID, User],
+    patients: dict[uuid.UUID, PatientName],
     studies: dict[uuid.UUID, list[StudyFacts]],
 ) -> set[uuid.UUID]:
     """Cases whose images name someone else than the account (or another birth date)."""

@@ -188,7 +188,8 @@ def describe(*, session: Session, principal: Principal, case: Case) -> CasePubli
         .where(CaseEvent.case_id == case.id)
         .order_by(col(CaseEvent.at), col(CaseEvent.id))
     ).all()
-    patient = _person(session, case.patient_id)
+    named = people(session=session, user_ids=[case.patient_id, case.assigned_specialist_id])
+    patient = named.get(case.patient_id)
     assert patient is not None
     readable = access.permits(
         session=session, principal=principal, case=case, action="case.clinical.read"
@@ -205,7 +206,9 @@ def describe(*, session: Session, principal: Principal, case: Case) -> CasePubli
     return CasePublic.model_validate(
         case,
         update={
-            "assigned_specialist": _person(session, case.assigned_specialist_id),
+            "assigned_specialist": named.get(case.assigned_specialist_id)
+            if case.assigned_specialist_id
+            else None,
             "deadline_state": deadline_state(case),
             "patient": patient,
             "timeline": [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Protocol
 
 from sqlalchemy import func
@@ -180,28 +181,21 @@ def studies(
     study_rows = session.exec(
         select(DicomStudy).where(DicomStudy.case_id == case.id).order_by(col(DicomStudy.study_date))
     ).all()
-    series_rows = session.exec(
-        select(DicomSeries)
-        .where(col(DicomSeries.study_id).in_([s.id for s in study_rows]))
-        .order_by(col(DicomSeries.series_number))
-    ).all()
-    totals = _series_totals(session, [s.id for s in series_rows])
+    series_rows = _series_with_totals(session, [s.id for s in study_rows])
     public = [
         StudyPublic.from_row(
             study,
             [
-                SeriesPublic.from_row(series, *totals.get(series.id, (0, 0, 0)))
-                for series in series_rows
+                SeriesPublic.from_row(series, count, frames, size)
+                for series, count, frames, size in series_rows
                 if series.study_id == study.id
             ],
         )
         for study in study_rows
     ]
     reports = session.exec(select(ArchiveReport).where(ArchiveReport.case_id == case.id)).all()
-    patient = session.get(User, case.patient_id)
-    assert patient is not None
     identity = (
-        identity_check(patient, study_rows)
+        identity_check(_account_identity(session, case.patient_id), study_rows)
         if access.permits(
             session=session, principal=principal, case=case, action="case.identity.check"
         )
@@ -219,28 +213,44 @@ def studies(
     return StudiesPublic.build(public, reports, identity, sealer)
 
 
-def _series_totals(
-    session: Session, series_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, tuple[int, int, int]]:
-    """Instances, frames and bytes per series, summed by the database in one query (a series
-    may hold thousands of instances)."""
-    if not series_ids:
-        return {}
+def _series_with_totals(
+    session: Session, study_ids: list[uuid.UUID]
+) -> list[tuple[DicomSeries, int, int, int]]:
+    """The studies' series by number, each with its instances, frames and bytes summed by the
+    database (a series may hold thousands of instances), in one query."""
+    if not study_ids:
+        return []
     rows = session.exec(
         select(
-            DicomInstance.series_id,
+            DicomSeries,
             func.count(col(DicomInstance.id)),
             func.sum(DicomInstance.number_of_frames),
             func.sum(CaseFile.size),
         )
-        .join(CaseFile, col(CaseFile.id) == col(DicomInstance.file_id))
-        .where(col(DicomInstance.series_id).in_(series_ids))
-        .group_by(col(DicomInstance.series_id))
+        .join(DicomInstance, col(DicomInstance.series_id) == col(DicomSeries.id), isouter=True)
+        .join(CaseFile, col(CaseFile.id) == col(DicomInstance.file_id), isouter=True)
+        .where(col(DicomSeries.study_id).in_(study_ids))
+        .group_by(col(DicomSeries.id))
+        .order_by(col(DicomSeries.series_number))
     ).all()
-    return {
-        series_id: (int(count), int(frames or 0), int(size or 0))
-        for series_id, count, frames, size in rows
-    }
+    return [
+        (series, int(count), int(frames or 0), int(size or 0))
+        for series, count, frames, size in rows
+    ]
+
+
+@dataclass(frozen=True)
+class _Account:
+    full_name: str
+    date_of_birth: date | None
+
+
+def _account_identity(session: Session, user_id: uuid.UUID) -> _Account:
+    """The name and birth date the patient's account gives (the columns the check reads)."""
+    full_name, born = session.exec(
+        select(User.full_name, col(User.date_of_birth)).where(User.id == user_id)
+    ).one()
+    return _Account(full_name, born)
 
 
 def study_uids_by_case(
@@ -268,7 +278,17 @@ class StudyIdentity(Protocol):
     def patient_birth_date(self) -> str | None: ...
 
 
-def identity_check(patient: User, study_rows: Sequence[StudyIdentity]) -> IdentityCheck:
+class AccountIdentity(Protocol):
+    """Who an account says its holder is (a user row, or just these columns of it)."""
+
+    @property
+    def full_name(self) -> str: ...
+
+    @property
+    def date_of_birth(self) -> date | None: ...
+
+
+def identity_check(patient: AccountIdentity, study_rows: Sequence[StudyIdentity]) -> IdentityCheck:
     """Whether the studies' patient name and birth date agree with the account."""
     names = sorted({s.patient_name for s in study_rows if s.patient_name})
     births = sorted({s.patient_birth_date for s in study_rows if s.patient_birth_date})

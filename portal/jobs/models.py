@@ -49,3 +49,13 @@ class Job(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=255)
     """Why the last attempt failed, for people: an exception's class, never its message
     (which may quote patient data)."""
+
+
+class PeriodicTurn(SQLModel, table=True):
+    """When the cluster last took its turn at a periodic task (``portal.jobs.service.take_turn``):
+    work too heavy for every housekeeping pass runs at most once per its own interval."""
+
+    __tablename__ = "periodic_turns"
+
+    name: str = Field(primary_key=True, max_length=64)
+    taken_at: datetime = Field(sa_type=UTCDateTime)

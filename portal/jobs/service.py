@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 
 from portal.db import begin_read_only, utcnow
 from portal.errors import PortalError
-from portal.jobs.models import Job, JobStatus
+from portal.jobs.models import Job, JobStatus, PeriodicTurn
 from portal.settings import Settings
 from storage.vault import Vault
 
@@ -91,6 +91,27 @@ def enqueue(*, session: Session, kind: str, key: str) -> Job:
         found = session.exec(select(Job).where(Job.kind == kind).where(Job.key == key)).one()
         return found
     return job
+
+
+def take_turn(*, session: Session, name: str, every: timedelta, now: datetime) -> bool:
+    """Whether ``name``'s periodic task is due (its last turn began ``every`` ago or never), and
+    if so take this turn; commits. Of the processes asking at once, one gets it: the turn is a
+    conditional update of one row (or the insert of its first), so a lost race is a no."""
+    taken = session.exec(
+        update(PeriodicTurn)
+        .where(col(PeriodicTurn.name) == name)
+        .where(col(PeriodicTurn.taken_at) <= now - every)
+        .values(taken_at=now)
+    ).rowcount
+    if not taken and session.get(PeriodicTurn, name) is None:
+        try:
+            with session.begin_nested():
+                session.add(PeriodicTurn(name=name, taken_at=now))
+            taken = 1
+        except IntegrityError:  # the first turn, taken at the same moment elsewhere
+            taken = 0
+    session.commit()
+    return bool(taken)
 
 
 def _due(settings: Settings, kinds: list[str], now: datetime) -> ColumnElement[bool]:

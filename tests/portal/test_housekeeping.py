@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from portal import cluster, housekeeping
 from portal.audit import service as audit_service
 from portal.audit.service import SYSTEM
-from portal.db import create_db_engine, session_scope
+from portal.db import create_db_engine, session_scope, utcnow
+from portal.jobs import service as jobs
 from portal.settings import Settings
 from reviewers import sweep as sweep_module
 from storage.vault import Vault
@@ -65,3 +68,57 @@ def test_the_lock_is_free_again_after_a_pass(app, client, settings: Settings):
         assert ours
         with cluster.exclusive(engine, housekeeping.HOUSEKEEPING_LOCK) as theirs:
             assert not theirs
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_periodic_turn_goes_to_one_process_once_per_interval(app, client, settings: Settings):
+    """Eight replicas ask for the same turn at once: one gets it; nobody again until the
+    interval has passed since it was taken."""
+    engines = [create_db_engine(settings.database_url) for _ in range(8)]
+    every, now = timedelta(hours=1), utcnow()
+    start = threading.Barrier(len(engines))
+    granted: list[bool] = []
+
+    def replica(engine: Engine, at: datetime) -> None:
+        start.wait()
+        with Session(engine) as session:
+            granted.append(jobs.take_turn(session=session, name="test.turn", every=every, now=at))
+
+    def race(at: datetime) -> list[bool]:
+        granted.clear()
+        threads = [threading.Thread(target=replica, args=(e, at)) for e in engines]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        return sorted(granted)
+
+    try:
+        assert race(now) == [False] * 7 + [True]  # the first turn is an insert
+        assert race(now + every / 2) == [False] * 8
+        assert race(now + every) == [False] * 7 + [True]  # later turns are an update
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def test_the_orphan_pass_waits_for_its_interval(
+    app, client, settings: Settings, monkeypatch: pytest.MonkeyPatch
+):
+    """It lists the whole bucket: one pass per ``orphan_interval_seconds``, not per sweep."""
+    engine: Engine = app.state.engine
+    vault: Vault = app.state.vault
+    listings: list[int] = []
+    real_list = vault.list_objects
+
+    def counted(*args: object, **kwargs: object) -> object:
+        listings.append(1)
+        return real_list(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(vault, "list_objects", counted)
+    for _ in range(3):
+        housekeeping.run_once(engine=engine, vault=vault, settings=settings, mail=False)
+    assert len(listings) == 1
+    settings.orphan_interval_seconds = 0
+    housekeeping.run_once(engine=engine, vault=vault, settings=settings, mail=False)
+    assert len(listings) == 2
