@@ -7,6 +7,7 @@ docs/matching.md; the constants below are the normative values.
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -92,6 +93,7 @@ class Filter(StrEnum):
 
 RELAXABLE = frozenset({Filter.capacity, Filter.language})
 """Filters a coordinator can reasonably override: candidates failing only these are suggested."""
+_LANGUAGE_ONLY = frozenset({Filter.language})
 
 
 @dataclass(frozen=True)
@@ -243,22 +245,20 @@ def match_specialists(
         language=case.language.strip().lower(),
     )
     assessed = [(c, _reasons(c, case, needs, excluded)) for c in candidates]
-    failed = {c.specialist_id: frozenset(r.filter for r in rs) for c, rs in assessed}
-
-    pool = [c for c in candidates if not failed[c.specialist_id]]
-    if not pool:
-        pool = [c for c in candidates if failed[c.specialist_id] == {Filter.language}]
-    ranked = _rank(pool, case, needs, failed)
+    pool = [(c, frozenset(r.filter for r in rs)) for c, rs in assessed]
+    ranked = _rank([entry for entry in pool if not entry[1]], case, needs)
+    if not ranked:  # nobody passes every filter: those who only lack the language, translated
+        ranked = _rank([entry for entry in pool if entry[1] == _LANGUAGE_ONLY], case, needs)
     offered = {r.specialist_id for r in ranked}
+    # A UUID's text is its number in fixed-width hex: ordering by either is the same.
     rejected = tuple(
         Rejection(c.specialist_id, rs)
-        for c, rs in sorted(assessed, key=lambda pair: str(pair[0].specialist_id))
+        for c, rs in sorted(assessed, key=lambda pair: pair[0].specialist_id.int)
         if c.specialist_id not in offered
     )
     near_misses: tuple[Ranked, ...] = ()
     if not ranked:
-        near = [c for c in candidates if failed[c.specialist_id] <= RELAXABLE]
-        near_misses = _rank(near, case, needs, failed)
+        near_misses = _rank([entry for entry in pool if entry[1] <= RELAXABLE], case, needs)
     return MatchResult(
         chosen=ranked[0] if ranked else None,
         ranked=ranked,
@@ -308,18 +308,36 @@ def _reasons(
         text = f"at capacity: {candidate.active_cases}/{candidate.max_active_cases} active cases"
         reasons.append(Reason(Filter.capacity, text))
     if case.body_region not in candidate.body_regions:
-        covered = _join(sorted(_label(r) for r in candidate.body_regions)) or "no region"
+        covered = _regions_text(candidate.body_regions) or "no region"
         text = f"does not cover {_label(case.body_region)} (covers {covered})"
         reasons.append(Reason(Filter.region, text))
-    declared = {code.upper() for code in candidate.modalities}
+    declared = _upper(candidate.modalities)
     missing = [code for code in needs.modalities if code not in declared]
     if missing:
         reasons.append(Reason(Filter.modality, f"does not read {_join(missing)}"))
-    spoken = sorted(lang.lower() for lang in candidate.languages)
+    spoken = _lower(candidate.languages)
     if needs.language not in spoken:
-        text = f"does not speak {needs.language} (speaks {_join(spoken) or 'nothing declared'})"
-        reasons.append(Reason(Filter.language, text))
+        listed = _join(sorted(spoken)) or "nothing declared"
+        reasons.append(
+            Reason(Filter.language, f"does not speak {needs.language} (speaks {listed})")
+        )
     return tuple(reasons)
+
+
+# Specialists share a few sets of regions, codes and languages: each is worded once.
+@functools.cache
+def _regions_text(regions: frozenset[BodyRegion]) -> str:
+    return _join(sorted(_label(r) for r in regions))
+
+
+@functools.cache
+def _upper(codes: frozenset[str]) -> frozenset[str]:
+    return frozenset(code.upper() for code in codes)
+
+
+@functools.cache
+def _lower(languages: frozenset[str]) -> frozenset[str]:
+    return frozenset(lang.lower() for lang in languages)
 
 
 def _absence_reason(candidate: Candidate, needs: _Needs) -> str | None:
@@ -333,14 +351,12 @@ def _absence_reason(candidate: Candidate, needs: _Needs) -> str | None:
 
 
 def _rank(
-    pool: Iterable[Candidate],
-    case: CaseNeeds,
-    needs: _Needs,
-    failed: Mapping[uuid.UUID, frozenset[Filter]],
+    pool: Iterable[tuple[Candidate, frozenset[Filter]]], case: CaseNeeds, needs: _Needs
 ) -> tuple[Ranked, ...]:
+    """``pool``: each candidate with the filters it failed (waived for it here)."""
     entries = []
-    for candidate in pool:
-        waived = tuple(f for f in Filter if f in failed[candidate.specialist_id])
+    for candidate, failed in pool:
+        waived = tuple(f for f in Filter if f in failed) if failed else ()
         specialty, fit = best_specialty(candidate.specialties, case.body_region)
         breakdown = _breakdown(candidate, fit)
         score = (
@@ -388,8 +404,7 @@ def _explain(
         parts = [specialty.label]
     if needs.modalities:
         parts.append(f"reads {_join(needs.modalities)}")
-    spoken = {lang.lower() for lang in candidate.languages}
-    if needs.language in spoken:
+    if needs.language in _lower(candidate.languages):
         parts.append(f"speaks {needs.language}")
     else:
         parts.append(f"needs translation from {needs.language}")
