@@ -65,13 +65,7 @@ def case_context(
         if content
         else None
     )
-    studies = (
-        intake_service.studies(
-            session=session, principal=principal, ctx=caller.ctx, case_id=case.id
-        )
-        if content
-        else None
-    )
+    studies = files.studies if files else None
     asked = (
         questions.list_questions(
             session=session, principal=principal, ctx=caller.ctx, case_id=case.id
@@ -120,7 +114,9 @@ def case_context(
                 case_id=case.id,
                 pool=team.candidates,
             )
-            context["suggestions"] = suggestions_public(session=session, result=result)
+            context["suggestions"] = suggestions_public(
+                session=session, result=result, names=team.names()
+            )
             context["specialists"] = team.roster
         context["audit"], _more = audit_service.read_trail(
             session=session,
@@ -193,7 +189,7 @@ def dashboard(
         "deadline_counts": [(s.value, deadlines.get(s.value, 0)) for s in DeadlineState],
         "triage": cases_service.summarize_all(session=session, cases=triage),
         "triage_total": counts.get(CaseStatus.triage.value, 0),
-        "suggested": top_suggestions(session=session, results=ranked, shown=3),
+        "suggested": top_suggestions(session=session, results=ranked, shown=3, names=team.names()),
         "identity_flags": dashboard_service.identity_flags(
             principal=principal, cases=cases, patients=patients, studies=studies
         ),

@@ -128,6 +128,10 @@ class Team:
     candidates: list[Candidate]
     """The active specialists with a profile, for matching (:func:`candidates`)."""
 
+    def names(self) -> dict[uuid.UUID, str]:
+        """Every specialist's name by id (whom matching mentions is among them)."""
+        return {member.id: member.full_name for member in self.roster}
+
 
 def team(*, session: Session, principal: Principal, now: datetime) -> Team:
     """Every specialist by name (pickers, the workload table) and the matching pool

@@ -44,32 +44,43 @@ def _names(session: Session, results: Iterable[MatchResult]) -> dict[uuid.UUID, 
     for result in results:
         ids.update(item.specialist_id for item in result.suggestions)
         ids.update(item.specialist_id for item in result.rejected)
+    if not ids:
+        return {}
     return dict(
         session.exec(select(User.id, User.full_name).where(col(User.id).in_(list(ids)))).all()
     )
 
 
 def top_suggestions(
-    *, session: Session, results: Mapping[uuid.UUID, MatchResult], shown: int
+    *,
+    session: Session,
+    results: Mapping[uuid.UUID, MatchResult],
+    shown: int,
+    names: Mapping[uuid.UUID, str] | None = None,
 ) -> dict[uuid.UUID, list[SuggestionPublic]]:
-    """The ``shown`` best suggestions for each of several cases, named in one query for all."""
+    """The ``shown`` best suggestions for each of several cases, named in one query for all
+    (none when the caller already has the specialists' ``names``)."""
     best = {case_id: result.suggestions[:shown] for case_id, result in results.items()}
-    ids = {item.specialist_id for items in best.values() for item in items}
-    names = (
-        dict(session.exec(select(User.id, User.full_name).where(col(User.id).in_(ids))).all())
-        if ids
-        else {}
-    )
+    if names is None:
+        ids = {item.specialist_id for items in best.values() for item in items}
+        names = (
+            dict(session.exec(select(User.id, User.full_name).where(col(User.id).in_(ids))).all())
+            if ids
+            else {}
+        )
     return {
         case_id: [_suggestion(item, names) for item in items] for case_id, items in best.items()
     }
 
 
-def suggestions_public(*, session: Session, result: MatchResult) -> SuggestionsPublic:
-    return _public(result, _names(session, [result]))
+def suggestions_public(
+    *, session: Session, result: MatchResult, names: Mapping[uuid.UUID, str] | None = None
+) -> SuggestionsPublic:
+    """The suggestions and the left-out, named (by one query unless ``names`` are given)."""
+    return _public(result, _names(session, [result]) if names is None else names)
 
 
-def _suggestion(item: Ranked, names: dict[uuid.UUID, str]) -> SuggestionPublic:
+def _suggestion(item: Ranked, names: Mapping[uuid.UUID, str]) -> SuggestionPublic:
     return SuggestionPublic(
         specialist_id=item.specialist_id,
         full_name=names.get(item.specialist_id, ""),
@@ -82,7 +93,7 @@ def _suggestion(item: Ranked, names: dict[uuid.UUID, str]) -> SuggestionPublic:
     )
 
 
-def _public(result: MatchResult, names: dict[uuid.UUID, str]) -> SuggestionsPublic:
+def _public(result: MatchResult, names: Mapping[uuid.UUID, str]) -> SuggestionsPublic:
     return SuggestionsPublic(
         suggestions=[_suggestion(item, names) for item in result.suggestions],
         automatic_choice=result.chosen.specialist_id if result.chosen else None,

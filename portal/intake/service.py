@@ -84,18 +84,26 @@ def list_files(
 
 @dataclass(frozen=True)
 class FileOverview:
-    """The case page's view of the files: records by name, DICOM files counted (they are
-    shown by study and series), and how many there are in all."""
+    """The case page's view of the files: records by name, DICOM files by study and series
+    (counted, not listed: a CT is hundreds of them)."""
 
     records: list[CaseFilePublic]
-    dicom_files: int
-    dicom_bytes: int
+    studies: StudiesPublic
+
+    @property
+    def dicom_files(self) -> int:
+        """Each DICOM file is indexed as one instance, in the transaction that stores it."""
+        return sum(item.instances for study in self.studies.studies for item in study.series)
+
+    @property
+    def dicom_bytes(self) -> int:
+        return sum(item.size for study in self.studies.studies for item in study.series)
 
 
 def file_overview(
     *, session: Session, principal: Principal, ctx: AuditContext, case_id: uuid.UUID
 ) -> FileOverview:
-    """Records (PDFs, photos) oldest first with their names; DICOM files only counted."""
+    """Records (PDFs, photos) oldest first with their names; the studies with their series."""
     case = access.case_for(
         session=session, principal=principal, case_id=case_id, action="case.content.read"
     )
@@ -105,20 +113,17 @@ def file_overview(
         .where(CaseFile.kind != FileKind.dicom.value)
         .order_by(*OLDEST_FIRST)
     ).all()
-    count, size = session.exec(
-        select(func.count(col(CaseFile.id)), func.sum(CaseFile.size))
-        .where(CaseFile.case_id == case.id)
-        .where(CaseFile.kind == FileKind.dicom.value)
-    ).one()
+    found = studies(session=session, principal=principal, ctx=ctx, case_id=case.id)
+    overview = FileOverview(describe_files(session=session, files=records), found)
     audit_service.record_read(
         session=session,
         ctx=ctx,
         action="file.list",
         case_id=case.id,
-        details={"count": len(records) + int(count)},
+        details={"count": len(records) + overview.dicom_files},
     )
     session.commit()
-    return FileOverview(describe_files(session=session, files=records), int(count), int(size or 0))
+    return overview
 
 
 def describe_files(*, session: Session, files: Sequence[CaseFile]) -> list[CaseFilePublic]:
