@@ -7,7 +7,8 @@ out is never offered the same case again automatically (a coordinator may still 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
@@ -31,17 +32,25 @@ S = CaseStatus
 OPEN_OFFER = (OfferStatus.offered, OfferStatus.accepted)
 
 
-def case_needs(*, session: Session, case: Case, now: datetime, settings: Settings) -> CaseNeeds:
-    """What a reader of this case must cover: region, its studies' modalities, language."""
-    modalities: set[str] = set()
-    for listed in session.exec(select(DicomStudy.modalities).where(DicomStudy.case_id == case.id)):
-        modalities.update(code for code in listed.split(",") if code)
+def case_needs(
+    *,
+    session: Session,
+    case: Case,
+    now: datetime,
+    settings: Settings,
+    modalities: Iterable[str] | None = None,
+) -> CaseNeeds:
+    """What a reader of this case must cover: region, its studies' modalities (read now when
+    the caller has not read them already), language."""
+    if modalities is None:
+        listed = session.exec(select(DicomStudy.modalities).where(DicomStudy.case_id == case.id))
+        modalities = [code for text in listed for code in text.split(",")]
     due = case.due_at or now
     return CaseNeeds(
         case_id=case.id,
         patient_id=case.patient_id,
         body_region=case.body_region,
-        modalities=frozenset(modalities),
+        modalities=frozenset(code for code in modalities if code),
         language=case.language,
         due=due,
         now=now,
@@ -62,14 +71,34 @@ def rank(
     settings: Settings,
     now: datetime,
     pool: Sequence[Candidate] | None = None,
+    known: KnownOfCase | None = None,
 ) -> MatchResult:
     """Run matching for ``case`` against every specialist (``pool``, read now when not given),
-    skipping earlier offers."""
-    return match_specialists(
-        case_needs(session=session, case=case, now=now, settings=settings),
-        specialists.candidates(session=session, now=now) if pool is None else pool,
-        excluded=already_offered(session=session, case_id=case.id),
+    skipping earlier offers; what the caller already read of the case comes as ``known``."""
+    needs = case_needs(
+        session=session,
+        case=case,
+        now=now,
+        settings=settings,
+        modalities=known.modalities if known else None,
     )
+    excluded = (
+        frozenset(known.offered) if known else already_offered(session=session, case_id=case.id)
+    )
+    return match_specialists(
+        needs,
+        specialists.candidates(session=session, now=now) if pool is None else pool,
+        excluded=excluded,
+    )
+
+
+@dataclass(frozen=True)
+class KnownOfCase:
+    """What a page already read of a case that matching needs: its studies' modalities and
+    every specialist it was offered to."""
+
+    modalities: list[str]
+    offered: list[uuid.UUID]
 
 
 def offer_next(
@@ -341,13 +370,17 @@ def suggestions_for(
     settings: Settings,
     case_id: uuid.UUID,
     pool: Sequence[Candidate] | None = None,
+    known: KnownOfCase | None = None,
 ) -> MatchResult:
     """Ranked candidates for a coordinator choosing by hand (triage or reassignment);
-    ``pool`` is the specialists already read for the page (:func:`specialists.team`)."""
+    ``pool`` is the specialists already read for the page (:func:`specialists.team`), and
+    ``known`` what it read of the case."""
     case = access.case_for(
         session=session, principal=principal, case_id=case_id, action="case.assignments.read"
     )
-    result = rank(session=session, case=case, settings=settings, now=utcnow(), pool=pool)
+    result = rank(
+        session=session, case=case, settings=settings, now=utcnow(), pool=pool, known=known
+    )
     audit_service.record_read(
         session=session,
         ctx=ctx,

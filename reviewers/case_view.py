@@ -106,6 +106,16 @@ def case_context(
         context["suggestions"], context["specialists"] = None, []
         if context["assignable"]:  # suggestions and the picker only where a choice is open
             team = specialists.team(session=session, principal=principal, now=utcnow())
+            known = (
+                assignment.KnownOfCase(
+                    modalities=[
+                        code for study in files.studies.studies for code in study.modalities
+                    ],
+                    offered=[offer.specialist_id for offer in context["assignments"]],
+                )
+                if files is not None
+                else None
+            )
             result = assignment.suggestions_for(
                 session=session,
                 principal=principal,
@@ -113,6 +123,7 @@ def case_context(
                 settings=settings,
                 case_id=case.id,
                 pool=team.candidates,
+                known=known,
             )
             context["suggestions"] = suggestions_public(
                 session=session, result=result, names=team.names()

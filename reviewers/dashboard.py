@@ -196,7 +196,8 @@ def image_summary(*, session: Session, case_ids: list[uuid.UUID]) -> dict[uuid.U
         select(
             DicomStudy.case_id,
             func.count(func.distinct(DicomStudy.id)),
-            func.count(col(DicomInstance.id)),
+            # The series id, not the instance's: counted from the index alone.
+            func.count(col(DicomInstance.series_id)),
         )
         .join(DicomSeries, col(DicomSeries.study_id) == col(DicomStudy.id), isouter=True)
         .join(DicomInstance, col(DicomInstance.series_id) == col(DicomSeries.id), isouter=True)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import Subquery, func
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
@@ -49,13 +49,23 @@ def profile_for(*, session: Session, user: User) -> SpecialistProfile:
 
 def active_case_counts(*, session: Session) -> dict[uuid.UUID, int]:
     """How many cases each specialist holds now (offered, in review, waiting for answers)."""
-    rows = session.exec(
-        select(Case.assigned_specialist_id, func.count())
+    load = _active_cases()
+    rows = session.exec(select(load.c.specialist_id, load.c.cases)).all()
+    return {specialist: count for specialist, count in rows if specialist is not None}
+
+
+def _active_cases() -> Subquery:
+    """Specialist id → cases held now, as a subquery (one index-only ``GROUP BY``)."""
+    return (
+        select(
+            col(Case.assigned_specialist_id).label("specialist_id"),
+            func.count().label("cases"),
+        )
         .where(col(Case.status).in_(list(ACTIVE_STATUSES)))
         .where(col(Case.assigned_specialist_id).is_not(None))
         .group_by(col(Case.assigned_specialist_id))
-    ).all()
-    return {specialist: count for specialist, count in rows if specialist is not None}
+        .subquery("load")
+    )
 
 
 def turnaround_hours(*, session: Session, now: datetime) -> dict[uuid.UUID, float]:
@@ -135,10 +145,18 @@ class Team:
 
 def team(*, session: Session, principal: Principal, now: datetime) -> Team:
     """Every specialist by name (pickers, the workload table) and the matching pool
-    (:func:`candidates`), from three queries."""
+    (:func:`candidates`), from two queries (accounts with profiles and load, turnaround)."""
     access.require(principal, "specialists.read")
-    rows = session.exec(_with_profiles().order_by(*BY_NAME)).all()
-    load = active_case_counts(session=session)
+    held = _active_cases()
+    rows_and_load = session.exec(
+        select(User, SpecialistProfile, held.c.cases)
+        .join(SpecialistProfile, col(SpecialistProfile.user_id) == col(User.id), isouter=True)
+        .join(held, held.c.specialist_id == col(User.id), isouter=True)
+        .where(User.role == Role.specialist)
+        .order_by(*BY_NAME)
+    ).all()
+    rows = [(user, profile) for user, profile, _cases in rows_and_load]
+    load = {user.id: int(cases) for user, _profile, cases in rows_and_load if cases}
     turnaround = turnaround_hours(session=session, now=now)
     return Team(
         roster=[

@@ -160,10 +160,22 @@ class ArchiveCompleteness(SQLModel):
     missing: list[str]
 
 
+class QueuedArchive(SQLModel):
+    """A ZIP kept for a background import: its entries are accepted or refused there, and
+    ``GET /api/uploads/{upload_id}`` shows how far it is and, at the end, its result."""
+
+    archive: str
+    upload_id: uuid.UUID
+    progress: str
+    """Where to follow it (``/api/uploads/{upload_id}``)."""
+
+
 class UploadResult(SQLModel):
     accepted: list[AcceptedFile] = []
     rejected: list[RejectedFile] = []
     archives: list[ArchiveCompleteness] = []
+    queued: list[QueuedArchive] = []
+    """ZIPs sent with a multipart upload: imported after the answer (``QueuedArchive``)."""
 
 
 class UploadProgress(SQLModel):

@@ -31,6 +31,7 @@ from portal.intake.models import (
     ArchiveReport,
     CaseFile,
     DicomInstance,
+    QueuedArchive,
     RejectedFile,
     UploadResult,
 )
@@ -79,6 +80,9 @@ class Ingest:
     and the parts it stores are keyed by it, so a completion run again skips them."""
     progress: Callable[[int, int], None] | None = None
     """Told (entries done, entries in all) as a ZIP's entries are imported."""
+    stage_archive: Callable[[str, StoredObject], QueuedArchive] | None = None
+    """Keep a ZIP for a background import instead of importing it in this request (multipart
+    uploads: a CD's thousands of entries would outlast the request and any proxy's timeout)."""
     _reports: list[uuid.UUID] = field(default_factory=list)
     _key_and_quota: tuple[bytes, QuotaLedger] | None = None
     """Read at the request's first file, then kept by the request (``portal.intake.quota``)."""
@@ -159,7 +163,10 @@ class Ingest:
                         "nested_archive",
                         "Archives nested more than one level deep are not accepted.",
                     )
-                self._archive(filename, stored, wrapped)
+                if self.stage_archive is not None:
+                    self.result.queued.append(self.stage_archive(filename, stored))
+                else:
+                    self._archive(filename, stored, wrapped)
                 return
             self._accept(filename, stored, capture, source, wrapped, entry)
         except Rejected as rejected:

@@ -33,13 +33,13 @@ from portal.db import utcnow
 from portal.errors import ChecksumMismatch, Conflict, Gone, InvalidInput, NotFound, PayloadTooLarge
 from portal.intake import service as intake_service
 from portal.intake import tus_chunks
-from portal.intake.models import TusChunk, TusUpload, UploadResult, UploadStatus
+from portal.intake.models import QueuedArchive, TusChunk, TusUpload, UploadResult, UploadStatus
 from portal.intake.pipeline import Ingest
 from portal.jobs import service as jobs_service
 from portal.objects import service as objects_service
 from portal.objects import texts
 from portal.settings import Settings
-from storage.vault import Vault
+from storage.vault import StoredObject, Vault
 
 TUS_VERSION = "1.0.0"
 COMPLETE_JOB = "upload.complete"
@@ -208,6 +208,63 @@ def assemble(*, session: Session, upload: TusUpload) -> None:
     jobs_service.enqueue(session=session, kind=COMPLETE_JOB, key=str(upload.id))
 
 
+def stage_archive(
+    *,
+    session: Session,
+    settings: Settings,
+    case_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    filename: str,
+    stored: StoredObject,
+) -> QueuedArchive:
+    """Keep a ZIP that came whole in a multipart request as the one chunk of an upload, for
+    its completion job to import as it imports a resumable one; commits.
+
+    Until its request has finished (``queue_staged``) the upload is not complete (offset 0):
+    nothing imports it, and a request that breaks off drops it (``drop_staged``). One whose
+    process died in between expires like any unfinished upload, its bytes with it.
+    """
+    upload = TusUpload(
+        case_id=case_id,
+        owner_id=owner_id,
+        length=stored.size,
+        expires_at=expiry(settings, created_at=utcnow()),
+    )
+    texts.for_case(session=session, case_id=case_id).seal(upload, "filename", filename)
+    session.add(upload)
+    session.flush()
+    row = objects_service.record(session=session, case_id=case_id, stored=stored)
+    session.add(
+        TusChunk(upload_id=upload.id, stored_object_id=row.id, offset=0, length=stored.size)
+    )
+    session.commit()
+    return QueuedArchive(
+        archive=filename, upload_id=upload.id, progress=f"/api/uploads/{upload.id}"
+    )
+
+
+def queue_staged(*, session: Session, upload_ids: Iterable[uuid.UUID]) -> None:
+    """The request that staged these archives answered: each waits for its completion job."""
+    for upload_id in upload_ids:
+        upload = _lock(session, upload_id)
+        upload.offset = upload.length
+        assemble(session=session, upload=upload)
+        session.add(upload)
+    session.commit()
+
+
+def drop_staged(*, session: Session, vault: Vault, upload_ids: Iterable[uuid.UUID]) -> None:
+    """The request that staged these archives broke off: forget them and their bytes."""
+    session.rollback()
+    for upload_id in upload_ids:
+        upload = session.get(TusUpload, upload_id)
+        if upload is not None and upload.status == UploadStatus.receiving:
+            chunks = tus_chunks.of_upload(session=session, upload_id=upload_id)
+            tus_chunks.drop(session=session, vault=vault, chunks=chunks)
+            session.delete(session.get(TusUpload, upload_id))
+            session.commit()
+
+
 def _lock(session: Session, upload_id: uuid.UUID) -> TusUpload:
     """The upload's row, locked for this transaction; 404 once terminated, 409 while another
     request holds it longer than the database waits."""
@@ -241,6 +298,7 @@ def ingest_whole(
     that stops short or fails its checksum stores nothing and leaves the offset at 0.
     """
     ingest = ingest_into_case(session, vault, settings, principal, ctx, upload)
+    ingest.stage_archive = lambda name, stored: _stage_own(session, upload, name, stored)
     hasher = _ChunkHasher(body, upload.length, checksum)
     name = filename(session=session, upload=upload)
     try:
@@ -250,9 +308,25 @@ def ingest_whole(
         return upload
     finished = session.get(TusUpload, upload.id) or upload
     finished.offset = finished.length
-    record_result(session, finished, ingest.result)
+    if ingest.result.queued:
+        assemble(session=session, upload=finished)  # a ZIP: its entries are the job's work
+    else:
+        record_result(session, finished, ingest.result)
+    session.add(finished)
     session.commit()
     return finished
+
+
+def _stage_own(
+    session: Session, upload: TusUpload, name: str, stored: StoredObject
+) -> QueuedArchive:
+    """A ZIP sent whole at creation: it becomes the upload's one chunk, for its completion
+    job to import, as if it had come in several PATCHes (committed with the upload's state)."""
+    row = objects_service.record(session=session, case_id=upload.case_id, stored=stored)
+    session.add(
+        TusChunk(upload_id=upload.id, stored_object_id=row.id, offset=0, length=stored.size)
+    )
+    return QueuedArchive(archive=name, upload_id=upload.id, progress=f"/api/uploads/{upload.id}")
 
 
 def filename(*, session: Session, upload: TusUpload) -> str:

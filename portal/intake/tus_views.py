@@ -85,6 +85,8 @@ async def create(
         if sends_data:
             whole = request.headers.get("content-length") == str(length) and length > 0
             upload = await _first_data(request, caller, session, settings, upload, whole=whole)
+    if upload.status == UploadStatus.assembling:
+        request.app.state.jobs.wake()  # a ZIP sent whole: its import starts at once
     location = str(request.url_for("upload_status", upload_id=str(upload.id)).path)
     return Response(status_code=201, headers=_headers(upload, Location=location))
 

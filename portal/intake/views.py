@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from portal.deps import Caller, PageDep, SessionDep, SettingsDep, vault_of
 from portal.errors import InvalidInput
-from portal.intake import service
+from portal.intake import service, tus
 from portal.intake.capacity import UploadCapacity
 from portal.intake.models import CaseFilePublic, UploadResult
 from portal.intake.multipart import MultipartStream
@@ -58,15 +58,26 @@ async def upload_files(
             ctx=caller.ctx,
             case=case,
             uploader_id=caller.user.id,
+            stage_archive=lambda name, stored: tus.stage_archive(
+                session=session,
+                settings=settings,
+                case_id=case.id,
+                owner_id=caller.user.id,
+                filename=name,
+                stored=stored,
+            ),
         )
         files = await capacity.run(lambda: _ingest_parts(stream, ingest))
     if files == 0:
         raise InvalidInput("Choose at least one file to upload (form field 'files').")
+    if ingest.result.queued:
+        request.app.state.jobs.wake()  # this process starts the imports at once
     return ingest.result
 
 
 def _ingest_parts(stream: MultipartStream, ingest: Ingest) -> int:
-    """Ingest every ``files`` part (in an upload thread); how many there were."""
+    """Ingest every ``files`` part (in an upload thread); how many there were. ZIPs are
+    staged, then handed to their import jobs once every part has arrived."""
     files = 0
     try:
         for headers, chunks in stream.parts():
@@ -76,8 +87,12 @@ def _ingest_parts(stream: MultipartStream, ingest: Ingest) -> int:
                 continue
             files += 1
             ingest.add(filename=headers.filename, chunks=chunks, source="upload")
+        staged = [item.upload_id for item in ingest.result.queued]
+        tus.queue_staged(session=ingest.session, upload_ids=staged)
     except BaseException:
+        staged = [item.upload_id for item in ingest.result.queued]
         ingest.withdraw()
+        tus.drop_staged(session=ingest.session, vault=ingest.vault, upload_ids=staged)
         raise
     return files
 

@@ -14,7 +14,7 @@ from portal.accounts.models import Role
 from portal.audit.models import AuditEvent
 from portal.cases.consent import CURRENT_VERSION
 from portal.intake import indexing
-from portal.intake.models import CaseFile, DicomInstance
+from portal.intake.models import CaseFile, DicomInstance, TusChunk, TusUpload
 from portal.objects.models import StoredObject
 from storage.embedded import EmbeddedS3
 from tests.fixtures.app import (
@@ -25,6 +25,7 @@ from tests.fixtures.app import (
     submit_case,
     text_share_key,
 )
+from tests.fixtures.uploads import upload_outcome
 from tests.portal import samples
 from tests.services import s3
 
@@ -166,7 +167,15 @@ def test_hospital_cd_zip_with_dicomdir_reports_completeness(
     }
     missing = "98892003/MR700/4648"
     cd = samples.zip_folder(folder, skip=extras | {missing})
-    body = upload(client, patient, case["id"], ("hospital-cd.zip", cd)).json()
+    answer = upload(client, patient, case["id"], ("hospital-cd.zip", cd)).json()
+    # The request answers once the ZIP is stored; its entries are imported by a job.
+    assert answer["accepted"] == [] and answer["archives"] == []
+    (queued,) = answer["queued"]
+    assert queued["archive"] == "hospital-cd.zip"
+    assert queued["progress"] == f"/api/uploads/{queued['upload_id']}"
+    outcome = upload_outcome(lambda: client.get(queued["progress"], headers=patient.headers))
+    assert outcome["status"] == "complete", outcome
+    body = outcome["result"]
     assert body["rejected"] == []
     assert len(body["accepted"]) == 30
     report = body["archives"][0]
@@ -177,6 +186,36 @@ def test_hospital_cd_zip_with_dicomdir_reports_completeness(
     assert studies["archives"][0]["missing"] == [missing]
     assert len(bucket_keys(seaweed, case["id"])) == 31  # entries and text key share, no ZIP
     assert len(db.exec(select(DicomInstance)).all()) == 30
+    assert db.exec(select(TusChunk)).all() == []  # the staged ZIP is gone with its row
+
+
+def test_a_multipart_request_that_breaks_off_keeps_no_staged_zip(
+    client, patient, case, db: Session, seaweed
+):
+    """All or nothing: a ZIP staged for import, then a part that never ends. The sender
+    never learns of the ZIP, so it is not imported and its bytes are deleted."""
+    cd = samples.zip_folder(samples.dicomdir_folder())
+    boundary = "----portal-test"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="cd.zip"\r\n'
+        "Content-Type: application/zip\r\n\r\n"
+    ).encode()
+    second = (
+        f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+        'filename="cut.dcm"\r\nContent-Type: application/dicom\r\n\r\n'
+    ).encode()
+    body = head + cd + second + b"DICM" * 100  # no closing boundary: the body is cut short
+    response = client.post(
+        f"/api/cases/{case['id']}/files",
+        content=body,
+        headers={**patient.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert response.status_code == 400, response.text
+    db.expire_all()
+    assert db.exec(select(TusUpload)).all() == []
+    assert db.exec(select(TusChunk)).all() == []
+    assert db.exec(select(CaseFile)).all() == []
+    assert len(bucket_keys(seaweed, case["id"])) <= 1  # at most the text key share
 
 
 def test_studies_hierarchy_and_non_latin_names(client, patient, case):
