@@ -129,6 +129,46 @@ def test_last_patch_answers_at_once_and_the_status_walks_to_complete(
 
 
 @SQLITE
+def test_a_zip_sent_whole_at_creation_is_imported_by_its_job(
+    app: FastAPI, client: TestClient, accounts: Accounts, settings: Settings
+):
+    """Creation-with-upload of a whole ZIP answers once its bytes are stored; the entries are
+    the job's work (before, they were imported inside the creation request)."""
+    patient = accounts.patient()
+    case_id = open_case(client, patient)["id"]
+    data = samples.ct_zip(3, size=64)
+    metadata = ",".join(
+        f"{key} {base64.b64encode(value.encode()).decode()}"
+        for key, value in {"case_id": case_id, "filename": ZIP_NAME}.items()
+    )
+    created = client.post(
+        "/api/uploads",
+        content=data,
+        headers={
+            **patient.headers,
+            **CHUNK,
+            "Upload-Length": str(len(data)),
+            "Upload-Metadata": metadata,
+        },
+    )
+    assert created.status_code == 201, created.text
+    assert created.headers["upload-offset"] == str(len(data))
+    location = str(created.headers["location"])
+    waiting = client.get(location, headers=patient.headers).json()
+    assert (waiting["status"], waiting["result"]) == ("assembling", None)
+    files = client.get(f"/api/cases/{case_id}/files", headers=patient.headers).json()
+    assert files["items"] == []
+
+    assert run_jobs(app, settings) == 1
+    done = client.get(location, headers=patient.headers).json()
+    assert done["status"] == "complete" and done["entries_done"] == done["entries_total"] == 3
+    assert len(done["result"]["accepted"]) == 3
+    assert done["result"]["archives"][0]["archive"] == ZIP_NAME
+    with app.state.engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM tus_chunks")).scalar() == 0
+
+
+@SQLITE
 def test_upload_names_are_sealed_in_the_database_and_clear_in_the_api(
     app: FastAPI, client: TestClient, accounts: Accounts, settings: Settings
 ):
