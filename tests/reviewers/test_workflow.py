@@ -4,10 +4,11 @@ offers, declines, timeouts, manual assignment, deadlines and the sweep."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from portal.accounts.models import Role
 from portal.app import create_app
 from portal.audit import sealer
 from portal.audit import service as audit_service
+from portal.cases.consent import CURRENT_VERSION
 from portal.cases.models import Case, CaseEvent, CaseStatus
 from portal.db import create_db_engine, utcnow
 from portal.notifications.models import NotificationKind, OutboxMessage
@@ -27,8 +29,10 @@ from portal.objects import texts
 from reviewers import sweep, workflow
 from reviewers.models import CaseAssignment, CaseQuestion, OfferStatus, Opinion
 from storage.embedded import EmbeddedS3
-from tests.fixtures.app import Account, Accounts, make_settings
+from tests.fixtures.app import Account, Accounts, make_settings, open_case
 from tests.fixtures.logs import SensitiveValues
+from tests.portal import samples
+from tests.portal.test_pages import browser_sign_in
 from tests.reviewers.conftest import Team, ready_case, submit
 
 S = CaseStatus
@@ -322,8 +326,6 @@ def test_deadline_warnings_go_out_once_and_pause_while_waiting(
     url = f"/api/cases/{case['id']}"
     submitted = submit(client, patient, case["id"])
     client.post(f"{url}/accept", headers=team.spine_ru.headers)
-    from datetime import datetime
-
     due = datetime.fromisoformat(submitted["due_at"])
     assert timedelta(hours=47) < due - utcnow() <= timedelta(hours=48)
     settings, engine = app.state.settings, app.state.engine
@@ -533,3 +535,47 @@ def test_a_coordinator_may_assign_by_hand_until_the_opinion_is_written():
         CaseStatus.in_review,
         CaseStatus.info_requested,
     }
+
+
+def test_the_case_page_prints_its_due_date_once(client: TestClient, accounts: Accounts, team: Team):
+    """The status words already say when the opinion is due; the deadline tag beside them
+    gave the date a second time ("due 10 Dec due 10 Dec 2026")."""
+    patient = accounts.patient(language="ru")
+    case = ready_case(client, patient, language="ru")
+    submit(client, patient, case["id"])
+    accepted = client.post(f"/api/cases/{case['id']}/accept", headers=team.spine_ru.headers)
+    assert accepted.status_code == 200, accepted.text
+    due = accepted.json()["due_at"]
+    browser_sign_in(client, patient)
+    page = client.get(f"/cases/{case['id']}").text
+    head = page.split('<header class="case-head">', 1)[1].split("</header>", 1)[0]
+    day = datetime.fromisoformat(due)
+    assert f"due {day.day} {day:%b}" in head
+    text = re.sub(r"<[^>]+>", " ", head)  # what a reader sees
+    assert text.count("due ") == 1, text
+
+
+def test_the_submit_hint_names_only_what_is_still_missing(client: TestClient, accounts: Accounts):
+    patient = accounts.patient()
+    case = open_case(client, patient)
+    browser_sign_in(client, patient)
+
+    def hint() -> str:
+        page = client.get(f"/cases/{case['id']}").text
+        return page.split('id="submit-needs">', 1)[1].split("</small>", 1)[0]
+
+    assert hint() == "Still needed: your consent and at least one file."
+    consent = client.post(
+        f"/api/cases/{case['id']}/consent",
+        json={"accepted": True, "version": CURRENT_VERSION},
+        headers=patient.headers,
+    )
+    assert consent.status_code == 201
+    assert hint() == "Still needed: at least one file."
+    sent = client.post(
+        f"/api/cases/{case['id']}/files",
+        files=[("files", ("ct.dcm", samples.ct_series(1)[0], "application/dicom"))],
+        headers=patient.headers,
+    )
+    assert sent.status_code == 200 and sent.json()["accepted"]
+    assert hint() == "Your consent and files are in: you can submit."
