@@ -49,6 +49,7 @@ def crashes(
 ) -> Iterator[Crashes]:
     # Nothing else runs in this portal: whatever a kill left behind may be cleaned at once.
     settings.orphan_grace_seconds = 0
+    settings.orphan_interval_seconds = 0  # and looked for at every pass, not once an hour
     harness = Crashes(settings, app, tmp_path / "serve.log")
     sensitive.add_log_file(harness.log)
     harness.start()

@@ -24,6 +24,7 @@ from portal.intake.models import CaseFile, DicomInstance
 from portal.viewer import render, service
 from portal.viewer.cache import dataset_cache, frame_cache
 from tests.fixtures.app import Account, Accounts, open_case, submit_case
+from tests.fixtures.uploads import upload_outcome
 from tests.portal import samples
 from tests.portal.test_render import KNOWN_UNDECODABLE, pixel_data_files
 
@@ -279,6 +280,11 @@ def test_every_uploadable_sample_renders_or_is_refused_never_a_server_error(
         headers=patient.headers,
     )
     assert response.status_code == 200, response.text
+    (queued,) = response.json()["queued"]  # a ZIP is imported by a job, after the answer
+    outcome = upload_outcome(
+        lambda: client.get(queued["progress"], headers=patient.headers), timeout=300
+    )
+    assert outcome["status"] == "complete", outcome
     rows = [
         (instance, intake_service.file_name(session=db, case_file=case_file))
         for instance, case_file in db.exec(
