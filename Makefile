@@ -7,7 +7,7 @@ TEST_STAMP := $(VENV)/.test-installed
 JS_STAMP   := tests/js/node_modules/.installed
 OHIF_STAMP := var/ohif/.installed-by-make
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench clean messages
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -51,6 +51,13 @@ $(JS_STAMP): tests/js/package-lock.json
 
 pytest: $(TEST_STAMP) $(JS_STAMP) $(OHIF_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The interface's strings: extract them from the code and templates (babel.cfg) and merge them
+# into every catalogue; then translate the new entries (tests/portal/test_i18n.py checks).
+messages: $(TEST_STAMP)
+	mkdir -p build
+	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output --omit-header -o build/messages.pot .
+	$(BIN)/pybabel update -i build/messages.pot -d portal/locale --no-fuzzy-matching --width 100
 
 bench: $(TEST_STAMP)
 	$(BIN)/python -m bench

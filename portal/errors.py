@@ -5,43 +5,45 @@ Each carries a message written for the person on the other end, never internal d
 
 from typing import Any
 
+from portal.i18n import N_, gettext
+
 
 class PortalError(Exception):
     """Base of every error a caller is meant to see."""
 
-    default_message = "The request could not be completed."
+    default_message = N_("The request could not be completed.")
 
     def __init__(self, message: str | None = None) -> None:
-        self.message = message or self.default_message
+        self.message = gettext(message or self.default_message)
         super().__init__(self.message)
 
 
 class InvalidInput(PortalError):
-    default_message = "The request is not valid."
+    default_message = N_("The request is not valid.")
 
 
 class NotAuthenticated(PortalError):
-    default_message = "Sign in to continue."
+    default_message = N_("Sign in to continue.")
 
 
 class Forbidden(PortalError):
-    default_message = "You are not allowed to do this."
+    default_message = N_("You are not allowed to do this.")
 
 
 class NotFound(PortalError):
-    default_message = "Not found."
+    default_message = N_("Not found.")
 
 
 class Conflict(PortalError):
-    default_message = "This conflicts with the current state."
+    default_message = N_("This conflicts with the current state.")
 
 
 class PayloadTooLarge(PortalError):
-    default_message = "The request is too large."
+    default_message = N_("The request is too large.")
 
 
 class TooManyRequests(PortalError):
-    default_message = "Too many attempts. Try again later."
+    default_message = N_("Too many attempts. Try again later.")
 
     def __init__(self, message: str | None = None, *, retry_after: int = 60) -> None:
         super().__init__(message)
@@ -49,41 +51,41 @@ class TooManyRequests(PortalError):
 
 
 class ServiceUnavailable(PortalError):
-    default_message = "The service is temporarily unavailable."
+    default_message = N_("The service is temporarily unavailable.")
 
 
 class Gone(PortalError):
-    default_message = "This no longer exists."
+    default_message = N_("This no longer exists.")
 
 
 class RequestTimeout(PortalError):
     """The client stopped sending the request body (an upload that stalled)."""
 
-    default_message = "The upload stopped arriving; nothing of it was kept. Send it again."
+    default_message = N_("The upload stopped arriving; nothing of it was kept. Send it again.")
 
 
 class UnsupportedMediaType(PortalError):
-    default_message = "The request body has the wrong content type."
+    default_message = N_("The request body has the wrong content type.")
 
 
 class NotAcceptable(PortalError):
-    default_message = "None of the media types in the Accept header can be given."
+    default_message = N_("None of the media types in the Accept header can be given.")
 
 
 class BadRequest(PortalError):
     """Malformed in its syntax (a query, a frame list), as opposed to invalid data (422)."""
 
-    default_message = "The request is not well-formed."
+    default_message = N_("The request is not well-formed.")
 
 
 class PreconditionFailed(PortalError):
-    default_message = "A precondition of the request does not hold."
+    default_message = N_("A precondition of the request does not hold.")
 
 
 class ChecksumMismatch(PortalError):
     """tus checksum extension: the received bytes do not match the client's checksum (460)."""
 
-    default_message = "The received data does not match its checksum; send it again."
+    default_message = N_("The received data does not match its checksum; send it again.")
 
 
 HTTP_STATUS: list[tuple[type[PortalError], int]] = [

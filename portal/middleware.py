@@ -13,8 +13,10 @@ import time
 from collections.abc import MutableMapping
 from typing import Any
 
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from portal.i18n import LANGUAGE_COOKIE, choose, language_var
 from portal.observability import new_request_id, request_id_var
 
 log = logging.getLogger("portal.access")
@@ -34,8 +36,17 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _language(scope: Scope) -> str:
+    """The request's language before anyone signs in: the ``lang`` cookie, then the browser's
+    ``Accept-Language`` (a signed-in page then puts the account's setting first)."""
+    cookie = _header(scope, b"cookie")
+    chosen = cookie_parser(cookie).get(LANGUAGE_COOKIE) if cookie else None
+    return choose(cookie=chosen, accept_language=_header(scope, b"accept-language"))
+
+
 class RequestContextMiddleware:
-    """Give every request an id (echoed in ``X-Request-ID``) and log one access line for it.
+    """Give every request an id (echoed in ``X-Request-ID``), the language it is answered in,
+    and log one access line for it.
 
     The access line names the route *template* (``/api/cases/{case_id}``), never the raw path
     or query string, and no client address: those belong to the audit trail.
@@ -51,6 +62,7 @@ class RequestContextMiddleware:
         request_id = new_request_id(_header(scope, b"x-request-id"))
         token = request_id_var.set(request_id)
         scope.setdefault("state", {})["request_id"] = request_id
+        language_token = language_var.set(_language(scope))
         started = time.perf_counter()
         status = 500
 
@@ -75,6 +87,7 @@ class RequestContextMiddleware:
                 },
             )
             request_id_var.reset(token)
+            language_var.reset(language_token)
 
 
 class SecurityHeadersMiddleware:

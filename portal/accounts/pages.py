@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse
 from markupsafe import Markup
 from pydantic import ValidationError
 
+from portal import i18n
 from portal.accounts import service, two_step
 from portal.accounts.deps import PresessionForm, issue_form_token, set_form_cookie
 from portal.accounts.models import UserCreate
@@ -115,8 +116,8 @@ def login(
 
 @router.get("/register")
 def register_page(request: Request, settings: SettingsDep, box: BoxDep) -> Response:
-    form = {"full_name": "", "email": "", "language": "en"}
-    context = {"form": form, "languages": LANGUAGES}
+    form = {"full_name": "", "email": "", "language": i18n.current()}
+    context = {"form": form, "opinion_languages": LANGUAGES}
     return _form_page(request, settings, box, "accounts/register.html", context)
 
 
@@ -144,9 +145,47 @@ def register(
         # Echo the form only when it is printable text (the template escapes it anyway).
         form = {"full_name": full_name, "email": email, "language": language}
         shown = {key: value if value.isprintable() else "" for key, value in form.items()}
-        context = {"error": error, "form": shown, "languages": LANGUAGES}
+        context = {"error": error, "form": shown, "opinion_languages": LANGUAGES}
         return _form_page(request, settings, box, "accounts/register.html", context, code)
     return RedirectResponse("/login?registered=1", status_code=status.HTTP_303_SEE_OTHER)
+
+
+def _with_language_cookie(response: Response, settings: Settings, language: str) -> Response:
+    response.set_cookie(
+        i18n.LANGUAGE_COOKIE,
+        language,
+        max_age=365 * 24 * 3600,
+        httponly=True,
+        secure=settings.cookie_secure,
+        samesite="lax",
+        path="/",
+    )
+    return response
+
+
+@router.get("/language/{code}")
+def choose_language(code: str, settings: SettingsDep, next: str = "/") -> Response:
+    """The language switcher before sign-in: a cookie (a preference, not a secret)."""
+    language = i18n.supported(code)
+    response = RedirectResponse(safe_next(next), status_code=status.HTTP_303_SEE_OTHER)
+    return _with_language_cookie(response, settings, language) if language else response
+
+
+@router.post("/account/language")
+def set_account_language(
+    caller: FormCaller,
+    session: SessionDep,
+    settings: SettingsDep,
+    language: Annotated[str, Form(max_length=16)],
+    next: Annotated[SingleLineText, Form(max_length=500)] = "/",
+) -> Response:
+    """The switcher once signed in: the account's setting (pages and e-mails) and the cookie."""
+    chosen = i18n.supported(language)
+    if chosen is None:
+        raise InvalidInput(i18n.gettext("This language is not available."))
+    service.set_language(session=session, user=caller.user, language=chosen)
+    response = RedirectResponse(safe_next(next), status_code=status.HTTP_303_SEE_OTHER)
+    return _with_language_cookie(response, settings, chosen)
 
 
 @router.post("/logout")

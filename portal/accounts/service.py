@@ -369,3 +369,11 @@ def revoke_all_sessions(
         if auth_session.id != except_id:
             auth_session.revoked_at = utcnow()
             session.add(auth_session)
+
+
+def set_language(*, session: Session, user: User, language: str) -> None:
+    """The account's language: its pages, its e-mails and, for a patient, new cases' opinions."""
+    user.language = language
+    user.updated_at = utcnow()
+    session.add(user)
+    session.commit()

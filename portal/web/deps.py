@@ -7,11 +7,13 @@ from urllib.parse import quote
 
 from fastapi import Depends, Form, Request
 
+from portal import i18n
 from portal.accounts.service import resolve_session
 from portal.deps import CSRF_PURPOSE, AnonymousCtx, BoxDep, SessionDep, SettingsDep, SignedInCaller
 from portal.deps import csrf_token_for as csrf_token_for
 from portal.errors import Forbidden, NotAuthenticated
 from portal.sealing import SecretBox
+from portal.web.templating import page_language
 
 
 class LoginRequired(NotAuthenticated):
@@ -52,8 +54,17 @@ def enrolling_page_caller(
     return caller
 
 
+async def speaking_caller(
+    request: Request, caller: Annotated[SignedInCaller, Depends(enrolling_page_caller)]
+) -> SignedInCaller:
+    """The signed-in visitor, whose language the rest of the request speaks (an async
+    dependency runs in the request's own context, so the language reaches the endpoint)."""
+    i18n.language_var.set(page_language(request))
+    return caller
+
+
 async def page_caller(
-    caller: Annotated[SignedInCaller, Depends(enrolling_page_caller)],
+    caller: Annotated[SignedInCaller, Depends(speaking_caller)],
 ) -> SignedInCaller:
     """The signed-in visitor of a page (form posts use ``FormCaller``, which checks CSRF)."""
     if caller.auth_session.enrollment_only:
@@ -81,7 +92,7 @@ def _here(request: Request) -> str:
 
 
 PageCaller = Annotated[SignedInCaller, Depends(page_caller)]
-EnrollingPageCaller = Annotated[SignedInCaller, Depends(enrolling_page_caller)]
+EnrollingPageCaller = Annotated[SignedInCaller, Depends(speaking_caller)]
 FormCaller = Annotated[SignedInCaller, Depends(form_caller)]
 
 

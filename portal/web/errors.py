@@ -9,20 +9,22 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
 from portal.errors import PortalError, describe_validation_errors, http_status
+from portal.i18n import N_, gettext
 
 HEADINGS = {
-    400: "The request could not be completed",
-    401: "Please sign in",
-    403: "Not allowed",
-    404: "Not found",
-    405: "Not allowed",
-    409: "That cannot be done now",
-    413: "Too large",
-    415: "Not a supported file",
-    422: "Please check what you entered",
-    429: "Too many attempts",
-    500: "Something went wrong",
-    503: "Temporarily unavailable",
+    # Marked here, translated where the page is drawn.
+    400: N_("The request could not be completed"),
+    401: N_("Please sign in"),
+    403: N_("Not allowed"),
+    404: N_("Not found"),
+    405: N_("Not allowed"),
+    409: N_("That cannot be done now"),
+    413: N_("Too large"),
+    415: N_("Not a supported file"),
+    422: N_("Please check what you entered"),
+    429: N_("Too many attempts"),
+    500: N_("Something went wrong"),
+    503: N_("Temporarily unavailable"),
 }
 API_PREFIXES = ("/api/", "/healthz", "/readyz", "/static/")
 
@@ -47,9 +49,9 @@ def page_error(request: Request, exc: PortalError) -> Response:
 def page_status(request: Request, code: int, message: str) -> Response:
     from portal.web.templating import render
 
-    heading = HEADINGS.get(code, HEADINGS[400])
+    heading = gettext(HEADINGS.get(code, HEADINGS[400]))
     if code == 404 and message == "Not Found":
-        message = "There is no page at this address."
+        message = gettext("There is no page at this address.")
     context = {"heading": heading, "message": message}
     return render(request, "error.html", context, status_code=code)
 
