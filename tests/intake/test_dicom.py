@@ -265,7 +265,7 @@ def test_a_dicomdir_uploaded_alone_is_explained():
     ("name", "patient_name", "charset"),
     [
         # the sample itself mixes Cyrillic and Latin look-alikes ("ce", "yp")
-        ("chrRuss.dcm", "Люкceмбypг", "ISO_IR 144"),  # noqa: RUF001
+        ("chrRuss.dcm", "Люкceмбypг", "ISO_IR 144"),
         ("chrX1.dcm", "Wang^XiaoDong=王^小東", "ISO_IR 192"),
         ("chrX2.dcm", "Wang^XiaoDong=王^小东", "GB18030"),
         ("chrH31.dcm", "Yamada^Tarou=山田^太郎=やまだ^たろう", "\\ISO 2022 IR 87"),

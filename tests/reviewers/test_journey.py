@@ -2,9 +2,6 @@
 a Russian-speaking patient's spine CT goes to the right specialist and comes back as a signed
 opinion the patient reads and downloads."""
 
-# The patient and the specialist write in Russian: Cyrillic letters are the point here.
-# ruff: noqa: RUF001
-
 from __future__ import annotations
 
 import io

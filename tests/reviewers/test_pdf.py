@@ -1,8 +1,5 @@
 """The opinion PDF: what a patient reads in it, on every page, and what its metadata never holds."""
 
-# Mixed Latin, Cyrillic and Greek text and the multiplication sign are what these tests are about.
-# ruff: noqa: RUF001
-
 from __future__ import annotations
 
 import hashlib
