@@ -256,6 +256,15 @@ def is_allowed(principal: Principal, permission: str) -> bool:
     return principal.scope_case_id is None and principal.role in ROLE_PERMISSIONS[permission]
 
 
+def may_read_event_note(principal: Principal, *, actor_role: str | None) -> bool:
+    """Whether the caller reads the note of a timeline step: staff read every note (matching,
+    reassignment and decline reasons are how they work); a patient reads only their own (a
+    cancellation reason), never the staff's internal ones."""
+    if principal.role != Role.patient:
+        return True
+    return actor_role == Role.patient.value
+
+
 def require(principal: Principal, permission: str) -> None:
     """Raise ``Forbidden`` unless the caller's role holds ``permission``."""
     if not is_allowed(principal, permission):

@@ -77,6 +77,14 @@ def translations(code: str) -> NullTranslations:
     return Translations(compiled, domain=DOMAIN)
 
 
+def language_name(code: str) -> str:
+    """The language ``code`` named in the current language (``Russian``, ``русский``)."""
+    try:
+        return Locale.parse(code).get_display_name(_locale()) or code
+    except (ValueError, UnknownLocaleError):
+        return code
+
+
 def supported(code: str | None) -> str | None:
     """``code`` (``ru``, ``ru-RU``, ``RU``) as an interface language, or None."""
     if not code:
@@ -148,6 +156,13 @@ def ngettext(singular: str, plural: str, count: int, **values: object) -> str:
     return text % {"num": format_number(count), **values}
 
 
+def plural_form(singular: str, plural: str, count: int) -> str:
+    """The form for ``count`` with ``%(num)s`` filled and other placeholders left for the caller
+    (Jinja2's ``ngettext`` fills those, escaping them)."""
+    text = translations(current()).ungettext(singular, plural, count)
+    return text.replace("%(num)s", format_number(count))
+
+
 def pgettext(context: str, message: str, **values: object) -> str:
     """``message`` in ``context`` (the same English word translated two ways)."""
     text = translations(current()).upgettext(context, message)
@@ -171,6 +186,15 @@ def format_date(value: date | datetime | None, *, style: str = "medium") -> str:
     if isinstance(value, datetime):
         value = value.date()
     return babel_dates.format_date(value, format=style, locale=_locale())
+
+
+def format_day(value: date | datetime | None) -> str:
+    """A day of the month without the year, as the locale writes it: ``10 Dec``, ``10 дек.``."""
+    if value is None:
+        return "—"
+    if isinstance(value, datetime):
+        value = value.date()
+    return babel_dates.format_skeleton("MMMd", value, locale=_locale())
 
 
 def format_moment(value: datetime | None) -> str:

@@ -6,22 +6,25 @@ No rules live here: every value comes from a service that already decided who ma
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Any
 
 from fastapi import Request, Response
 from sqlmodel import Session
 
 from portal import access
+from portal.accounts.models import Role
 from portal.audit import service as audit_service
 from portal.breakglass import service as break_glass_service
+from portal.cases import progress, wording
 from portal.cases import service as cases_service
-from portal.cases import wording
-from portal.cases.consent import CONSENT_TEXTS, CURRENT_VERSION
+from portal.cases.consent import CURRENT_VERSION, consent_text
 from portal.cases.models import Case, CaseStatus
 from portal.db import utcnow
 from portal.deps import SignedInCaller
 from portal.dicomweb import tokens
 from portal.errors import NotFound
+from portal.i18n import N_
 from portal.intake import service as intake_service
 from portal.objects import texts
 from portal.pagination import PageRequest
@@ -35,14 +38,14 @@ from reviewers.models import QuestionKind
 from reviewers.suggestions import suggestions_public, top_suggestions
 
 DONE = {
-    "accepted": "You have accepted the case.",
-    "declined": "You declined the case; it has been passed on.",
-    "asked": "Your question has been sent.",
-    "answered": "Your answer has been sent.",
-    "assigned": "The case has been assigned.",
-    "saved": "The draft is saved.",
-    "signed": "The opinion is signed and delivered to the patient.",
-    "addendum": "The addendum has been added.",
+    "accepted": N_("You have accepted the case."),
+    "declined": N_("You declined the case; it has been passed on."),
+    "asked": N_("Your question has been sent."),
+    "answered": N_("Your answer has been sent."),
+    "assigned": N_("The case has been assigned."),
+    "saved": N_("The draft is saved."),
+    "signed": N_("The opinion is signed and delivered to the patient."),
+    "addendum": N_("The addendum has been added."),
 }
 
 
@@ -73,23 +76,43 @@ def case_context(
         if "case.clinical.read" in may
         else []
     )
+    consent_given = cases_service.current_consent(session=session, case_id=case.id) is not None
+    has_files = bool(files and (files.dicom_files or files.records))
+    open_clarifications = [
+        q for q in asked if q.kind == QuestionKind.clarification and q.answer is None
+    ]
+    opinion = _opinion(session, caller, case)
+    patient = principal.role == Role.patient
+    consent_language, consent_words = consent_text()
     context: dict[str, Any] = {
         "case": cases_service.describe(session=session, principal=principal, case=case),
         "words": wording.status_in_words(case, role=principal.role),
+        "step_words": partial(wording.step_in_words, role=principal.role),
         "may": may,
         "files": files,
+        "has_files": has_files,
         "studies": studies,
         "questions": asked,
-        "open_clarifications": [
-            q for q in asked if q.kind == QuestionKind.clarification and q.answer is None
-        ],
+        "open_clarifications": open_clarifications,
         "follow_ups_left": settings.max_follow_up_questions
         - sum(1 for q in asked if q.kind == QuestionKind.follow_up),
-        "consent_given": cases_service.current_consent(session=session, case_id=case.id)
-        is not None,
+        "consent_given": consent_given,
         "consent_version": CURRENT_VERSION,
-        "consent_text": CONSENT_TEXTS[CURRENT_VERSION],
-        "opinion": _opinion(session, caller, case),
+        "consent_language": consent_language,
+        "consent_text": consent_words,
+        "opinion": opinion,
+        "opinion_first": opinion is not None and case.status in progress.ANSWERED,
+        "steps": progress.steps(case.status, consent_given=consent_given, has_files=has_files)
+        if patient
+        else None,
+        "next_step": progress.next_step(
+            case.status,
+            consent_given=consent_given,
+            has_files=has_files,
+            questions_waiting=len(open_clarifications),
+        )
+        if patient
+        else None,
         "uploads_open": case.status in intake_service.UPLOAD_STATUSES and "case.files.add" in may,
     }
     if "case.dicomweb.token" in may:

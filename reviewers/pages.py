@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from portal.cases.pages import back_to
 from portal.deps import BoxDep, SessionDep, SettingsDep
 from portal.errors import InvalidInput
+from portal.i18n import gettext
 from portal.inputs import MultiLineText
 from portal.web.deps import FormCaller, PageCaller
 from portal.web.errors import readable_validation_error
@@ -138,7 +139,7 @@ def opinion_editor(
             "content": content,
             "revision": opinion.revision if opinion else "",
             "urgencies": [value.value for value in Urgency],
-            "flash": case_view.DONE.get(done or ""),
+            "flash": gettext(case_view.DONE[done]) if done in case_view.DONE else None,
             "error": None,
         }
     )

@@ -190,6 +190,21 @@ def describe(*, user: User, profile: SpecialistProfile, active_cases: int) -> Sp
 BY_NAME = (col(User.full_name), col(User.id))
 
 
+def written_languages(*, session: Session) -> list[str]:
+    """The languages the active specialists write opinions in (what a patient may ask for),
+    from one narrow query: each active specialist's profile languages, or else their
+    account's language (a profile never edited writes in that)."""
+    rows = session.exec(
+        select(User.language, SpecialistProfile.languages)
+        .join(SpecialistProfile, col(SpecialistProfile.user_id) == col(User.id), isouter=True)
+        .where(User.role == Role.specialist, col(User.is_active))
+    ).all()
+    found: set[str] = set()
+    for account_language, languages in rows:
+        found.update(languages if languages is not None else [account_language])
+    return sorted(found)
+
+
 def _with_profiles() -> Select[User, SpecialistProfile]:
     """Specialist accounts with their profiles (None for one never edited), one query."""
     return (

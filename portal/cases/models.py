@@ -195,3 +195,6 @@ class ConsentPublic(SQLModel):
 class ConsentText(SQLModel):
     version: str
     text: str
+    language: str = "en"
+    """The language ``text`` is in: the caller's (account, then ``Accept-Language``) if the
+    version has it, else English."""

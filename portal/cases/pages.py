@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request, Response
 from pydantic import ValidationError
+from sqlmodel import Session
 
 from portal import access
 from portal.accounts.models import Role
@@ -14,23 +15,25 @@ from portal.cases import consent, service, wording
 from portal.cases.models import BodyRegion, CaseCreate, CaseStatus, ConsentRequest, Priority
 from portal.deps import PageDep, SessionDep, SettingsDep
 from portal.errors import InvalidInput
+from portal.i18n import N_, gettext, language_name
 from portal.inputs import SUPPORTED_LANGUAGES, MultiLineText, SingleLineText
 from portal.intake import service as intake_service
+from portal.settings import Settings
 from portal.web.deps import FormCaller, PageCaller
 from portal.web.errors import readable_validation_error
 from portal.web.templating import page_link, render, see_other
-from reviewers import case_view, submission
+from reviewers import case_view, specialists, submission
 from reviewers.dashboard import CaseFilters
 from reviewers.deadlines import DeadlineState
 
 router = APIRouter(include_in_schema=False)
 
 DONE = {
-    "opened": "Your case is open. Accept the consent text, add your files, then submit.",
-    "consent": "Thank you — your consent is recorded.",
-    "submitted": "Your case has been submitted.",
-    "cancelled": "The case has been cancelled.",
-    "closed": "The case is closed.",
+    "opened": N_("Your case is open. The card below says what to do next."),
+    "consent": N_("Thank you — your consent is recorded."),
+    "submitted": N_("Your case has been submitted."),
+    "cancelled": N_("The case has been cancelled."),
+    "closed": N_("The case is closed."),
 }
 
 
@@ -87,21 +90,47 @@ def case_list(
     return render(request, template, {"rows": rows, "next_page": next_page})
 
 
-def _new_case_context(form: dict[str, Any], error: str | None = None) -> dict[str, Any]:
+def _new_case_context(
+    session: Session, settings: Settings, form: dict[str, Any], error: str | None = None
+) -> dict[str, Any]:
+    consent_language, consent_text = consent.consent_text()
+    languages = opinion_languages(session)
+    codes = [code for code, _name in languages]
+    if form.get("language") not in codes:  # the patient's own, when a specialist writes it
+        form = {**form, "language": "en" if "en" in codes else codes[0]}
     return {
         "form": form,
         "error": error,
         "regions": [region.value for region in BodyRegion],
-        "languages": list(SUPPORTED_LANGUAGES.items()),
+        "languages": languages,
+        "standard_days": settings.standard_due_business_days,
+        "urgent_hours": settings.urgent_due_hours,
         "consent_version": consent.CURRENT_VERSION,
-        "consent_text": consent.CONSENT_TEXTS[consent.CURRENT_VERSION],
+        "consent_language": consent_language,
+        "consent_text": consent_text,
     }
 
 
+def opinion_languages(session: Session) -> list[tuple[str, str]]:
+    """The languages an opinion may be asked in: those the specialists write (any supported
+    language while there are none), each named in the page's language and in itself."""
+    written = specialists.written_languages(session=session) or list(SUPPORTED_LANGUAGES)
+    codes = [code for code in written if code in SUPPORTED_LANGUAGES]
+    named = [(code, _language_label(code)) for code in codes]
+    return sorted(named, key=lambda item: item[1].casefold())
+
+
+def _language_label(code: str) -> str:
+    here, native = language_name(code), SUPPORTED_LANGUAGES[code]
+    return here if here.casefold() == native.casefold() else f"{here} ({native})"
+
+
 @router.get("/cases/new")
-def new_case_page(request: Request, caller: PageCaller) -> Response:
+def new_case_page(
+    request: Request, caller: PageCaller, session: SessionDep, settings: SettingsDep
+) -> Response:
     form = {"language": caller.user.language, "priority": "standard", "body_region": "spine"}
-    return render(request, "cases/new.html", _new_case_context(form))
+    return render(request, "cases/new.html", _new_case_context(session, settings, form))
 
 
 @router.post("/cases/new")
@@ -109,6 +138,7 @@ def open_case(
     request: Request,
     caller: FormCaller,
     session: SessionDep,
+    settings: SettingsDep,
     subject: Annotated[str, Form(max_length=200)],
     body_region: Annotated[str, Form(max_length=16)],
     clinical_question: Annotated[str, Form(max_length=8000)],
@@ -129,7 +159,7 @@ def open_case(
     try:
         data = CaseCreate.model_validate({**form, "history": history or None})
     except ValidationError as exc:
-        context = _new_case_context(form, readable_validation_error(exc))
+        context = _new_case_context(session, settings, form, readable_validation_error(exc))
         return render(request, "cases/new.html", context, status_code=422)
     case = service.open_case(
         session=session, principal=caller.principal, ctx=caller.ctx, patient=caller.user, data=data
@@ -157,7 +187,8 @@ def case_page(
     context = case_view.case_context(
         session=session, settings=settings, caller=caller, case_id=case_id
     )
-    context["flash"] = DONE.get(done or "") or case_view.DONE.get(done or "")
+    flash = DONE.get(done or "") or case_view.DONE.get(done or "")
+    context["flash"] = gettext(flash) if flash else None
     return render(request, "cases/case.html", context)
 
 

@@ -212,7 +212,14 @@ def describe(*, session: Session, principal: Principal, case: Case) -> CasePubli
             "deadline_state": deadline_state(case),
             "patient": patient,
             "timeline": [
-                CaseEventPublic.model_validate(event, update={"note": sealer.open(event, "note")})
+                CaseEventPublic.model_validate(
+                    event,
+                    update={
+                        "note": sealer.open(event, "note")
+                        if access.may_read_event_note(principal, actor_role=event.actor_role)
+                        else None
+                    },
+                )
                 for event in events
             ],
             **clinical,

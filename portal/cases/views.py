@@ -114,6 +114,5 @@ consent_router = APIRouter(prefix="/api/consent", tags=["cases"])
 @consent_router.get("")
 def consent_text(caller: Caller) -> ConsentText:
     """The consent text a patient accepts before submitting, with its version."""
-    return ConsentText(
-        version=consent.CURRENT_VERSION, text=consent.CONSENT_TEXTS[consent.CURRENT_VERSION]
-    )
+    language, text = consent.consent_text()
+    return ConsentText(version=consent.CURRENT_VERSION, text=text, language=language)

@@ -21,12 +21,13 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from portal.deps import AnonymousCtx, BoxDep, SessionDep, SettingsDep, SignedInCaller
 from portal.errors import NotFound
+from portal.i18n import speaking
 from portal.ohif.bundle import MANIFEST, Bundle, installed_for
 from portal.ohif.shell import OHIF_PAGE_CSP, OHIF_WORKER_CSP, config_script
 from portal.ohif.urls import shell_base, static_base
 from portal.web.deps import EnrollmentRequired, LoginRequired, enrolling_page_caller
 from portal.web.errors import page_status
-from portal.web.templating import TEMPLATES
+from portal.web.templating import TEMPLATES, page_language
 
 router = APIRouter(prefix="/ohif", include_in_schema=False)
 
@@ -101,12 +102,14 @@ def viewer_page(
     bundle = installed_for(settings)
     if bundle is None:
         return page_status(request, 503, NOT_INSTALLED)
-    page = TEMPLATES.get_template("ohif/index.html").render(
-        base=static_base(bundle.version),
-        config_url=f"{shell_base(case_id)}/app-config.js",
-        scripts=bundle.scripts,
-        stylesheets=bundle.stylesheets,
-    )
+    with speaking(page_language(request)) as language:
+        page = TEMPLATES.get_template("ohif/index.html").render(
+            lang=language,
+            base=static_base(bundle.version),
+            config_url=f"{shell_base(case_id)}/app-config.js",
+            scripts=bundle.scripts,
+            stylesheets=bundle.stylesheets,
+        )
     return HTMLResponse(page, headers={"content-security-policy": OHIF_PAGE_CSP})
 
 

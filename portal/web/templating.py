@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from portal import i18n
+from portal import i18n, labels
 from portal.middleware import PAGE_CSP
 from portal.ohif.links import ohif_study_url
 
@@ -41,7 +41,7 @@ def build_templates() -> Jinja2Templates:
     # {% trans %} blocks are one line of text whatever their layout (as the extractor reads them).
     environment.policies["ext.i18n.trimmed"] = True
     environment.install_gettext_callables(  # type: ignore[attr-defined]
-        i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext
+        i18n.gettext, i18n.plural_form, newstyle=True, pgettext=i18n.pgettext
     )
     environment.filters["date"] = i18n.format_date
     environment.filters["moment"] = i18n.format_moment
@@ -49,8 +49,9 @@ def build_templates() -> Jinja2Templates:
     environment.filters["number"] = i18n.format_number
     environment.filters["money"] = i18n.format_money
     environment.filters["dicom_date"] = _dicom_date
-    environment.filters["words"] = lambda value: str(value).replace("_", " ")
+    environment.filters["words"] = labels.word
     environment.globals["ohif_study_url"] = ohif_study_url
+    environment.globals["language_name"] = i18n.language_name
     return Jinja2Templates(env=environment)
 
 

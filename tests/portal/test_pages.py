@@ -107,7 +107,8 @@ def test_patient_registers_opens_a_case_and_submits_it(client: TestClient, accou
     )
     assert signed_in.status_code == 303 and signed_in.headers["location"] == "/"
     empty = check_page(client.get("/cases"))
-    assert "You have no cases yet" in client.get("/cases").text and "/cases/new" in empty.links
+    # The account speaks Russian, so its pages do.
+    assert "У вас пока нет случаев" in client.get("/cases").text and "/cases/new" in empty.links
 
     form = check_page(client.get("/cases/new")).form("/cases/new")
     token = form["inputs"]["csrf_token"]
@@ -144,8 +145,8 @@ def test_patient_registers_opens_a_case_and_submits_it(client: TestClient, accou
     submitted = client.post(f"{case_url}/submit", data={"csrf_token": token})
     assert submitted.status_code == 200
     check_page(submitted)
-    assert "Your case has been submitted" in submitted.text
-    assert "a coordinator is choosing your specialist" in submitted.text  # nobody to match yet
+    assert "Ваш случай отправлен" in submitted.text
+    assert "координатор выбирает вашего специалиста" in submitted.text  # nobody to match yet
     listing = client.get("/cases")
     assert "Гемангиома Th11" in listing.text
 
@@ -295,7 +296,7 @@ def test_the_case_page_shows_images_by_series_and_records_by_name(
     assert 'data-dicom-files="3"' in response.text and 'data-records="1"' in response.text
     assert "discharge-letter.pdf" in files_card and "IM000" not in response.text
     size = sum(len(data) for data in series)
-    assert f"3 image(s) · {size / 1024:.1f} KiB" in response.text
+    assert f"3 images · {size / 1024:.1f} KiB" in response.text
     assert f"/cases/{case_id}/files" in page.links
 
     first = check_page(client.get(f"/cases/{case_id}/files", params={"limit": 3}))

@@ -214,7 +214,7 @@ def test_a_triage_case_on_the_dashboard_shows_its_suggestions(
     text = client.get("/cases").text
     assert '<ol class="suggestions"><li>Dr Fits' in text
     assert "No specialist covers this case yet" not in text
-    assert "1 studies · 3 images" in text
+    assert "1 study · 3 images" in text
 
 
 def test_one_read_of_the_team_gives_the_roster_and_the_matching_candidates(

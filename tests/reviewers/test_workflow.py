@@ -24,6 +24,7 @@ from portal.audit import service as audit_service
 from portal.cases.consent import CURRENT_VERSION
 from portal.cases.models import Case, CaseEvent, CaseStatus
 from portal.db import create_db_engine, utcnow
+from portal.i18n import format_day, speaking
 from portal.notifications.models import NotificationKind, OutboxMessage
 from portal.objects import texts
 from reviewers import sweep, workflow
@@ -386,7 +387,11 @@ def test_case_in_a_language_nobody_speaks_is_flagged_for_translation(
     case = ready_case(client, patient, language="de")
     submitted = submit(client, patient, case["id"])
     assert submitted["status"] == "assigned" and submitted["needs_translation"] is True
-    assert "translation" in submitted["timeline"][-1]["note"]
+    # The matching note is for staff: the patient's timeline says what happened, not why.
+    assert submitted["timeline"][-1]["note"] is None
+    coordinator = accounts.staff(Role.coordinator)
+    seen = client.get(f"/api/cases/{case['id']}", headers=coordinator.headers).json()
+    assert "translation" in seen["timeline"][-1]["note"]
 
 
 def test_without_specialists_the_case_waits_in_triage(client: TestClient, accounts: Accounts):
@@ -547,12 +552,14 @@ def test_the_case_page_prints_its_due_date_once(client: TestClient, accounts: Ac
     assert accepted.status_code == 200, accepted.text
     due = accepted.json()["due_at"]
     browser_sign_in(client, patient)
-    page = client.get(f"/cases/{case['id']}").text
+    page = client.get(f"/cases/{case['id']}").text  # in Russian, the account's language
     head = page.split('<header class="case-head">', 1)[1].split("</header>", 1)[0]
     day = datetime.fromisoformat(due)
-    assert f"due {day.day} {day:%b}" in head
+    with speaking("ru"):
+        shown = format_day(day)
+    assert f"заключение к {shown}" in head
     text = re.sub(r"<[^>]+>", " ", head)  # what a reader sees
-    assert text.count("due ") == 1, text
+    assert text.count(shown) == 1, text
 
 
 def test_the_submit_hint_names_only_what_is_still_missing(client: TestClient, accounts: Accounts):

@@ -1,6 +1,7 @@
 // The opinion editor: saves the draft a few seconds after each change (with the revision it
 // started from, so edits from another tab are never overwritten) and shows a preview of what
-// the patient will read. Text is only ever set with textContent.
+// the patient will read. Text is only ever set with textContent. Words come from the page
+// (data-words-* on the form, and the fields' labels), in the page's language.
 (function () {
   "use strict";
   var form = document.getElementById("opinion-form");
@@ -14,6 +15,20 @@
   var again = false;
 
   function value(name) { return form.elements[name].value; }
+
+  function words(name, values) {
+    var text = form.getAttribute("data-words-" + name) || "";
+    Object.keys(values || {}).forEach(function (key) {
+      text = text.split("%(" + key + ")s").join(String(values[key]));
+    });
+    return text;
+  }
+
+  function label(name) {
+    var field = form.elements[name];
+    var owner = field.closest("label");
+    return owner ? owner.firstChild.textContent.trim() : name;
+  }
 
   function body() {
     return {
@@ -36,7 +51,7 @@
   function save() {
     if (saving) { again = true; return; }
     saving = true;
-    say("Saving…");
+    say(words("saving"));
     fetch("/api/cases/" + caseId + "/opinion", {
       method: "PUT",
       credentials: "same-origin",
@@ -47,13 +62,13 @@
     }).then(function (result) {
       if (result.ok) {
         revision.value = result.data.revision;
-        say("Draft saved at " + new Date().toLocaleTimeString());
+        say(words("saved", { time: new Date().toLocaleTimeString(document.documentElement.lang) }));
         if (window.portalSession) { window.portalSession.touched(); }
       } else {
-        say(result.data.detail || "The draft could not be saved.");
+        say(result.data.detail || words("failed"));
       }
     }).catch(function () {
-      say("Not saved: no connection. Your text is still here; it will be saved when you type again.");
+      say(words("offline"));
     }).then(function () {
       saving = false;
       if (again) { again = false; save(); }
@@ -61,7 +76,7 @@
   }
 
   form.addEventListener("input", function () {
-    say("Unsaved changes");
+    say(words("unsaved"));
     clearTimeout(timer);
     timer = setTimeout(save, 2000);
     renderPreview();
@@ -70,16 +85,12 @@
   var preview = document.getElementById("opinion-preview");
   function renderPreview() {
     if (!preview) { return; }
-    var sections = [
-      ["Summary", value("summary")],
-      ["Imaging findings", value("findings")],
-      ["Impression / diagnosis", value("impression")],
-      ["Answers to your questions", value("answers")],
-      ["Treatment options", value("treatment_options")],
-      ["Urgency", value("urgency")],
-      ["Further tests", value("further_tests")],
-      ["Limitations", value("limitations")]
-    ];
+    var urgency = form.elements.urgency;
+    var sections = ["summary", "findings", "impression", "answers", "treatment_options", "urgency",
+                    "further_tests", "limitations"].map(function (name) {
+      var text = name === "urgency" && urgency.value ? urgency.selectedOptions[0].textContent : value(name);
+      return [label(name), text];
+    });
     preview.replaceChildren();
     sections.forEach(function (section) {
       var heading = document.createElement("h3");

@@ -2,7 +2,10 @@
 // script scrolls through them (wheel, arrow keys, slider), prefetches the neighbours, switches
 // window presets and lets the reader drag to adjust brightness (level) and contrast (width).
 // The frame fills its stage (CSS), and can be zoomed (Ctrl+wheel, + and -, buttons) and panned
-// (the Pan tool); 0 or Fit puts it back.
+// (the Pan tool); 0 or Fit puts it back. On a touch screen one finger swiped up or down moves
+// through the images and two fingers pinch to zoom and move the image (a finger never changes
+// the windowing: on a phone that is what the presets are for).
+// Words come from the page (data-words-* on the viewer, in the page's language).
 (function () {
   "use strict";
   var root = document.getElementById("viewer");
@@ -20,6 +23,14 @@
   var windowTool = document.getElementById("viewer-tool-window");
   var panTool = document.getElementById("viewer-tool-pan");
   var api = "/api/cases/" + caseId;
+
+  function words(name, values) {
+    var text = root.getAttribute("data-words-" + name) || "";
+    Object.keys(values || {}).forEach(function (key) {
+      text = text.split("%(" + key + ")s").join(String(values[key]));
+    });
+    return text;
+  }
 
   var slices = [];        // [{instance, frame}] in scrolling order
   var index = 0;
@@ -56,7 +67,7 @@
     var shown = fetchImage(url);
     image.src = shown.src;
     slider.value = String(index + 1);
-    position.textContent = "Image " + (index + 1) + " of " + slices.length;
+    position.textContent = words("image", { position: index + 1, total: slices.length });
     // Neighbours are fetched once the shown image is in, so they never delay it.
     if (shown.complete) { prefetch(); } else { shown.addEventListener("load", prefetch, { once: true }); }
     if (window.portalSession) { window.portalSession.touched(); }
@@ -74,14 +85,16 @@
     zoomLabel.textContent = Math.round(view.zoom * 100) + "%";
   }
 
-  function zoomBy(factor) {
-    var zoom = Math.min(ZOOM_MAX, Math.max(ZOOM_MIN, view.zoom * factor));
+  function zoomTo(wanted) {
+    var zoom = Math.min(ZOOM_MAX, Math.max(ZOOM_MIN, wanted));
     view.x = view.x * zoom / view.zoom;
     view.y = view.y * zoom / view.zoom;
     view.zoom = zoom;
     if (zoom === 1) { view.x = 0; view.y = 0; }
     place();
   }
+
+  function zoomBy(factor) { zoomTo(view.zoom * factor); }
 
   function fit() { view = { zoom: 1, x: 0, y: 0 }; place(); }
 
@@ -97,9 +110,9 @@
   }
 
   function describeWindow() {
-    if (colour) { windowLabel.textContent = "colour image"; return; }
+    if (colour) { windowLabel.textContent = words("colour"); return; }
     if (windowing && windowing.preset) {
-      windowLabel.textContent = "window: " + windowing.label;
+      windowLabel.textContent = words("window", { name: windowing.label });
     } else if (windowing) {
       windowLabel.textContent = "W " + Math.round(windowing.width) + " / L " + Math.round(windowing.center);
     }
@@ -165,11 +178,60 @@
   });
   slider.addEventListener("input", function () { index = parseInt(slider.value, 10) - 1; show(); });
 
-  // Drag: horizontal changes the width (contrast), vertical the level (brightness).
+  // Touch: one finger swipes through the images, two pinch to zoom and move the image.
+  var fingers = new Map();  // pointerId -> {x, y}
+  var swipe = null;         // {y, index} where the finger went down
+  var pinch = null;         // {distance, zoom, x, y, viewX, viewY} when the second finger went down
+  var SWIPE_STEP = 12;      // CSS pixels of finger travel per image
+
+  function spread() {
+    var points = Array.from(fingers.values());
+    var dx = points[0].x - points[1].x, dy = points[0].y - points[1].y;
+    return { distance: Math.max(1, Math.hypot(dx, dy)),
+             x: (points[0].x + points[1].x) / 2, y: (points[0].y + points[1].y) / 2 };
+  }
+
+  function touchDown(event) {
+    fingers.set(event.pointerId, { x: event.clientX, y: event.clientY });
+    stage.setPointerCapture(event.pointerId);
+    if (fingers.size === 1) {
+      swipe = { y: event.clientY, index: index };
+    } else if (fingers.size === 2) {
+      var now = spread();
+      swipe = null;
+      pinch = { distance: now.distance, zoom: view.zoom, x: now.x, y: now.y, viewX: view.x, viewY: view.y };
+    }
+  }
+
+  function touchMove(event) {
+    if (!fingers.has(event.pointerId)) { return; }
+    fingers.set(event.pointerId, { x: event.clientX, y: event.clientY });
+    if (pinch && fingers.size >= 2) {
+      var now = spread();
+      zoomTo(pinch.zoom * now.distance / pinch.distance);
+      if (view.zoom > 1) {
+        view.x = pinch.viewX + now.x - pinch.x;
+        view.y = pinch.viewY + now.y - pinch.y;
+        place();
+      }
+    } else if (swipe) {
+      var target = swipe.index + Math.round((swipe.y - event.clientY) / SWIPE_STEP);
+      go(target - index);
+    }
+  }
+
+  function touchUp(event) {
+    fingers.delete(event.pointerId);
+    if (fingers.size < 2) { pinch = null; }
+    if (fingers.size === 0) { swipe = null; }
+  }
+
+  // Mouse and pen drag: horizontal changes the width (contrast), vertical the level (brightness).
   var drag = null;
   var dragTimer = null;
   var panning = null;
   stage.addEventListener("pointerdown", function (event) {
+    if (event.pointerType === "touch") { touchDown(event); return; }
     if (stage.getAttribute("data-tool") === "pan") {
       panning = { x: event.clientX - view.x, y: event.clientY - view.y };
       stage.setPointerCapture(event.pointerId);
@@ -181,6 +243,7 @@
     stage.setPointerCapture(event.pointerId);
   });
   stage.addEventListener("pointermove", function (event) {
+    if (event.pointerType === "touch") { touchMove(event); return; }
     if (panning) {
       view.x = event.clientX - panning.x;
       view.y = event.clientY - panning.y;
@@ -198,7 +261,11 @@
     clearTimeout(dragTimer);
     dragTimer = setTimeout(show, 60);
   });
-  stage.addEventListener("pointerup", function () {
+  stage.addEventListener("pointercancel", function (event) {
+    if (event.pointerType === "touch") { touchUp(event); }
+  });
+  stage.addEventListener("pointerup", function (event) {
+    if (event.pointerType === "touch") { touchUp(event); return; }
     if (panning) { panning = null; return; }
     drag = null;
     show();
@@ -218,7 +285,7 @@
     })
     .then(start)
     .catch(function () {
-      problem.textContent = "The images of this series could not be loaded. Reload the page to try again.";
+      problem.textContent = words("failed");
       problem.hidden = false;
     });
 })();
