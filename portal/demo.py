@@ -24,6 +24,7 @@ DEMO_PROFILE = {
     "modalities": ["MR", "CT", "CR", "DX"],
     "languages": ["en", "ru", "de"],
     "credentials": "Demo specialist (not a real licence)",
+    "public_listing": True,
 }
 """The demo specialist reads most musculoskeletal and neuro cases, so demo cases find them."""
 

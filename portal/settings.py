@@ -1,5 +1,7 @@
 """The portal's one typed settings object (environment prefix ``PORTAL_``)."""
 
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal, Self
 
@@ -118,6 +120,17 @@ class Settings(BaseSettings):
     due_soon_hours: int = 24
     """A running deadline closer than this is 'due soon'."""
     max_follow_up_questions: int = 3
+
+    # The public page (before sign-in): indicative prices per priority, and how to reach us.
+    price_standard: Decimal = Field(default=Decimal(290), ge=0)
+    """Indicative price of a standard second opinion, in ``price_currency``."""
+    price_urgent: Decimal = Field(default=Decimal(490), ge=0)
+    price_currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    """ISO 4217 code."""
+    prices_set_on: date = date(2026, 12, 1)
+    """When the prices above were last set; the public page says so beside them."""
+    contact_email: str = Field(default="care@second-opinion.example", max_length=254)
+    contact_phone: str = Field(default="", max_length=40)
     dicomweb_token_hours: float = Field(default=8.0, gt=0, le=24 * 30)
     """How long a case's read-only DICOMweb token works (a working day by default)."""
     dicomweb_max_tokens_per_case: int = Field(default=20, ge=1)

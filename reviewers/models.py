@@ -31,6 +31,9 @@ class SpecialistProfile(SQLModel, table=True):
     """Licence and credentials line printed under the signature."""
     max_active_cases: int = 8
     available: bool = True
+    public_listing: bool = False
+    """The specialist agreed to be named on the public page (name, credentials, what they
+    read, languages; never contact details or workload)."""
     absences: list[dict[str, str]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
@@ -59,6 +62,7 @@ class SpecialistProfileUpdate(SQLModel):
     credentials: SingleLineText | None = Field(default=None, max_length=300)
     max_active_cases: int | None = Field(default=None, ge=0, le=200)
     available: bool | None = None
+    public_listing: bool | None = None
     absences: list[Absence] | None = Field(default=None, max_length=50)
 
     @field_validator("modalities")
@@ -100,9 +104,20 @@ class SpecialistPublic(SQLModel):
     credentials: str
     max_active_cases: int
     available: bool
+    public_listing: bool = False
     absences: list[dict[str, str]]
     active_cases: int
     """Cases offered to or being reviewed by this specialist now."""
+
+
+class ListedSpecialist(SQLModel):
+    """A specialist as the public page shows them: what they agreed to show, nothing else."""
+
+    full_name: str
+    credentials: str
+    specialties: list[str]
+    modalities: list[str]
+    languages: list[str]
 
 
 class OfferStatus(StrEnum):

@@ -26,6 +26,7 @@ from portal.pagination import PageRequest
 from reviewers.matching import Candidate
 from reviewers.models import (
     CaseAssignment,
+    ListedSpecialist,
     OfferStatus,
     SpecialistProfile,
     SpecialistProfileUpdate,
@@ -182,9 +183,38 @@ def describe(*, user: User, profile: SpecialistProfile, active_cases: int) -> Sp
         credentials=profile.credentials,
         max_active_cases=profile.max_active_cases,
         available=profile.available,
+        public_listing=profile.public_listing,
         absences=profile.absences,
         active_cases=active_cases,
     )
+
+
+PUBLIC_LISTING_LIMIT = 48
+
+
+def listed_publicly(*, session: Session) -> list[ListedSpecialist]:
+    """The active specialists who opted in to the public page, by name (one query, bounded)."""
+    rows = session.exec(
+        select(User, SpecialistProfile)
+        .join(SpecialistProfile, col(SpecialistProfile.user_id) == col(User.id))
+        .where(
+            User.role == Role.specialist,
+            col(User.is_active),
+            col(SpecialistProfile.public_listing),
+        )
+        .order_by(*BY_NAME)
+        .limit(PUBLIC_LISTING_LIMIT)
+    ).all()
+    return [
+        ListedSpecialist(
+            full_name=user.full_name,
+            credentials=profile.credentials,
+            specialties=profile.specialties,
+            modalities=profile.modalities,
+            languages=profile.languages or [user.language],
+        )
+        for user, profile in rows
+    ]
 
 
 BY_NAME = (col(User.full_name), col(User.id))

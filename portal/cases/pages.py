@@ -42,11 +42,6 @@ def back_to(case_id: uuid.UUID, done: str | None = None) -> Response:
     return see_other(f"/cases/{case_id}" + (f"?done={done}" if done else ""))
 
 
-@router.get("/")
-def home(caller: PageCaller) -> Response:
-    return see_other("/cases")
-
-
 @router.get("/cases")
 def case_list(
     request: Request,

@@ -50,6 +50,7 @@ def build_templates() -> Jinja2Templates:
     environment.filters["money"] = i18n.format_money
     environment.filters["dicom_date"] = _dicom_date
     environment.filters["words"] = labels.word
+    environment.filters["language"] = i18n.language_name
     environment.globals["ohif_study_url"] = ohif_study_url
     environment.globals["language_name"] = i18n.language_name
     return Jinja2Templates(env=environment)
