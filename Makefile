@@ -56,7 +56,7 @@ pytest: $(TEST_STAMP) $(JS_STAMP) $(OHIF_STAMP)
 # into every catalogue; then translate the new entries (tests/portal/test_i18n.py checks).
 messages: $(TEST_STAMP)
 	mkdir -p build
-	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output --omit-header -o build/messages.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k N_plural:1,2 --no-location --sort-output --omit-header -o build/messages.pot .
 	$(BIN)/pybabel update -i build/messages.pot -d portal/locale --no-fuzzy-matching --width 100
 
 bench: $(TEST_STAMP)

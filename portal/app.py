@@ -21,7 +21,6 @@ from starlette.requests import ClientDisconnect
 
 from portal import housekeeping, legacy_text, openapi
 from portal.accounts.pages import router as account_pages
-from portal.public.pages import router as public_pages
 from portal.accounts.views import router as accounts_router
 from portal.audit.views import router as audit_router
 from portal.breakglass.views import router as break_glass_router
@@ -56,6 +55,7 @@ from portal.middleware import (
 )
 from portal.objects.texts import bind_vault
 from portal.ohif.views import router as ohif_router
+from portal.public.pages import router as public_pages
 from portal.records.pages import router as record_pages
 from portal.records.pool import RenderLimits, RenderPool
 from portal.records.views import router as records_router

@@ -174,6 +174,16 @@ def N_(message: str) -> str:
     return message
 
 
+def N_plural(singular: str, plural: str) -> tuple[str, str]:
+    """Mark a plural message for the catalogue (``make messages`` extracts it with
+    ``-k N_plural:1,2``); it is translated with a count where it is shown."""
+    return singular, plural
+
+
+EXTRACTION_KEYWORDS = {"N_plural": (1, 2)}
+"""Markers beyond Babel's defaults (``_``, ``gettext``, ``ngettext``, ``N_`` ...)."""
+
+
 def _locale() -> str:
     language = current()
     return FORMAT_LOCALES.get(language, language)

@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from portal import i18n, labels
 from portal.middleware import PAGE_CSP
 from portal.ohif.links import ohif_study_url
+from portal.web.script_words import script_words
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -53,6 +54,7 @@ def build_templates() -> Jinja2Templates:
     environment.filters["language"] = i18n.language_name
     environment.globals["ohif_study_url"] = ohif_study_url
     environment.globals["language_name"] = i18n.language_name
+    environment.globals["script_words"] = script_words
     return Jinja2Templates(env=environment)
 
 

@@ -111,7 +111,7 @@ def tabs(browser: Browser, live: LiveServer, app: FastAPI) -> Iterator[Tabs]:
 def sign_in(portal: Portal, account: Account, *, then: str) -> None:
     page = portal.page
     page.goto(f"/login?next={then}")
-    page.get_by_label("E-mail").fill(account.email)
+    page.get_by_label("E-mail", exact=True).fill(account.email)
     page.get_by_label("Password").fill(account.password)
     page.get_by_label("One-time code").fill(account.next_otp())
     page.get_by_role("button", name="Sign in").click()
@@ -177,7 +177,7 @@ def test_patient_specialist_and_coordinator_from_upload_to_signed_opinion(
     )
     assert patient_tab.progress() == 100
     expect(patient_page.locator("#uploader")).to_have_attribute("data-refreshed", "true")
-    expect(patient_page.locator("#studies")).to_contain_text(f"{INSTANCES} image(s)")
+    expect(patient_page.locator("#studies")).to_contain_text(f"{INSTANCES} images")
     patient_page.locator("#submit-case").click()
     patient_page.wait_for_url(f"**/cases/{case_id}?done=*")
     expect(patient_page.locator("#case-status")).to_have_attribute("data-status", "assigned")

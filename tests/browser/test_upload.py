@@ -48,7 +48,7 @@ def test_a_cd_folder_of_100_images_uploads_and_shows_in_the_file_list(
 
     expect(page.locator("#uploader")).to_have_attribute("data-refreshed", "true")
     expect(page.locator("#files")).to_have_attribute("data-dicom-files", "100")  # updated in place
-    expect(page.locator("#studies")).to_contain_text("100 image(s)")
+    expect(page.locator("#studies")).to_contain_text("100 images")
     page.reload()
     expect(page.locator("#files")).to_have_attribute("data-dicom-files", "100")
     expect(page.locator("#upload-list > li")).to_have_count(0)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from babel.messages.catalog import Catalog
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 from fastapi.testclient import TestClient
@@ -23,8 +23,9 @@ def extracted() -> Catalog:
     with (ROOT / "babel.cfg").open() as config:
         method_map, options_map = parse_mapping_cfg(config)
     catalogue = Catalog()
+    keywords = {**DEFAULT_KEYWORDS, **i18n.EXTRACTION_KEYWORDS}
     for filename, lineno, message, comments, context in extract_from_dir(
-        str(ROOT), method_map, options_map
+        str(ROOT), method_map, options_map, keywords=keywords
     ):
         catalogue.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
     return catalogue

@@ -2,7 +2,8 @@
 // checksum). A few files go up at once; each one continues from the server's offset after a
 // pause, a dropped connection or a page reload. The server decides what it accepts and says why
 // it refuses a file; this page only shows it. Text is only ever set with textContent.
-// How it works and how it is tested: docs/browser.md.
+// How it works and how it is tested: docs/browser.md. Its words come from the page, in the
+// reader's language (#words-upload, made by portal/web/script_words.py).
 (function () {
   "use strict";
   var root = document.getElementById("uploader");
@@ -16,10 +17,10 @@
   var MAX_DELAY_MS = 30000;       // backoff between retries: 1, 2, 4 … 30 s
   var STORE_PREFIX = "portal.upload.";
   var CLUTTER = /(^|\/)(\.DS_Store|Thumbs\.db|desktop\.ini|\._[^/]*)$|(^|\/)__MACOSX\//i;
-  var LOST = "The server lost this upload; choose the file again.";
-  var KINDS = {
-    dicom: "DICOM image", pdf: "PDF document", jpeg: "photo", png: "image", zip: "archive"
-  };
+  var WORDS = JSON.parse(document.getElementById("words-upload").textContent);
+  var LANGUAGE = document.documentElement.lang || "en";
+  var PLURALS = new Intl.PluralRules(LANGUAGE);
+  var NUMBERS = new Intl.NumberFormat(LANGUAGE);
 
   var caseId = root.getAttribute("data-case-id");
   var chunkBytes = parseInt(root.getAttribute("data-chunk-bytes"), 10) || 8 * 1024 * 1024;
@@ -74,7 +75,7 @@
       return wanted(file) && !queued.has(identity(file));
     });
     if (!fresh.length) {
-      announce("Nothing to upload: the chosen files are empty, system files or already uploading.");
+      announce(t("nothing"));
       return;
     }
     if (!busy) { startBatch(); }
@@ -86,8 +87,8 @@
       ui.list.appendChild(item.row);
     });
     var left = files.length - fresh.length;
-    announce("Uploading " + plural(items.length, "file") + " (" + size(totalBytes()) + ")." +
-      (left ? " " + plural(left, "empty, system or repeated file") + " left out." : ""));
+    announce(t("uploading", { files: n("files", items.length), size: size(totalBytes()) }) +
+      (left ? " " + n("left_out", left) : ""));
     ui.overallBox.hidden = false;
     buttons();
     changed();
@@ -159,7 +160,7 @@
           return settle(item, "failed", unreadable(error));
         }
         if (error instanceof Restart) {
-          if (restarts++ === 3) { return settle(item, "failed", LOST); }
+          if (restarts++ === 3) { return settle(item, "failed", t("lost")); }
           forget(item);
           item.url = null;
           item.offset = item.sent = 0;
@@ -249,15 +250,17 @@
       }
       if (progress.status === "failed") {
         forget(item);
-        return settle(item, "failed", progress.failure || "The server could not process this file.");
+        return settle(item, "failed", progress.failure || t("server_failed"));
       }
       if (progress.entries_total) {
-        item.entries = progress.entries_done + " of " + progress.entries_total;
+        item.entries = t("entries", {
+          done: NUMBERS.format(progress.entries_done), total: NUMBERS.format(progress.entries_total)
+        });
         changed(item);
       }
       await sleep(wait);
     }
-    settle(item, "failed", "The server is still checking this file; reload the page later.");
+    settle(item, "failed", t("still_checking"));
   }
 
   function failure(answer, onUpload) {
@@ -268,18 +271,17 @@
       return new Retry("busy");  // 460: checksum mismatch, the chunk is sent again
     }
     if (status === 401) {
-      return new Refused("You were signed out. Sign in again and choose the file again: " +
-        "it continues where it stopped.");
+      return new Refused(t("signed_out"));
     }
-    return new Refused(detailOf(answer) || "The server refused this file (error " + status + ").");
+    return new Refused(detailOf(answer) || t("refused", { status: status }));
   }
 
   function unreadable(error) {
     if (error && (error.name === "NotReadableError" || error.name === "NotFoundError")) {
-      return "This file cannot be read any more (was the disk removed?). Choose it again.";
+      return t("unreadable");
     }
     window.console.error(error);
-    return "Something went wrong in this page; reload it and choose the file again.";
+    return t("broken");
   }
 
   // -- requests -------------------------------------------------------------------------
@@ -347,8 +349,8 @@
       failures += 1;
       root.setAttribute("data-state", "waiting");
       announce(error.why === "offline" || !navigator.onLine
-        ? "Waiting for the connection… The upload continues by itself when it is back."
-        : "The server is busy; trying again in " + Math.round(delay / 1000) + " s…");
+        ? t("offline")
+        : t("busy", { seconds: Math.round(delay / 1000) }));
     }
     return retry.promise;
   }
@@ -357,7 +359,7 @@
     failures = 0;
     if (root.getAttribute("data-state") === "waiting") {
       root.setAttribute("data-state", "uploading");
-      announce("Connected again; uploading.");
+      announce(t("back"));
     }
   }
 
@@ -381,7 +383,7 @@
       if (item.state !== "queued") { setState(item, "paused"); }
     });
     root.setAttribute("data-state", "paused");
-    announce("Paused. Nothing already sent is lost; choose Resume to continue.");
+    announce(t("paused"));
     buttons();
   }
 
@@ -391,7 +393,7 @@
     held.now();
     if (retry) { retry.now(); }
     root.setAttribute("data-state", "uploading");
-    announce("Uploading again.");
+    announce(t("again"));
     buttons();
   }
 
@@ -445,28 +447,33 @@
     var rejected = result.rejected || [];
     var archives = result.archives || [];
     if (archives.length) {
-      var words = plural(accepted.length, "file") + " accepted" +
-        (rejected.length ? ", " + rejected.length + " not accepted" : "") + ". ";
+      var words = (rejected.length
+        ? t("archive_result_both", { accepted: n("accepted", accepted.length), rejected: n("rejected", rejected.length) })
+        : t("archive_result", { accepted: n("accepted", accepted.length) })) + " ";
       item.details = rejected.map(function (r) { return r.filename + ": " + r.reason; });
       archives.forEach(function (report) { words += completeness(report); });
       return settle(item, accepted.length ? "accepted" : "rejected", words.trim());
     }
     if (accepted.length) {
       var file = accepted[0];
-      return settle(item, "accepted", "Accepted: " + (KINDS[file.kind] || file.kind) +
-        (file.duplicate ? " (already in this case)" : ""));
+      var kind = WORDS["kind_" + file.kind] || file.kind;
+      return settle(item, "accepted", t(file.duplicate ? "accepted_again" : "accepted_as", { kind: kind }));
     }
-    var reason = rejected.length ? rejected[0].reason : "Nothing in this file could be used.";
-    return settle(item, "rejected", "Not accepted: " + reason);
+    var reason = rejected.length ? rejected[0].reason : t("nothing_used");
+    return settle(item, "rejected", t("not_accepted", { reason: reason }));
   }
 
   function completeness(report) {
-    if (!report.dicomdir_present) { return "The archive has no DICOMDIR to check it against."; }
+    if (!report.dicomdir_present) { return t("no_dicomdir"); }
     var arrived = report.referenced - report.missing.length;
-    var words = arrived + " of " + report.referenced + " files listed in the DICOMDIR arrived.";
+    var words = t("dicomdir_arrived", {
+      arrived: NUMBERS.format(arrived), listed: NUMBERS.format(report.referenced)
+    });
     if (report.missing.length) {
-      words += " Missing: " + report.missing.slice(0, 20).join(", ") +
-        (report.missing.length > 20 ? " and " + (report.missing.length - 20) + " more" : "") + ".";
+      var names = report.missing.slice(0, 20).join(", ");
+      words += " " + (report.missing.length > 20
+        ? t("missing_more", { names: names, more: NUMBERS.format(report.missing.length - 20) })
+        : t("missing", { names: names }));
     }
     return words + " ";
   }
@@ -487,8 +494,9 @@
     root.setAttribute("data-state", "done");
     var accepted = items.filter(function (item) { return item.state === "accepted"; }).length;
     var others = items.length - accepted;
-    announce("Done: " + plural(accepted, "file") + " accepted" +
-      (others ? ", " + others + " not accepted (the reasons are shown with each file)." : "."));
+    announce(others
+      ? t("done_both", { accepted: n("accepted", accepted), rejected: n("rejected", others) })
+      : t("done", { accepted: n("accepted", accepted) }));
     buttons();
     changed();
     if (accepted) { refreshFileList(); }
@@ -533,8 +541,10 @@
     var sent = items.reduce(function (sum, item) { return sum + item.sent; }, 0);
     var finished = items.filter(function (item) { return !unfinished(item); }).length;
     ui.overall.value = total ? Math.min(100, (sent * 100) / total) : 0;
-    ui.overallLabel.textContent = finished + " of " + plural(items.length, "file") + " done · " +
-      size(sent) + " of " + size(total);
+    ui.overallLabel.textContent = t("overall", {
+      finished: NUMBERS.format(finished), files: n("files", items.length),
+      sent: size(sent), total: size(total)
+    });
   }
 
   function drawItem(item) {
@@ -556,14 +566,14 @@
 
   function describe(item) {
     switch (item.state) {
-      case "queued": return "Waiting to start";
-      case "uploading": return Math.floor((item.sent * 100) / item.size) + " % · " +
-        size(item.sent) + " of " + size(item.size);
-      case "waiting": return "Waiting for the connection…";
-      case "paused": return "Paused at " + Math.floor((item.sent * 100) / item.size) + " %";
+      case "queued": return t("queued");
+      case "uploading": return t("progress", {
+        percent: percent(item.sent, item.size), sent: size(item.sent), total: size(item.size)
+      });
+      case "waiting": return t("waiting");
+      case "paused": return t("paused_at", { percent: percent(item.sent, item.size) });
       case "checking": return item.entries ?
-        "Uploaded; importing its files: " + item.entries + "…" :
-        "Uploaded; the server is checking it…";
+        t("importing", { entries: item.entries }) : t("checking");
       default: return item.note;
     }
   }
@@ -599,16 +609,39 @@
     return window.btoa(binary);
   }
 
+  // Words: fill a message's %(name)s placeholders; plural messages by the count's category.
+  function fill(text, values) {
+    Object.keys(values || {}).forEach(function (key) {
+      text = text.split("%(" + key + ")s").join(String(values[key]));
+    });
+    return text;
+  }
+
+  function t(key, values) { return fill(WORDS[key], values); }
+
+  function n(key, count, values) {
+    var forms = WORDS[key];
+    var form = forms[PLURALS.select(count)] || forms.other;
+    return fill(form, Object.assign({ num: NUMBERS.format(count) }, values));
+  }
+
+  function percent(part, whole) {
+    return new Intl.NumberFormat(LANGUAGE, { style: "percent", maximumFractionDigits: 0 })
+      .format(whole ? Math.floor((part * 100) / whole) / 100 : 0);
+  }
+
   function size(bytes) {
-    if (bytes < 1000) { return bytes + " B"; }
-    var units = ["kB", "MB", "GB", "TB"];
+    if (bytes < 1000) { return t("unit_b", { size: NUMBERS.format(bytes) }); }
+    var units = ["unit_kb", "unit_mb", "unit_gb", "unit_tb"];
     var value = bytes;
     var unit = -1;
     do { value /= 1000; unit += 1; } while (value >= 1000 && unit < units.length - 1);
-    return value.toFixed(value < 10 ? 2 : 1) + " " + units[unit];
+    var digits = value < 10 ? 2 : 1;
+    var shown = new Intl.NumberFormat(LANGUAGE, {
+      minimumFractionDigits: digits, maximumFractionDigits: digits
+    }).format(value);
+    return t(units[unit], { size: shown });
   }
-
-  function plural(count, noun) { return count + " " + noun + (count === 1 ? "" : "s"); }
 
   function sleep(ms) { return new Promise(function (resolve) { setTimeout(resolve, ms); }); }
 

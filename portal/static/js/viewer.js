@@ -193,7 +193,7 @@
 
   function touchDown(event) {
     fingers.set(event.pointerId, { x: event.clientX, y: event.clientY });
-    stage.setPointerCapture(event.pointerId);
+    try { stage.setPointerCapture(event.pointerId); } catch (ignored) { /* not an active pointer */ }
     if (fingers.size === 1) {
       swipe = { y: event.clientY, index: index };
     } else if (fingers.size === 2) {
