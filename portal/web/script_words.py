@@ -43,13 +43,9 @@ UPLOAD: dict[str, str | Plural] = {
         "stopped."
     ),
     "refused": N_("The server refused this file (error %(status)s)."),
-    "unreadable": N_(
-        "This file cannot be read any more (was the disk removed?). Choose it again."
-    ),
+    "unreadable": N_("This file cannot be read any more (was the disk removed?). Choose it again."),
     "broken": N_("Something went wrong in this page; reload it and choose the file again."),
-    "offline": N_(
-        "Waiting for the connection… The upload continues by itself when it is back."
-    ),
+    "offline": N_("Waiting for the connection… The upload continues by itself when it is back."),
     "busy": N_("The server is busy; trying again in %(seconds)s s…"),
     "back": N_("Connected again; uploading."),
     "paused": N_("Paused. Nothing already sent is lost; choose Resume to continue."),

@@ -6,7 +6,7 @@
       var field = document.getElementById(button.getAttribute("data-copy"));
       if (!field) { return; }
       field.select();
-      var done = function () { button.textContent = "Copied"; };
+      var done = function () { button.textContent = button.getAttribute("data-copied") || "✓"; };
       if (navigator.clipboard && window.isSecureContext) {
         navigator.clipboard.writeText(field.value).then(done, function () { document.execCommand("copy"); done(); });
       } else {
