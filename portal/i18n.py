@@ -18,7 +18,7 @@ import contextlib
 import io
 from collections.abc import Iterator
 from contextvars import ContextVar
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -213,6 +213,15 @@ def format_moment(value: datetime | None) -> str:
         return "—"
     moment = babel_dates.format_datetime(value, format="medium", tzinfo=None, locale=_locale())
     return f"{moment} UTC"
+
+
+def format_minute(value: datetime | None) -> str:
+    """A moment in UTC to the minute, for documents and mail: ``1 Dec 2026, 16:40 UTC``."""
+    if value is None:
+        return "\u2014"
+    moment = value.astimezone(UTC) if value.tzinfo else value
+    time = babel_dates.format_time(moment, format="short", tzinfo=None, locale=_locale())
+    return gettext("%(date)s, %(time)s UTC", date=format_date(moment), time=time)
 
 
 def format_number(value: int | float | Decimal) -> str:

@@ -5,6 +5,9 @@ back; nothing here touches the database, storage or the web layer. The layout, t
 the file may and may not contain are described in docs/opinion-pdf.md.
 
 Every datetime must be timezone-aware; the PDF prints them in UTC with an explicit "UTC".
+Every fixed word (headings, labels, footer, disclaimer) is gettext text rendered in the
+opinion's language (``OpinionDocument.language``; English where there is no catalogue), and
+dates are written as that language writes them.
 """
 
 from __future__ import annotations
@@ -23,10 +26,15 @@ from fpdf import FPDF
 from fpdf.enums import Align, MethodReturnValue, XPos, YPos
 from fpdf.fonts import TTFFont
 
+from portal.i18n import N_, format_date, format_minute, gettext, speaking
+from portal.labels import word
+
 # fontTools lists at INFO the glyphs it keeps when subsetting: which letters an opinion holds.
 logging.getLogger("fontTools").setLevel(logging.WARNING)
 
-PRODUCT_NAME = "Second Opinion Portal"
+_ = gettext
+
+PRODUCT_NAME = N_("Second Opinion Portal")
 EMPTY = "\u2014"
 """What an empty section prints: an em dash, so a reader sees that nothing was written."""
 MISSING_GLYPH = "\u25af"
@@ -42,18 +50,21 @@ _FAMILY = "body"
 # `_Writer.clean` drops NUL, so no user text can contain this page-count placeholder.
 _TOTAL_PAGES_ALIAS = "\x00N\x00"
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Mn", "Me"})
+_NO_BREAK_SPACE = "\u00a0"
 
 _MARGIN = 20.0
 _FOOTER_MARGIN = 22.0
 _LABEL_WIDTH = 38.0
 _LINE = 5.2
+_TAIL_LINES = 3
+"""Lines of the last section that go with the signature block when it needs a new page."""
 _SMALL_LINE = 4.6
 _INK = (26, 26, 26)
 _MUTED = (95, 99, 104)
 _ACCENT = (31, 78, 121)
 _RULE = (190, 194, 199)
 
-DISCLAIMER = (
+DISCLAIMER = N_(
     "This second opinion is based only on the images, reports and information provided to the "
     "specialist through the portal. The specialist has not examined you in person. It does not "
     "replace an examination by, or the advice of, your treating physician, who knows your full "
@@ -61,9 +72,9 @@ DISCLAIMER = (
     "decision about treatment. If your symptoms get worse or you need urgent help, contact your "
     "local emergency services."
 )
-MISSING_GLYPH_NOTE = (
-    f"Some characters of the original text could not be shown in this PDF and appear as "
-    f"{MISSING_GLYPH}. The complete text is available in the portal."
+MISSING_GLYPH_NOTE = N_(
+    "Some characters of the original text could not be shown in this PDF and appear as "
+    "%(mark)s. The complete text is available in the portal."
 )
 
 
@@ -131,19 +142,27 @@ def render_opinion_pdf(document: OpinionDocument) -> bytes:
         If a datetime in the document is naive (has no time zone).
     """
     signed_at = _utc(document.signed_at)
-    with _font_files() as fonts:
+    for moment in (document.submitted_at, *(item.at for item in document.addenda)):
+        if moment is not None:
+            _utc(moment)
+    with _font_files() as fonts, speaking(document.language):
         pdf = _Writer(document, fonts)
         pdf.set_creation_date(signed_at)
         pdf.add_page()
         _title_block(pdf, document)
-        _section(pdf, "Summary", document.summary)
-        _section(pdf, "Imaging findings", document.findings)
-        _section(pdf, "Impression / diagnosis", document.impression)
+        _section(pdf, _("Summary"), document.summary)
+        _section(pdf, _("Imaging findings"), document.findings)
+        _section(pdf, _("Impression / diagnosis"), document.impression)
         _answers(pdf, document.answers)
         _recommendations(pdf, document)
-        _section(pdf, "Limitations", document.limitations)
-        _addenda(pdf, document.addenda)
-        _signature_block(pdf, document)
+        if document.addenda:
+            _section(pdf, _("Limitations"), document.limitations)
+            *earlier, last = document.addenda
+            _addenda(pdf, tuple(earlier))
+            lead = _addendum_lead(pdf, len(document.addenda), last, first=not earlier)
+            _closing(pdf, document, lead, last.text)
+        else:
+            _closing(pdf, document, [_Lead("heading", _("Limitations"))], document.limitations)
         return bytes(pdf.output())
 
 
@@ -170,21 +189,23 @@ class _Writer(FPDF):
         )
         self.replaced_characters = False
         self.body_top = _MARGIN
+        self.product_name = _(PRODUCT_NAME)
         self._case_reference = self.clean(document.case_reference)
-        birth = document.patient_birth_date
-        self._running_title = self.clean(document.patient_name) + (
-            f", born {birth.isoformat()}" if birth else ""
+        name, birth = document.patient_name, document.patient_birth_date
+        self._running_title = self.clean(
+            _("%(name)s, born %(date)s", name=name, date=format_date(birth)) if birth else name
         )
+        self._reference_line = _("Second opinion %(reference)s", reference=self._case_reference)
         self.set_margins(_MARGIN, _MARGIN, _MARGIN)
         self.set_auto_page_break(auto=True, margin=_FOOTER_MARGIN)
         self.alias_nb_pages(_TOTAL_PAGES_ALIAS, align=Align.L)
         self.set_text_color(*_INK)
         self.set_draw_color(*_RULE)
         # Metadata ends up in file managers and search indexes: no patient data, no medical text.
-        self.set_title(f"Second opinion {self._case_reference}")
-        self.set_subject("Medical second opinion")
+        self.set_title(self._reference_line)
+        self.set_subject(_("Medical second opinion"))
         self.set_author(self.clean(document.specialist_name))
-        self.set_creator(PRODUCT_NAME)
+        self.set_creator(self.product_name)
         if document.language:
             self.set_lang(document.language)
 
@@ -196,6 +217,8 @@ class _Writer(FPDF):
         for char in text:
             if char == "\n" or ord(char) in self._drawable:
                 kept.append(char)
+            elif unicodedata.category(char) == "Zs":  # e.g. U+202F, in Babel's Russian dates
+                kept.append(_NO_BREAK_SPACE)
             elif unicodedata.category(char) not in _INVISIBLE_CATEGORIES:
                 kept.append(MISSING_GLYPH)
                 self.replaced_characters = True
@@ -208,9 +231,10 @@ class _Writer(FPDF):
             return
         self.set_font(_FAMILY, "", 8)
         self.set_text_color(*_MUTED)
-        title = self._fit(self._running_title, self.epw - self.get_string_width(PRODUCT_NAME) - 8)
+        product_width = self.get_string_width(self.product_name)
+        title = self._fit(self._running_title, self.epw - product_width - 8)
         self.cell(0, 4, title, new_x=XPos.LMARGIN, new_y=YPos.TOP)
-        self.cell(0, 4, PRODUCT_NAME, align=Align.R, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.cell(0, 4, self.product_name, align=Align.R, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.rule()
         self.ln(4)
         self.set_text_color(*_INK)
@@ -223,10 +247,9 @@ class _Writer(FPDF):
         self.ln(1.5)
         self.set_font(_FAMILY, "", 8)
         self.set_text_color(*_MUTED)
-        page = f"Page {self.page_no()} of {_TOTAL_PAGES_ALIAS}"
+        page = _("Page %(number)s of %(total)s", number=self.page_no(), total=_TOTAL_PAGES_ALIAS)
         self.cell(0, 4, page, new_x=XPos.LMARGIN, new_y=YPos.TOP)
-        reference = f"Second opinion {self._case_reference}"
-        self.cell(0, 4, reference, align=Align.R, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.cell(0, 4, self._reference_line, align=Align.R, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.set_text_color(*_INK)
 
     def _fit(self, text: str, width: float) -> str:
@@ -241,6 +264,16 @@ class _Writer(FPDF):
         """Draw a thin horizontal line across the text width at the current position."""
         self.line(self.l_margin, self.get_y(), self.w - self.r_margin, self.get_y())
 
+    def wrapped(self, text: str, style: str = "", size: float = 10.5) -> list[str]:
+        """The lines ``text`` wraps into across the full width at this font."""
+        self.set_font(_FAMILY, style, size)
+        lines = self.multi_cell(
+            0, _LINE, text, align=Align.L, dry_run=True, output=MethodReturnValue.LINES
+        )
+        if not isinstance(lines, list):
+            raise TypeError(f"fpdf2 wrapped {lines!r} instead of lines")
+        return [str(line) for line in lines]
+
 
 def _utc(moment: datetime) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
@@ -249,7 +282,15 @@ def _utc(moment: datetime) -> datetime:
 
 
 def _format_moment(moment: datetime | None) -> str:
-    return f"{_utc(moment):%Y-%m-%d %H:%M} UTC" if moment else EMPTY
+    """The moment as the language writes it, with spaces the font has (Babel's Russian dates
+    hold U+202F, which Fira Sans lacks)."""
+    if moment is None:
+        return EMPTY
+    written = format_minute(_utc(moment))
+    return "".join(
+        _NO_BREAK_SPACE if char != " " and unicodedata.category(char) == "Zs" else char
+        for char in written
+    )
 
 
 def _paragraph(pdf: _Writer, text: str, style: str = "", size: float = 10.5) -> None:
@@ -265,8 +306,11 @@ def _keep_room(pdf: _Writer, height: float) -> None:
         pdf.add_page()
 
 
+_HEADING_HEIGHT = 4 + 7 + 1
+
+
 def _heading(pdf: _Writer, title: str) -> None:
-    _keep_room(pdf, 9 + 3 * _LINE)
+    _keep_room(pdf, _HEADING_HEIGHT + 3 * _LINE)
     pdf.ln(4)
     pdf.set_font(_FAMILY, "B", 13)
     pdf.set_text_color(*_ACCENT)
@@ -304,28 +348,28 @@ def _field(pdf: _Writer, label: str, value: str) -> None:
 def _title_block(pdf: _Writer, document: OpinionDocument) -> None:
     pdf.set_font(_FAMILY, "B", 9.5)
     pdf.set_text_color(*_ACCENT)
-    pdf.cell(0, 5, PRODUCT_NAME, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.cell(0, 5, pdf.product_name, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_text_color(*_INK)
     pdf.set_font(_FAMILY, "B", 22)
-    pdf.cell(0, 12, "Second opinion", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.cell(0, 12, _("Second opinion"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(2)
-    birth = document.patient_birth_date
-    _field(pdf, "Case reference", document.case_reference)
-    _field(pdf, "Subject", document.case_subject)
-    _field(pdf, "Submitted", _format_moment(document.submitted_at))
-    _field(pdf, "Signed", _format_moment(document.signed_at))
+    _field(pdf, _("Case reference"), document.case_reference)
+    _field(pdf, _("Subject"), document.case_subject)
+    _field(pdf, _("Submitted"), _format_moment(document.submitted_at))
+    _field(pdf, _("Signed"), _format_moment(document.signed_at))
     pdf.ln(2)
-    _field(pdf, "Patient", document.patient_name)
-    _field(pdf, "Date of birth", birth.isoformat() if birth else EMPTY)
+    _field(pdf, _("Patient"), document.patient_name)
+    if document.patient_birth_date is not None:  # unknown: left out (docs/opinion-pdf.md)
+        _field(pdf, _("Date of birth"), format_date(document.patient_birth_date))
     pdf.ln(2)
-    _field(pdf, "Specialist", document.specialist_name)
-    _field(pdf, "Credentials", document.specialist_credentials)
+    _field(pdf, _("Specialist"), document.specialist_name)
+    _field(pdf, _("Credentials"), document.specialist_credentials)
     pdf.ln(2)
     pdf.rule()
 
 
 def _answers(pdf: _Writer, answers: tuple[AnsweredQuestion, ...]) -> None:
-    _heading(pdf, "Answers to your questions")
+    _heading(pdf, _("Answers to your questions"))
     if not answers:
         _paragraph(pdf, EMPTY)
     for number, item in enumerate(answers, start=1):
@@ -334,38 +378,108 @@ def _answers(pdf: _Writer, answers: tuple[AnsweredQuestion, ...]) -> None:
 
 
 def _recommendations(pdf: _Writer, document: OpinionDocument) -> None:
-    _heading(pdf, "Recommendations")
-    _subheading(pdf, "Treatment options")
+    _heading(pdf, _("Recommendations"))
+    _subheading(pdf, _("Treatment options"))
     _paragraph(pdf, document.treatment_options)
-    _subheading(pdf, "Urgency")
-    _paragraph(pdf, document.urgency)
-    _subheading(pdf, "Further tests")
+    _subheading(pdf, _("Urgency"))
+    _paragraph(pdf, word(document.urgency) if document.urgency else "")
+    _subheading(pdf, _("Further tests"))
     _paragraph(pdf, document.further_tests)
 
 
 def _addenda(pdf: _Writer, addenda: tuple[Addendum, ...]) -> None:
-    """Print addenda in the order given; without any, the section is left out."""
-    if not addenda:
-        return
-    _heading(pdf, "Addenda")
+    """Print addenda in the order given, under their heading."""
     for number, addendum in enumerate(addenda, start=1):
-        _subheading(pdf, f"Addendum {number} \u2014 {_format_moment(addendum.at)}")
-        _paragraph(pdf, f"by {pdf.clean(addendum.author) or EMPTY}", style="I", size=9.5)
+        for lead in _addendum_lead(pdf, number, addendum, first=number == 1):
+            lead.print(pdf)
         _paragraph(pdf, addendum.text)
 
 
-def _signature_block(pdf: _Writer, document: OpinionDocument) -> None:
-    """Print the signature, the content hash and the disclaimer, kept together on one page."""
+@dataclass(frozen=True)
+class _Lead:
+    """A heading, subheading or byline printed before the last text of the opinion."""
+
+    kind: str
+    text: str
+
+    def print(self, pdf: _Writer) -> None:
+        if self.kind == "heading":
+            _heading(pdf, self.text)
+        elif self.kind == "subheading":
+            _subheading(pdf, self.text)
+        else:
+            _paragraph(pdf, self.text, style="I", size=9.5)
+
+    def height(self, pdf: _Writer) -> float:
+        if self.kind == "heading":
+            return _HEADING_HEIGHT
+        style, size, space = ("B", 10.5, 1.5) if self.kind == "subheading" else ("I", 9.5, 0.0)
+        return space + len(pdf.wrapped(self.text, style, size)) * _LINE
+
+
+def _addendum_lead(pdf: _Writer, number: int, addendum: Addendum, *, first: bool) -> list[_Lead]:
+    """The heading (before the first addendum), the addendum's number and date, its author."""
+    lead = [_Lead("heading", _("Addenda"))] if first else []
+    title = _(
+        "Addendum %(number)s \u2014 %(moment)s", number=number, moment=_format_moment(addendum.at)
+    )
+    author = pdf.clean(addendum.author) or EMPTY
+    return [*lead, _Lead("subheading", title), _Lead("byline", _("by %(author)s", author=author))]
+
+
+def _closing(pdf: _Writer, document: OpinionDocument, lead: list[_Lead], text: str) -> None:
+    """Print the last section and the signature block, never leaving the block alone on a page.
+
+    The block (signature, hash, disclaimer) is kept on one page. When it does not fit after the
+    last section, the section's last lines (the whole section, heading included, when it is
+    short) move to the next page with it, so that page never holds the block alone.
+    """
+    lines = pdf.wrapped(pdf.clean(text) or EMPTY)
+    block = _signature_lines(pdf, document)
+    block_height = _block_height(pdf, block)
+    lead_height = sum(item.height(pdf) for item in lead)
+    whole = lead_height + len(lines) * _LINE + block_height
+    if len(lines) <= _TAIL_LINES:
+        _keep_room(pdf, whole)
+    for item in lead:
+        item.print(pdf)
+    for index, line in enumerate(lines):
+        rest = len(lines) - index
+        if index > 0 and rest <= _TAIL_LINES:
+            _keep_room(pdf, rest * _LINE + block_height)
+        pdf.set_font(_FAMILY, "", 10.5)
+        pdf.cell(0, _LINE, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    _keep_room(pdf, block_height)
+    _signature(pdf, block)
+
+
+_Line = tuple[str, float, str]
+
+
+def _signature_lines(pdf: _Writer, document: OpinionDocument) -> list[_Line]:
     signer = pdf.clean(document.specialist_name) or EMPTY
-    lines = [
-        ("B", 10.5, f"Signed electronically by {signer} on {_format_moment(document.signed_at)}"),
-        ("", 9, f"SHA-256 of the signed content: {pdf.clean(document.content_sha256) or EMPTY}"),
-        ("I", 9, DISCLAIMER),
+    digest = pdf.clean(document.content_sha256) or EMPTY
+    signed = _(
+        "Signed electronically by %(name)s on %(moment)s",
+        name=signer,
+        moment=_format_moment(document.signed_at),
+    )
+    lines: list[_Line] = [
+        ("B", 10.5, signed),
+        ("", 9, _("SHA-256 of the signed content: %(digest)s", digest=digest)),
+        ("I", 9, _(DISCLAIMER)),
     ]
     if pdf.replaced_characters:
-        lines.append(("I", 9, MISSING_GLYPH_NOTE))
-    height = 12 + sum(_height(pdf, style, size, text) + 1.5 for style, size, text in lines)
-    _keep_room(pdf, height)
+        lines.append(("I", 9, _(MISSING_GLYPH_NOTE, mark=MISSING_GLYPH)))
+    return lines
+
+
+def _block_height(pdf: _Writer, lines: list[_Line]) -> float:
+    return 12 + sum(_height(pdf, style, size, text) + 1.5 for style, size, text in lines)
+
+
+def _signature(pdf: _Writer, lines: list[_Line]) -> None:
+    """Print the signature, the content hash and the disclaimer."""
     pdf.ln(8)
     pdf.rule()
     pdf.ln(3)

@@ -51,6 +51,15 @@ def submit_case(
             "Some uploaded files are still being processed. Submit the case when they are done."
         )
     now = utcnow()
+    workflow.check(case=case, to=CaseStatus.submitted, principal=principal)
+    # The deadline first: the patient's receipt, sent on submission, tells them when to expect
+    # the opinion.
+    case.due_at = deadlines.due_at(
+        now,
+        case.priority,
+        standard_business_days=settings.standard_due_business_days,
+        urgent_hours=settings.urgent_due_hours,
+    )
     workflow.transition(
         session=session,
         case=case,
@@ -59,12 +68,6 @@ def submit_case(
         ctx=ctx,
         base_url=settings.base_url,
         now=now,
-    )
-    case.due_at = deadlines.due_at(
-        now,
-        case.priority,
-        standard_business_days=settings.standard_due_business_days,
-        urgent_hours=settings.urgent_due_hours,
     )
     assignment.offer_next(
         session=session, case=case, principal=None, ctx=ctx, settings=settings, now=now

@@ -152,6 +152,8 @@ def _on_enter(
     match status:
         case S.submitted:
             case.submitted_at = now
+            # A case is submitted once (draft is left for good), so this is its one receipt.
+            _notify_user(session, NotificationKind.case_submitted, case.patient_id, case, base_url)
         case S.info_requested:
             case.paused_at = now
             _notify_user(session, NotificationKind.info_requested, case.patient_id, case, base_url)

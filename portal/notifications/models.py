@@ -15,6 +15,8 @@ from portal.db import StrEnumColumn, UTCDateTime, new_id, utcnow
 class NotificationKind(StrEnum):
     """Why a message is sent; each kind has one template and one kind of recipient."""
 
+    case_submitted = "case_submitted"
+    """To the patient: the receipt for a submitted case (what happens next, by when)."""
     case_assigned = "case_assigned"
     """To the specialist: a case awaits acceptance."""
     due_soon = "due_soon"

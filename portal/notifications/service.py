@@ -23,6 +23,7 @@ from sqlmodel import Session, col, delete, select, update
 from portal.accounts.models import Role, User
 from portal.cases.models import Case
 from portal.db import utcnow
+from portal.i18n import speaking
 from portal.notifications import templates
 from portal.notifications.models import NotificationKind, OutboxMessage, OutboxStatus
 from portal.notifications.settings import MailSettings
@@ -47,14 +48,16 @@ def case_link(*, base_url: str, case_id: uuid.UUID) -> str:
 def notify(
     *, session: Session, kind: NotificationKind, recipient: User, case: Case, base_url: str
 ) -> OutboxMessage:
-    """Render the message for ``kind`` and add it to the caller's transaction (not committed)."""
-    rendered = templates.render(
-        kind=kind,
-        recipient_name=recipient.full_name,
-        reference=case.reference,
-        link=case_link(base_url=base_url, case_id=case.id),
-        due_at=case.due_at,
-    )
+    """Render the message for ``kind`` in the recipient's language and add it to the caller's
+    transaction (not committed)."""
+    with speaking(recipient.language):
+        rendered = templates.render(
+            kind=kind,
+            recipient_name=recipient.full_name,
+            reference=case.reference,
+            link=case_link(base_url=base_url, case_id=case.id),
+            due_at=case.due_at,
+        )
     message = OutboxMessage(
         kind=kind,
         recipient_id=recipient.id,
@@ -70,10 +73,12 @@ def notify(
 def notify_account(
     *, session: Session, kind: NotificationKind, recipient: User, base_url: str
 ) -> OutboxMessage:
-    """Queue a message about the recipient's own account (not committed); it names no case."""
-    rendered = templates.render_account(
-        kind=kind, recipient_name=recipient.full_name, link=f"{base_url.rstrip('/')}/login"
-    )
+    """Queue a message about the recipient's own account, in their language (not committed);
+    it names no case."""
+    with speaking(recipient.language):
+        rendered = templates.render_account(
+            kind=kind, recipient_name=recipient.full_name, link=f"{base_url.rstrip('/')}/login"
+        )
     message = OutboxMessage(
         kind=kind,
         recipient_id=recipient.id,

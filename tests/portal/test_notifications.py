@@ -11,6 +11,7 @@ import email
 import email.utils
 import ipaddress
 import logging
+import re
 import ssl
 import threading
 import uuid
@@ -33,6 +34,7 @@ from sqlmodel import Session, col, select
 from portal.accounts.models import Role, User
 from portal.cases.models import Case
 from portal.db import create_db_engine, utcnow
+from portal.i18n import speaking
 from portal.notifications import service as notifications
 from portal.notifications import templates
 from portal.notifications.models import NotificationKind, OutboxMessage, OutboxStatus
@@ -177,8 +179,58 @@ def test_every_kind_renders_a_generic_message_with_the_link(kind: NotificationKi
     assert templates.PRIVACY_LINE in rendered.body
     assert "{" not in rendered.subject + rendered.body
     assert "\n" not in rendered.subject and len(rendered.subject) <= 200
-    if kind in {K.due_soon, K.case_overdue}:
-        assert "due on 12 March 2026, 14:00 UTC" in rendered.body
+    if kind in {K.due_soon, K.case_overdue, K.case_submitted}:
+        assert "by 12 Mar 2026, 14:00 UTC" in rendered.body
+
+
+@pytest.mark.parametrize("kind", [*CASE_KINDS, *templates.ACCOUNT_TEMPLATES])
+def test_every_kind_renders_in_russian_for_a_russian_reader(kind: NotificationKind):
+    link = f"https://portal.example/cases/{uuid.uuid4()}"
+    due = dt.datetime(2026, 3, 12, 14, 0, tzinfo=dt.UTC)
+    with speaking("ru"):
+        if kind in templates.ACCOUNT_TEMPLATES:
+            rendered = templates.render_account(kind=kind, recipient_name="Анна Берг", link=link)
+        else:
+            rendered = templates.render(
+                kind=kind, recipient_name="Анна Берг", reference="SO-7KQ2MX", link=link, due_at=due
+            )
+    assert rendered.body.startswith("Здравствуйте, Анна Берг!\n\n")
+    assert rendered.body.endswith(
+        "Портал второго мнения\nЭто письмо отправлено автоматически; ответы на него не читаются.\n"
+    )
+    words = f"{rendered.subject} {rendered.body}".replace(link, "")
+    latin = set(re.findall(r"[A-Za-z]{3,}", words))
+    assert latin <= {"UTC", "PDF"}  # and SO-…: no English word is left
+    if kind in {K.due_soon, K.case_overdue, K.case_submitted}:
+        assert "до 12 мар. 2026\u202fг., 14:00 UTC" in rendered.body
+
+
+def test_a_mail_speaks_its_recipients_language_not_the_senders(
+    db: Session, settings: Settings, scene: Scene
+):
+    scene.patient_user.language = "ru"
+    with speaking("en"):  # e.g. the English-speaking specialist's request causes it
+        to_patient = notifications.notify(
+            session=db,
+            kind=K.info_requested,
+            recipient=scene.patient_user,
+            case=scene.case,
+            base_url=settings.base_url,
+        )
+    with speaking("ru"):
+        to_specialist = queue(db, settings, scene, K.info_provided)
+    assert to_patient.subject == "У вашего специалиста есть вопрос к вам"
+    assert to_specialist.subject.startswith("The patient answered your question: SO-")
+    scene.patient_user.language = "xx"  # no catalogue: English
+    fallback = notifications.notify(
+        session=db,
+        kind=K.opinion_delivered,
+        recipient=scene.patient_user,
+        case=scene.case,
+        base_url=settings.base_url,
+    )
+    assert fallback.subject == "Your second opinion is ready"
+    db.rollback()
 
 
 def test_every_kind_queued_for_a_real_case_carries_no_clinical_text(

@@ -38,7 +38,7 @@ def _never_logged(sensitive: SensitiveValues) -> None:
 
 
 def sample(**changes: object) -> OpinionDocument:
-    """A signed opinion on a spinal haemangioma, written partly in Russian."""
+    """A signed opinion on a spinal haemangioma, in English with Russian passages."""
     document = OpinionDocument(
         case_reference="SO-7KQ2MX",
         case_subject="Lesion in vertebral body Th12",
@@ -67,7 +67,7 @@ def sample(**changes: object) -> OpinionDocument:
                 text="The CT of 2025 confirms the polka-dot pattern.",
             ),
         ),
-        language="ru",
+        language="en",
     )
     return replace(document, **changes)  # type: ignore[arg-type]
 
@@ -92,10 +92,10 @@ def test_the_patient_reads_every_part_of_the_opinion_in_order() -> None:
         "Second Opinion Portal",
         "Second opinion",
         "SO-7KQ2MX",
-        "Submitted 2026-11-28 09:15 UTC",
-        "Signed 2026-12-01 16:40 UTC",
+        "Submitted 28 Nov 2026, 09:15 UTC",
+        "Signed 1 Dec 2026, 16:40 UTC",
         "Patient Anna Petrova",
-        "Date of birth 1980-04-12",
+        "Date of birth 12 Apr 1980",
         "Specialist Dr. Maria Keller",
         "licence 123456 (Berlin)",
         "Summary",
@@ -114,10 +114,10 @@ def test_the_patient_reads_every_part_of_the_opinion_in_order() -> None:
         "Further tests Follow-up MRI in 12 months.",
         "Limitations",
         "Addenda",
-        "Addendum 1 — 2026-12-03 14:20 UTC",
+        "Addendum 1 — 3 Dec 2026, 14:20 UTC",
         "by Dr. Maria Keller",
         "polka-dot pattern",
-        "Signed electronically by Dr. Maria Keller on 2026-12-01 16:40 UTC",
+        "Signed electronically by Dr. Maria Keller on 1 Dec 2026, 16:40 UTC",
         f"SHA-256 of the signed content: {DIGEST}",
         "does not replace an examination",
     ]
@@ -138,7 +138,7 @@ def test_dates_are_printed_in_utc_whatever_zone_they_come_in() -> None:
     moscow = timezone(timedelta(hours=3))
     document = sample(signed_at=datetime(2026, 12, 1, 19, 40, tzinfo=moscow))
     text = full_text(render_opinion_pdf(document))
-    assert "Signed electronically by Dr. Maria Keller on 2026-12-01 16:40 UTC" in text
+    assert "Signed electronically by Dr. Maria Keller on 1 Dec 2026, 16:40 UTC" in text
 
 
 def test_a_naive_datetime_is_refused() -> None:
@@ -157,7 +157,7 @@ def test_a_long_opinion_flows_over_pages_each_with_reference_and_number() -> Non
     for number, text in enumerate(pages, start=1):
         assert f"Page {number} of {len(pages)}" in text
         assert "Second opinion SO-7KQ2MX" in text
-    assert all("Anna Petrova, born 1980-04-12" in text for text in pages[1:])
+    assert all("Anna Petrova, born 12 Apr 1980" in text for text in pages[1:])
     flowed = " ".join(pages)
     assert all(f"Paragraph {n}:" in flowed for n in range(1, 31))
     assert "Paragraph 30:" not in pages[0]
@@ -253,11 +253,15 @@ def test_empty_sections_print_a_dash_and_no_addenda_leave_out_their_section() ->
     assert "Addend" not in text
 
 
-def test_missing_birth_date_and_submission_time_print_a_dash() -> None:
-    document = sample(patient_birth_date=None, submitted_at=None)
-    text = full_text(render_opinion_pdf(document))
+def test_an_unknown_birth_date_is_left_out_and_a_missing_submission_time_prints_a_dash() -> None:
+    long = "Coarse trabeculae, fatty stroma, no soft-tissue component. " * 120
+    document = sample(patient_birth_date=None, submitted_at=None, findings=long)
+    pages = pages_text(render_opinion_pdf(document))
+    text = " ".join(pages)
     assert f"Submitted {EMPTY}" in text
-    assert f"Date of birth {EMPTY}" in text
+    assert "Date of birth" not in text and "born" not in text
+    assert "Patient Anna Petrova Specialist Dr. Maria Keller" in text
+    assert len(pages) > 1 and all(page.startswith("Anna Petrova Second") for page in pages[1:])
 
 
 def test_addenda_are_numbered_in_order_with_their_dates() -> None:
@@ -270,7 +274,154 @@ def test_addenda_are_numbered_in_order_with_their_dates() -> None:
         for n in range(1, 4)
     )
     text = full_text(render_opinion_pdf(sample(addenda=addenda)))
-    headings = [f"Addendum {n} — 2026-12-0{3 + n} 08:05 UTC by Dr. Author {n}" for n in (1, 2, 3)]
+    headings = [f"Addendum {n} — {3 + n} Dec 2026, 08:05 UTC by Dr. Author {n}" for n in (1, 2, 3)]
     positions = [text.find(heading) for heading in headings]
     assert min(positions) >= 0
     assert positions == sorted(positions)
+
+
+# --- the signature block never ends the document alone ----------------------------------------
+
+SENTENCE = "The vertebral body shows coarse trabeculae and fatty stroma, as on the earlier study. "
+LENGTHS = (0, 1, 3, 6, 10, 15, 21, 28, 36, 38, 40, 43, 46, 50, 55, 60, 66, 80, 95, 110)
+"""Sentences of the last section: from empty, through every position of the signature block on
+page 2 (the sample without addenda already pushes the block there), to three pages."""
+
+
+def signature_page(pages: list[str]) -> str:
+    """The text before the signature on the page where it starts, without the running header."""
+    [page] = [text for text in pages if "Signed electronically" in text]
+    assert "local emergency services" in page, "signature and disclaimer are on different pages"
+    before = page.split("Signed electronically")[0]
+    return before if page is pages[0] else before.split("Second Opinion Portal", 1)[1]
+
+
+@pytest.mark.parametrize("sentences", LENGTHS)
+def test_the_signature_always_shares_its_page_with_the_end_of_the_opinion(sentences: int) -> None:
+    limitations = (SENTENCE * sentences).strip()
+    pages = pages_text(render_opinion_pdf(sample(addenda=(), limitations=limitations)))
+    before = signature_page(pages)
+    if sentences == 0:
+        assert f"Limitations {EMPTY}" in before
+    else:
+        assert before.rstrip().endswith("as on the earlier study.")
+    # At least three lines of the last section (some 70 characters each), or all of it.
+    assert "Limitations" in before or len(before) > 200
+
+
+@pytest.mark.parametrize("sentences", [0, 4, 30, 44])
+def test_with_addenda_the_last_addendum_goes_along_with_the_signature(sentences: int) -> None:
+    addendum = Addendum(
+        at=datetime(2026, 12, 3, 14, 20, tzinfo=UTC),
+        author="Dr. Maria Keller",
+        text=f"{SENTENCE * sentences}The CT of 2025 confirms the polka-dot pattern.",
+    )
+    pages = pages_text(render_opinion_pdf(sample(addenda=(addendum,))))
+    before = signature_page(pages)
+    assert before.rstrip().endswith("confirms the polka-dot pattern.")
+    if sentences == 0:  # a short addendum moves whole, heading and all
+        assert "Addenda Addendum 1 — 3 Dec 2026, 14:20 UTC by Dr. Maria Keller" in before
+
+
+def test_a_short_typical_opinion_ends_with_its_last_section_above_the_signature() -> None:
+    pages = pages_text(render_opinion_pdf(sample(addenda=())))
+    assert len(pages) == 2
+    assert "Limitations Only the MRI of 2026-10-02 was available." in signature_page(pages)
+    assert "Further tests Follow-up MRI in 12 months." in pages[0]
+
+
+# --- the opinion's language -------------------------------------------------------------------
+
+
+def russian_sample() -> OpinionDocument:
+    return sample(
+        language="ru",
+        case_subject="Образование в теле позвонка Th12",
+        summary="Образование в Th12 — типичная гемангиома позвонка.",
+        findings="Образование 14 × 11 мм с грубыми вертикальными трабекулами.",
+        impression=CYRILLIC,
+        answers=(AnsweredQuestion("Нужна ли операция?", "Нет, операция не нужна."),),
+        treatment_options="Лечение не требуется.",
+        urgency="routine",
+        further_tests="Контрольная МРТ через 12 месяцев.",
+        limitations="Была доступна только МРТ от 2 октября 2026 года.",
+        addenda=(
+            Addendum(
+                at=datetime(2026, 12, 3, 14, 20, tzinfo=UTC),
+                author="Д-р Мария Келлер",
+                text="КТ 2025 года подтверждает картину «горошка». " * 40,
+            ),
+        ),
+        specialist_name="Д-р Мария Келлер",
+        specialist_credentials="Врач-нейрорадиолог, лицензия 123456",
+    )
+
+
+ENGLISH_FIXED_TEXT = [
+    "Second Opinion Portal", "Second opinion", "Case reference", "Subject", "Submitted",
+    "Signed", "Patient", "Date of birth", "born", "Specialist", "Credentials", "Summary",
+    "Imaging findings", "Impression", "Answers to your questions", "Recommendations",
+    "Treatment options", "Urgency", "routine", "Further tests", "Limitations", "Addend", "by ",
+    "Page", " of ", "SHA-256 of", "This second opinion", "emergency", "Nov", "Dec", "Apr",
+]  # fmt: skip
+
+
+def test_a_russian_opinion_has_russian_headings_labels_dates_and_disclaimer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        pdf = render_opinion_pdf(russian_sample())
+    assert not caplog.records  # fpdf2 logs the characters it drops (Babel's U+202F was one)
+    pages = pages_text(pdf)
+    text = " ".join(pages)
+    in_order = [
+        "Портал второго мнения",
+        "Второе мнение",
+        "Номер случая SO-7KQ2MX",
+        "Тема Образование в теле позвонка Th12",
+        "Отправлен 28 нояб. 2026 г., 09:15 UTC",
+        "Подписано 1 дек. 2026 г., 16:40 UTC",
+        "Пациент Anna Petrova",
+        "Дата рождения 12 апр. 1980 г.",
+        "Специалист Д-р Мария Келлер",
+        "Квалификация Врач-нейрорадиолог",
+        "Кратко",
+        "Результаты исследований",
+        "Заключение / диагноз",
+        "Ответы на ваши вопросы 1. Нужна ли операция?",
+        "Рекомендации Варианты лечения Лечение не требуется.",
+        "Срочность планово",
+        "Дополнительные исследования Контрольная МРТ",
+        "Ограничения",
+        "Дополнения Дополнение 1 — 3 дек. 2026 г., 14:20 UTC автор: Д-р Мария Келлер",
+        "Подписано в электронном виде: Д-р Мария Келлер, 1 дек. 2026 г., 16:40 UTC",
+        f"SHA-256 подписанного содержания: {DIGEST}",
+        "Специалист не осматривал вас лично",
+    ]
+    positions = [text.find(fragment) for fragment in in_order]
+    assert [f for f, at in zip(in_order, positions, strict=True) if at < 0] == []
+    assert positions == sorted(positions)
+    assert len(pages) >= 2
+    for number, page in enumerate(pages, start=1):
+        assert f"Страница {number} из {len(pages)}" in page
+        assert "Второе мнение SO-7KQ2MX" in page
+    assert all("Anna Petrova, дата рождения: 12 апр. 1980 г." in page for page in pages[1:])
+    assert [english for english in ENGLISH_FIXED_TEXT if english in text] == []
+    metadata = PdfReader(io.BytesIO(pdf)).metadata
+    assert metadata is not None and metadata.title == "Второе мнение SO-7KQ2MX"
+
+
+def test_an_english_opinion_stays_english_whatever_the_request_speaks() -> None:
+    from portal.i18n import speaking
+
+    with speaking("ru"):
+        text = full_text(render_opinion_pdf(sample()))
+    assert "Imaging findings" in text and "Date of birth 12 Apr 1980" in text
+    assert "Результаты исследований" not in text and "Страница" not in text
+
+
+def test_a_language_without_a_catalogue_falls_back_to_english() -> None:
+    pdf = render_opinion_pdf(sample(language="de"))
+    text = full_text(pdf)
+    assert "Imaging findings" in text and "Signed 1 Dec 2026, 16:40 UTC" in text
+    assert str(PdfReader(io.BytesIO(pdf)).root_object["/Lang"]) == "de"
