@@ -295,7 +295,10 @@ def test_a_russian_speaking_patient_does_everything_in_russian(
     text = " ".join(
         (sheet.extract_text() or "") for sheet in PdfReader(download.value.path()).pages
     )
-    assert IMPRESSION in " ".join(text.split())
+    flat = " ".join(text.split())
+    assert IMPRESSION in flat
+    assert "Результаты исследований" in flat and "Рекомендации" in flat  # the PDF's headings
+    assert "Imaging findings" not in flat and "Recommendations" not in flat
     timeline = page.locator("#timeline").inner_text()
     assert "Вы отправили случай" in timeline and "0/8" not in timeline
     assert len(phone.visited) >= 12

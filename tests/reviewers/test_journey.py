@@ -52,7 +52,10 @@ def test_spine_case_in_russian_from_upload_to_signed_opinion(
     assert submitted["due_at"] is not None and submitted["needs_translation"] is False
     steps = [(event["from_status"], event["to_status"]) for event in submitted["timeline"]]
     assert steps[-2:] == [("draft", "submitted"), ("submitted", "assigned")]
-    explanation = submitted["timeline"][-1]["note"]
+    # Why this specialist was matched is for the staff: the patient's timeline has no note.
+    assert submitted["timeline"][-1]["note"] is None
+    seen = client.get(f"/api/cases/{case['id']}", headers=team.spine_ru.headers).json()
+    explanation = seen["timeline"][-1]["note"]
     assert "spine surgery" in explanation and "ru" in explanation and "CT" in explanation
 
     # Neither the cardiologist nor the English-only spine surgeon sees the case.
