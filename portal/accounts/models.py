@@ -11,6 +11,7 @@ from sqlalchemy import Column, Index
 from sqlmodel import Field, SQLModel
 
 from portal.db import StrEnumColumn, UTCDateTime, new_id, utcnow
+from portal.i18n import N_
 from portal.inputs import LanguageCode, SingleLineText
 
 
@@ -151,13 +152,16 @@ class LoginRequest(SQLModel):
     otp: SingleLineText | None = Field(default=None, max_length=12)
 
 
+REGISTRATION_RECEIVED = N_(
+    "Registration received. Sign in with your e-mail address and password. If this address "
+    "already had an account, nothing was changed and its owner has been sent an e-mail."
+)
+
+
 class RegistrationReceived(SQLModel):
     """The answer to every accepted registration, new address or not."""
 
-    detail: str = (
-        "Registration received. Sign in with your e-mail address and password. If this address "
-        "already had an account, nothing was changed and its owner has been sent an e-mail."
-    )
+    detail: str = REGISTRATION_RECEIVED
 
 
 class LoginResponse(SQLModel):

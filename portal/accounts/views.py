@@ -8,6 +8,7 @@ from portal import access
 from portal.accounts import password_reset, profile, service, two_step
 from portal.accounts.deps import JsonOnly, SameOrigin
 from portal.accounts.models import (
+    REGISTRATION_RECEIVED,
     AccountUpdate,
     LoginRequest,
     LoginResponse,
@@ -46,7 +47,7 @@ def register(
 ) -> RegistrationReceived:
     """The same answer whether or not the address already has an account (docs/accounts.md)."""
     service.register_patient(session=session, settings=settings, ctx=ctx, data=data)
-    return RegistrationReceived()
+    return RegistrationReceived(detail=_(REGISTRATION_RECEIVED))
 
 
 @router.post("/auth/login", dependencies=[SameOrigin, JsonOnly])
