@@ -13,6 +13,11 @@ from datetime import datetime
 from portal import i18n
 from portal.accounts.models import User
 from portal.i18n import _
+from portal.notifications.models import NotificationKind
+
+KINDS = frozenset({NotificationKind.password_reset, NotificationKind.password_changed})
+"""The notification kinds rendered here (in the account's language), not by
+``portal.notifications.templates``."""
 
 
 @dataclass(frozen=True)
