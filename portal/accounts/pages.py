@@ -67,7 +67,7 @@ def _signed_in_redirect(settings: Settings, token: str, target: str) -> Response
     return response
 
 
-def _form_page(
+def form_page(
     request: Request,
     settings: Settings,
     box: SecretBox,
@@ -97,7 +97,7 @@ def login_page(
     elif reset:
         notice = i18n.gettext(RESET_NOTICE)
     context = {"next": safe_next(next), "email": "", "notice": notice}
-    return _form_page(request, settings, box, "accounts/login.html", context)
+    return form_page(request, settings, box, "accounts/login.html", context)
 
 
 @router.post("/login", dependencies=[PresessionForm])
@@ -142,7 +142,7 @@ def login(
     except (NotAuthenticated, TooManyRequests) as exc:
         code = 429 if isinstance(exc, TooManyRequests) else 401
         context = {"error": exc.message, "next": safe_next(next), "email": email}
-        return _form_page(request, settings, box, "accounts/login.html", context, code)
+        return form_page(request, settings, box, "accounts/login.html", context, code)
     return _signed_in_redirect(settings, signed_in.token, safe_next(next))
 
 
@@ -166,10 +166,10 @@ def login_code_page(
     if not token or not second_step.is_pending(session=session, token=token):
         expired = second_step.PendingSignInExpired()
         context = {"error": expired.message, "next": safe_next(next), "email": ""}
-        response = _form_page(request, settings, box, "accounts/login.html", context, 401)
+        response = form_page(request, settings, box, "accounts/login.html", context, 401)
         return _without_pending(response, settings)
     fresh: dict[str, Any] = {"next": safe_next(next), "error": None}
-    return _form_page(request, settings, box, "accounts/login_code.html", fresh)
+    return form_page(request, settings, box, "accounts/login_code.html", fresh)
 
 
 @router.post("/login/code", dependencies=[PresessionForm])
@@ -189,12 +189,12 @@ def login_code(
         )
     except second_step.PendingSignInExpired as exc:
         context = {"error": exc.message, "next": safe_next(next), "email": ""}
-        response = _form_page(request, settings, box, "accounts/login.html", context, 401)
+        response = form_page(request, settings, box, "accounts/login.html", context, 401)
         return _without_pending(response, settings)
     except (NotAuthenticated, TooManyRequests) as exc:
         code = 429 if isinstance(exc, TooManyRequests) else 401
         context = {"error": exc.message, "next": safe_next(next)}
-        return _form_page(request, settings, box, "accounts/login_code.html", context, code)
+        return form_page(request, settings, box, "accounts/login_code.html", context, code)
     response = _signed_in_redirect(settings, signed_in.token, safe_next(next))
     return _without_pending(response, settings)
 
@@ -203,7 +203,7 @@ def login_code(
 def register_page(request: Request, settings: SettingsDep, box: BoxDep) -> Response:
     form = {"full_name": "", "email": "", "language": i18n.current(), "date_of_birth": ""}
     context = {"form": form, "opinion_languages": LANGUAGES}
-    return _form_page(request, settings, box, "accounts/register.html", context)
+    return form_page(request, settings, box, "accounts/register.html", context)
 
 
 @router.post("/register", dependencies=[PresessionForm])
@@ -243,7 +243,7 @@ def register(
         }
         shown = {key: value if value.isprintable() else "" for key, value in form.items()}
         context = {"error": error, "form": shown, "opinion_languages": LANGUAGES}
-        return _form_page(request, settings, box, "accounts/register.html", context, code)
+        return form_page(request, settings, box, "accounts/register.html", context, code)
     return RedirectResponse("/login?registered=1", status_code=status.HTTP_303_SEE_OTHER)
 
 

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from portal import i18n
 from portal.accounts import password_reset
 from portal.accounts.deps import PresessionForm
-from portal.accounts.pages import _form_page
+from portal.accounts.pages import form_page
 from portal.deps import AnonymousCtx, BoxDep, SessionDep, SettingsDep
 from portal.errors import PortalError, http_status
 from portal.inputs import SingleLineText
@@ -23,7 +23,7 @@ TOKEN_MAX_LENGTH = 200
 @router.get("/password-reset")
 def ask_page(request: Request, settings: SettingsDep, box: BoxDep) -> Response:
     context = {"email": "", "sent": None, "error": None}
-    return _form_page(request, settings, box, "accounts/password_reset_ask.html", context)
+    return form_page(request, settings, box, "accounts/password_reset_ask.html", context)
 
 
 @router.post("/password-reset", dependencies=[PresessionForm])
@@ -38,13 +38,13 @@ def ask(
     """One answer for every address, known, unknown or over the limit (docs/accounts.md)."""
     password_reset.request_reset(session=session, settings=settings, box=box, ctx=ctx, email=email)
     context = {"email": "", "sent": i18n.gettext(password_reset.REQUEST_RECEIVED), "error": None}
-    return _form_page(request, settings, box, "accounts/password_reset_ask.html", context)
+    return form_page(request, settings, box, "accounts/password_reset_ask.html", context)
 
 
 def _invalid_link_page(request: Request, settings: SettingsDep, box: BoxDep) -> Response:
     error = password_reset.ResetLinkInvalid()
     context = {"email": "", "sent": None, "error": error.message}
-    return _form_page(
+    return form_page(
         request,
         settings,
         box,
@@ -64,7 +64,7 @@ def choose_page(
     if password_reset.usable_link(session=session, token=token) is None:
         return _invalid_link_page(request, settings, box)
     context = {"token": token, "error": None}
-    return _form_page(request, settings, box, "accounts/password_reset.html", context)
+    return form_page(request, settings, box, "accounts/password_reset.html", context)
 
 
 @router.post("/password-reset/{token}", dependencies=[PresessionForm])
@@ -85,7 +85,7 @@ def choose(
             "token": token,
             "error": i18n.gettext("The two passwords are not the same. Type them again."),
         }
-        return _form_page(request, settings, box, "accounts/password_reset.html", context, 422)
+        return form_page(request, settings, box, "accounts/password_reset.html", context, 422)
     try:
         password_reset.reset_password(
             session=session, settings=settings, box=box, ctx=ctx, token=token, password=password
@@ -94,7 +94,7 @@ def choose(
         return _invalid_link_page(request, settings, box)
     except PortalError as exc:
         context = {"token": token, "error": exc.message}
-        return _form_page(
+        return form_page(
             request, settings, box, "accounts/password_reset.html", context, http_status(exc)
         )
     return RedirectResponse("/login?reset=1", status_code=status.HTTP_303_SEE_OTHER)
