@@ -310,3 +310,37 @@ def test_housekeeping_forgets_old_requests_and_links(
     assert removed == 1  # the link; the request is still inside its window
     assert db.exec(select(PasswordResetToken)).all() == []
     assert OutboxStatus.pending in {m.status for m in outbox(db)}
+
+
+def test_a_sealed_body_is_sent_only_by_a_run_holding_the_key(
+    client: TestClient, accounts: Accounts, db: Session, app: FastAPI, smtpd: SmtpServer
+):
+    patient = accounts.patient()
+    ask(client, patient.email)
+    keyless = notifications.deliver_pending(engine=app.state.engine, mail=smtpd.mail())
+    assert (keyless.sent, keyless.retrying) == (0, 1) and smtpd.received == []
+    row = outbox(db, NotificationKind.password_reset)[0]
+    assert row.last_error == "SealedBodyUnreadable" and row.body_sealed
+    # Moved onto another message, the sealed body does not open (bound to its row).
+    db.expire_all()
+    copy = db.get(OutboxMessage, row.id)
+    assert copy is not None
+    sealed = copy.body_sealed
+    db.delete(copy)
+    db.commit()
+    db.add(
+        OutboxMessage(
+            kind=NotificationKind.password_reset,
+            recipient_id=patient.user_id,
+            to_address=patient.email,
+            subject="Choose a new password",
+            body_text="moved",
+            body_sealed=sealed,
+        )
+    )
+    db.commit()
+    later = utcnow() + timedelta(hours=1)
+    moved = notifications.deliver_pending(
+        engine=app.state.engine, mail=smtpd.mail(), box=app.state.box, now=later
+    )
+    assert moved.sent == 0 and smtpd.received == []
