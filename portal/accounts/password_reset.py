@@ -80,6 +80,7 @@ def request_reset(
         stand_in = user or User(full_name="-", email=email, password_hash="", role=Role.patient)
         mail = mails.reset_link_mail(user=stand_in, link=link, minutes=minutes)
         box.seal(ADDRESS_PURPOSE, (mail.secret_body or "").encode())
+        _end_links(session, uuid.UUID(int=0))  # the same statement, matching no account
         reason = "throttled" if over_limit else "unknown_or_inactive"
         audit_service.record(
             session=session,
