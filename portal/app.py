@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect
 
 from portal import housekeeping, legacy_text, openapi
 from portal.accounts.pages import router as account_pages
+from portal.accounts.reset_pages import router as password_reset_pages
 from portal.accounts.views import router as accounts_router
 from portal.audit.views import router as audit_router
 from portal.breakglass.views import router as break_glass_router
@@ -210,6 +211,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         dicomweb_tokens_router,
         public_pages,
         account_pages,
+        password_reset_pages,
         case_pages,
         record_pages,
         review_pages,

@@ -19,7 +19,7 @@ import anyio
 from sqlalchemy.engine import Engine
 
 from portal import cluster
-from portal.accounts import throttle
+from portal.accounts import password_reset, second_step, throttle
 from portal.audit import sealer
 from portal.audit import service as audit_service
 from portal.db import session_scope, utcnow
@@ -28,6 +28,7 @@ from portal.notifications import service as notifications
 from portal.notifications.service import DeliveryReport
 from portal.objects import orphans
 from portal.objects.orphans import OrphanReport
+from portal.sealing import SecretBox
 from portal.settings import Settings
 from reviewers.sweep import SweepReport, sweep
 from storage.vault import Vault
@@ -78,7 +79,9 @@ def _pass(*, engine: Engine, vault: Vault, settings: Settings, mail: bool) -> Ho
     sealed = sealer.seal(engine=engine)
     review = sweep(engine=engine, vault=vault, settings=settings)
     delivered = (
-        notifications.deliver_pending(engine=engine, mail=settings.mail)
+        notifications.deliver_pending(
+            engine=engine, mail=settings.mail, box=SecretBox(settings.secret_key.get_secret_value())
+        )
         if mail
         else DeliveryReport()
     )
@@ -90,6 +93,8 @@ def _pass(*, engine: Engine, vault: Vault, settings: Settings, mail: bool) -> Ho
         notifications.purge_delivered(session=session, mail=settings.mail)
     with session_scope(engine) as session:
         throttle.purge_expired(session=session, settings=settings)
+        password_reset.purge_expired(session=session, settings=settings)
+        second_step.purge_expired(session=session)
     with session_scope(engine) as session:
         audit_service.forget_views(
             session=session, older_than=timedelta(hours=settings.session_absolute_hours)

@@ -159,6 +159,7 @@ CONTRACTS: dict[tuple[str, str], Contract] = {
     ("GET", "/readyz"): Contract(errors=(503,)),
     ("POST", "/api/auth/login"): Contract(errors=(401, 429)),
     ("POST", "/api/auth/register"): Contract(errors=(409,)),
+    ("POST", "/api/auth/password-reset/confirm"): Contract(errors=(410,)),
     ("POST", "/api/auth/totp/enroll"): Contract(errors=(409, 429)),
     ("POST", "/api/auth/totp/confirm"): Contract(errors=(409, 429)),
     ("POST", "/api/auth/totp/disable"): Contract(errors=(409, 429)),

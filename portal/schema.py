@@ -1,6 +1,13 @@
 """Imports every table model so ``SQLModel.metadata`` knows the whole schema (for Alembic)."""
 
-from portal.accounts.models import AuthSession, LoginFailure, User
+from portal.accounts.models import (
+    AuthSession,
+    LoginFailure,
+    PasswordResetRequest,
+    PasswordResetToken,
+    PendingSignIn,
+    User,
+)
 from portal.audit.models import AuditEvent, AuditHead
 from portal.breakglass.models import BreakGlassGrant
 from portal.cases.models import Case, CaseConsent, CaseEvent
@@ -47,6 +54,9 @@ __all__ = [
     "Opinion",
     "OpinionAddendum",
     "OutboxMessage",
+    "PasswordResetRequest",
+    "PasswordResetToken",
+    "PendingSignIn",
     "PendingText",
     "SpecialistProfile",
     "StoredObject",

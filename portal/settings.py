@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     login_client_max_delay_seconds: float = Field(default=15 * 60.0, gt=0)
     login_account_max_delay_seconds: float = Field(default=60.0, gt=0)
     password_min_length: int = 12
+    # Password reset (docs/accounts.md): a link lives this long; requests are limited per
+    # address and per client over the window (over the limit: the same answer, no mail).
+    password_reset_minutes: int = Field(default=30, ge=1)
+    password_reset_window_minutes: int = Field(default=60, ge=1)
+    password_reset_per_address: int = Field(default=3, ge=1)
+    password_reset_per_client: int = Field(default=10, ge=1)
+    pending_sign_in_minutes: int = Field(default=5, ge=1)
+    """How long a correct staff password waits for its one-time code."""
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     argon2_parallelism: int = 4

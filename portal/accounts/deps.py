@@ -18,6 +18,7 @@ from fastapi import Depends, Form, Request, Response
 
 from portal.deps import BoxDep, SettingsDep
 from portal.errors import Forbidden, UnsupportedMediaType
+from portal.i18n import N_
 from portal.sealing import SecretBox
 from portal.settings import Settings
 
@@ -27,19 +28,19 @@ _ALLOWED_FETCH_SITES = frozenset({"same-origin", "none"})
 
 
 class CrossSiteRequest(Forbidden):
-    default_message = (
+    default_message = N_(
         "This request came from another site. Open the portal's own sign-in page and try again."
     )
 
 
 class PresessionFormExpired(Forbidden):
-    default_message = (
+    default_message = N_(
         "The form has expired or did not come from this site. Reload the page and try again."
     )
 
 
 class JsonRequired(UnsupportedMediaType):
-    default_message = "Send the request body as JSON (Content-Type: application/json)."
+    default_message = N_("Send the request body as JSON (Content-Type: application/json).")
 
 
 def _origin_of(url: str) -> str:

@@ -8,11 +8,12 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from portal.errors import InvalidInput
+from portal.i18n import N_, _, ngettext
 from portal.settings import Settings
 
 
 class PasswordTooWeak(InvalidInput):
-    default_message = "Choose a stronger password."
+    default_message = N_("Choose a stronger password.")
 
 
 @cache
@@ -36,17 +37,25 @@ def check_policy(password: str, *, settings: Settings, email: str, full_name: st
     """Raise ``PasswordTooWeak`` with a reason a person can act on."""
     minimum = settings.password_min_length
     if len(password) < minimum:
-        raise PasswordTooWeak(f"The password must be at least {minimum} characters long.")
+        raise PasswordTooWeak(
+            ngettext(
+                "The password must be at least %(num)s character long.",
+                "The password must be at least %(num)s characters long.",
+                minimum,
+            )
+        )
     lowered = password.lower()
     if lowered in _common_passwords() or lowered.rstrip("0123456789!.?") in _common_passwords():
-        raise PasswordTooWeak("This password is too common; choose one that is not on leak lists.")
+        raise PasswordTooWeak(
+            _("This password is too common; choose one that is not on leak lists.")
+        )
     if len(set(password)) < 4:
         raise PasswordTooWeak(
-            "The password repeats too few characters; choose a less guessable one."
+            _("The password repeats too few characters; choose a less guessable one.")
         )
     personal = {email.lower(), email.split("@")[0].lower(), full_name.lower().replace(" ", "")}
     if lowered.replace(" ", "") in personal:
-        raise PasswordTooWeak("The password must not be your e-mail address or name.")
+        raise PasswordTooWeak(_("The password must not be your e-mail address or name."))
 
 
 def hash_password(password: str, *, settings: Settings) -> str:

@@ -16,6 +16,7 @@ from portal.accounts import passwords, throttle, totp
 from portal.accounts.models import (
     STAFF_ROLES,
     AuthSession,
+    PendingSignIn,
     Role,
     User,
     UserCreate,
@@ -24,6 +25,7 @@ from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.db import begin_read_only, utcnow
 from portal.errors import Conflict, NotAuthenticated, TooManyRequests
+from portal.i18n import N_
 from portal.notifications import service as notifications
 from portal.notifications.models import NotificationKind
 from portal.sealing import SecretBox
@@ -34,15 +36,19 @@ _LAST_SEEN_GRANULARITY = timedelta(seconds=60)
 
 
 class InvalidCredentials(NotAuthenticated):
-    default_message = "The e-mail address or password is not correct."
+    default_message = N_("The e-mail address or password is not correct.")
 
 
 class OtpRequired(NotAuthenticated):
-    default_message = "Enter the 6-digit code from your authenticator app."
+    default_message = N_("Enter the 6-digit code from your authenticator app.")
+
+    def __init__(self, message: str | None = None, *, pending_token: str | None = None) -> None:
+        super().__init__(message)
+        self.pending_token = pending_token
 
 
 class SessionExpired(NotAuthenticated):
-    default_message = "Your session has ended. Sign in again."
+    default_message = N_("Your session has ended. Sign in again.")
 
 
 def normalize_email(email: str) -> str:
@@ -62,7 +68,7 @@ def create_user(*, session: Session, settings: Settings, data: UserCreate, role:
     email = normalize_email(str(data.email))
     passwords.check_policy(data.password, settings=settings, email=email, full_name=data.full_name)
     if get_user_by_email(session=session, email=email) is not None:
-        raise Conflict("An account with this e-mail address already exists.")
+        raise Conflict(N_("An account with this e-mail address already exists."))
     return _add_user(session=session, settings=settings, data=data, email=email, role=role)
 
 
@@ -113,7 +119,7 @@ def register_patient(
             session.commit()
             return user
     if existing is None:
-        raise Conflict("The account could not be created. Try again.")
+        raise Conflict(N_("The account could not be created. Try again."))
     passwords.burn_hash_time(data.password, settings=settings)
     notifications.notify_account(
         session=session,
@@ -224,8 +230,14 @@ def sign_in(
     email: str,
     password: str,
     otp: str | None,
+    hold_password_step: bool = False,
 ) -> SignedIn:
-    """Check password (and TOTP where enrolled), throttle, and open a server-side session."""
+    """Check password (and TOTP where enrolled), throttle, and open a server-side session.
+
+    With ``hold_password_step`` (the sign-in page), a correct password without the code it
+    needs is remembered server-side for a few minutes: ``OtpRequired.pending_token`` names it,
+    and ``second_step.complete_sign_in`` finishes with the code alone.
+    """
     email = normalize_email(email)
     check_throttle(session=session, settings=settings, box=box, ctx=ctx, email=email)
     user = get_user_by_email(session=session, email=email)
@@ -252,17 +264,25 @@ def sign_in(
                 entity_id=user.id,
                 details={"reason": "otp_required"},
             )
+            held = _hold_password_step(session, settings, user) if hold_password_step else None
             session.commit()
-            raise OtpRequired()
+            raise OtpRequired(pending_token=held)
         if not consume_otp(session=session, box=box, user=user, code=otp):
             count_failure(
                 session=session, box=box, ctx=ctx, email=email, user=user, reason="bad_otp"
             )
-            raise InvalidCredentials("The one-time code is not correct or was already used.")
+            raise InvalidCredentials(N_("The one-time code is not correct or was already used."))
     if passwords.needs_rehash(user.password_hash, settings=settings):
         user.password_hash = passwords.hash_password(password, settings=settings)
+    return finish_sign_in(session=session, settings=settings, box=box, ctx=ctx, user=user)
+
+
+def finish_sign_in(
+    *, session: Session, settings: Settings, box: SecretBox, ctx: AuditContext, user: User
+) -> SignedIn:
+    """Every factor checked: forget the account's failures, open a session, audit, commit."""
     throttle.clear_account(
-        session=session, email=email, client=throttle.client_hash(box, ctx.client_ip)
+        session=session, email=user.email, client=throttle.client_hash(box, ctx.client_ip)
     )
     enrollment_only = user.role in STAFF_ROLES and not user.totp_enabled
     signed_in = _open_session(
@@ -278,6 +298,21 @@ def sign_in(
     )
     session.commit()
     return signed_in
+
+
+def _hold_password_step(session: Session, settings: Settings, user: User) -> str:
+    """Remember a correct password for a few minutes, under a new random token (its hash)."""
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    session.add(
+        PendingSignIn(
+            user_id=user.id,
+            token_hash=hash_token(token),
+            created_at=now,
+            expires_at=now + timedelta(minutes=settings.pending_sign_in_minutes),
+        )
+    )
+    return token
 
 
 def consume_otp(*, session: Session, box: SecretBox, user: User, code: str) -> bool:

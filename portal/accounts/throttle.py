@@ -19,6 +19,7 @@ from sqlmodel import Session, col, delete, select, update
 from portal.accounts.models import LoginFailure
 from portal.db import utcnow
 from portal.errors import TooManyRequests
+from portal.i18n import N_, _, ngettext
 from portal.sealing import SecretBox
 from portal.settings import Settings
 
@@ -28,7 +29,7 @@ DETACHED = ""
 
 
 class Throttled(TooManyRequests):
-    default_message = "Too many failed sign-in attempts."
+    default_message = N_("Too many failed sign-in attempts.")
 
 
 def client_hash(box: SecretBox, client_ip: str | None) -> str | None:
@@ -79,7 +80,7 @@ def check(*, session: Session, settings: Settings, email: str, client: str | Non
     wait = seconds_to_wait(session=session, settings=settings, email=email, client=client)
     if wait > 0:
         raise Throttled(
-            f"Too many failed sign-in attempts. Try again in {_readable(wait)}.",
+            _("Too many failed sign-in attempts. Try again in %(wait)s.", wait=_readable(wait)),
             retry_after=wait,
         )
 
@@ -116,5 +117,5 @@ def purge_expired(*, session: Session, settings: Settings) -> int:
 
 def _readable(seconds: int) -> str:
     if seconds < 60:
-        return f"{seconds} second(s)"
-    return f"{math.ceil(seconds / 60)} minute(s)"
+        return ngettext("%(num)s second", "%(num)s seconds", seconds)
+    return ngettext("%(num)s minute", "%(num)s minutes", math.ceil(seconds / 60))

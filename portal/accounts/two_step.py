@@ -11,12 +11,13 @@ from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.db import utcnow
 from portal.errors import Conflict, Forbidden, InvalidInput
+from portal.i18n import N_
 from portal.sealing import SecretBox
 from portal.settings import Settings
 
 
 class WrongPassword(Forbidden):
-    default_message = "The password is not correct."
+    default_message = N_("The password is not correct.")
 
 
 def require_password(
@@ -54,7 +55,7 @@ def begin_totp_enrollment(
 ) -> TotpEnrollment:
     """Issue a new (not yet active) secret; it becomes active when a code is confirmed."""
     if user.totp_enabled:
-        raise Conflict("Two-factor authentication is already set up for this account.")
+        raise Conflict(N_("Two-step sign-in is already set up for this account."))
     require_password(
         session=session,
         settings=settings,
@@ -93,9 +94,9 @@ def confirm_totp_enrollment(
 ) -> None:
     """Activate TOTP with the password and a first valid code; lifts an enrolment-only session."""
     if user.totp_enabled:
-        raise Conflict("Two-factor authentication is already set up for this account.")
+        raise Conflict(N_("Two-step sign-in is already set up for this account."))
     if user.totp_secret_sealed is None:
-        raise Conflict("Start the set-up first to get a secret for your authenticator app.")
+        raise Conflict(N_("Start the set-up first to get a secret for your authenticator app."))
     require_password(
         session=session,
         settings=settings,
@@ -106,7 +107,9 @@ def confirm_totp_enrollment(
         purpose="totp_confirm",
     )
     if not service.consume_otp(session=session, box=box, user=user, code=code):
-        raise InvalidInput("The code is not correct. Check the time on your phone and try again.")
+        raise InvalidInput(
+            N_("The code is not correct. Check the time on your phone and try again.")
+        )
     user.totp_enabled = True
     user.updated_at = utcnow()
     auth_session.enrollment_only = False
@@ -130,9 +133,9 @@ def disable_totp(
 ) -> None:
     """Patients may turn TOTP off again (with password and a current code); staff may not."""
     if user.role in STAFF_ROLES:
-        raise Forbidden("Two-factor authentication is required for staff accounts.")
+        raise Forbidden(N_("Two-step sign-in is required for staff accounts."))
     if not user.totp_enabled:
-        raise Conflict("Two-factor authentication is not turned on.")
+        raise Conflict(N_("Two-step sign-in is not turned on."))
     require_password(
         session=session,
         settings=settings,
@@ -143,7 +146,7 @@ def disable_totp(
         purpose="totp_disable",
     )
     if not service.consume_otp(session=session, box=box, user=user, code=code):
-        raise InvalidInput("The code is not correct.")
+        raise InvalidInput(N_("The code is not correct."))
     user.totp_enabled = False
     user.totp_secret_sealed = None
     user.updated_at = utcnow()
@@ -193,7 +196,7 @@ def create_enrolled_account(
 
 
 class ReauthenticationFailed(Forbidden):
-    default_message = "The password or the one-time code is not correct."
+    default_message = N_("The password or the one-time code is not correct.")
 
 
 def reauthenticate(
@@ -214,7 +217,7 @@ def reauthenticate(
     """
     service.check_throttle(session=session, settings=settings, box=box, ctx=ctx, email=user.email)
     if not user.totp_enabled:
-        raise Forbidden("Set up two-step sign-in (an authenticator app) before signing.")
+        raise Forbidden(N_("Set up two-step sign-in (an authenticator app) before signing."))
     if not passwords.verify_password(
         user.password_hash, password, settings=settings
     ) or not service.consume_otp(session=session, box=box, user=user, code=otp):

@@ -5,12 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from portal import access
-from portal.accounts import service, two_step
+from portal.accounts import password_reset, profile, service, two_step
 from portal.accounts.deps import JsonOnly, SameOrigin
 from portal.accounts.models import (
+    REGISTRATION_RECEIVED,
+    AccountUpdate,
     LoginRequest,
     LoginResponse,
     PasswordRequest,
+    PasswordResetAsk,
+    PasswordResetConfirm,
+    PasswordResetReceived,
     RegistrationReceived,
     Role,
     StaffCreate,
@@ -29,6 +34,7 @@ from portal.deps import (
     SettingsDep,
     csrf_token_for,
 )
+from portal.i18n import _
 
 router = APIRouter(prefix="/api", tags=["accounts"])
 
@@ -41,7 +47,7 @@ def register(
 ) -> RegistrationReceived:
     """The same answer whether or not the address already has an account (docs/accounts.md)."""
     service.register_patient(session=session, settings=settings, ctx=ctx, data=data)
-    return RegistrationReceived()
+    return RegistrationReceived(detail=_(REGISTRATION_RECEIVED))
 
 
 @router.post("/auth/login", dependencies=[SameOrigin, JsonOnly])
@@ -99,6 +105,63 @@ def csrf(caller: EnrollingCaller, box: BoxDep) -> dict[str, str]:
 @router.get("/me")
 def me(caller: EnrollingCaller) -> UserPublic:
     return UserPublic.model_validate(caller.user)
+
+
+@router.patch("/me")
+def update_me(data: AccountUpdate, caller: Caller, session: SessionDep) -> UserPublic:
+    """Language, date of birth and phone; fields left out stay, ``null`` clears."""
+    sent = data.model_fields_set
+    user = profile.update_account(
+        session=session,
+        ctx=caller.ctx,
+        user=caller.user,
+        language=data.language,
+        date_of_birth=data.date_of_birth if "date_of_birth" in sent else profile.UNSET,
+        phone=data.phone if "phone" in sent else profile.UNSET,
+    )
+    return UserPublic.model_validate(user)
+
+
+@router.post(
+    "/auth/password-reset",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[SameOrigin, JsonOnly],
+)
+def ask_password_reset(
+    data: PasswordResetAsk,
+    session: SessionDep,
+    settings: SettingsDep,
+    box: BoxDep,
+    ctx: AnonymousCtx,
+) -> PasswordResetReceived:
+    """The same answer whether or not the address has an account, or is over the limit."""
+    password_reset.request_reset(
+        session=session, settings=settings, box=box, ctx=ctx, email=data.email
+    )
+    return PasswordResetReceived(detail=_(password_reset.REQUEST_RECEIVED))
+
+
+@router.post(
+    "/auth/password-reset/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[SameOrigin, JsonOnly],
+)
+def confirm_password_reset(
+    data: PasswordResetConfirm,
+    session: SessionDep,
+    settings: SettingsDep,
+    box: BoxDep,
+    ctx: AnonymousCtx,
+) -> None:
+    """A new password with the mailed token: every session of the account ends."""
+    password_reset.reset_password(
+        session=session,
+        settings=settings,
+        box=box,
+        ctx=ctx,
+        token=data.token,
+        password=data.password,
+    )
 
 
 @router.post("/auth/totp/enroll")

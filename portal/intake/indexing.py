@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -161,18 +159,6 @@ def index_instance(
 
 def _clip(value: str | None, limit: int = 255) -> str | None:
     return value[:limit] if value else None
-
-
-def name_tokens(name: str) -> set[str]:
-    """Comparable tokens of a person's name, from 'Olga Ivanova' or DICOM 'IVANOVA^OLGA'."""
-    folded = unicodedata.normalize("NFKD", name.casefold())
-    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
-    return {token for token in re.split(r"[\s^,=.\-]+", folded) if len(token) > 1}
-
-
-def names_match(account_name: str, dicom_name: str) -> bool:
-    """Same person if they share a surname-or-given-name token (order and case ignored)."""
-    return bool(name_tokens(account_name) & name_tokens(dicom_name))
 
 
 def drop_empty(*, session: Session, case_id: uuid.UUID, series_ids: set[uuid.UUID]) -> None:

@@ -52,12 +52,33 @@ class StudyPublic(SQLModel):
         )
 
 
+class IdentityPart(SQLModel):
+    """One part of the identity (``family_name``, ``given_name``, ``middle_name``,
+    ``birth_date``): ``match``, ``differs`` or ``not_checked`` (missing on a side)."""
+
+    part: str
+    outcome: str
+    account: str | None
+    scans: str | None
+    """As written in the study; birth dates as DICOM dates (``YYYYMMDD``) on both sides."""
+
+
+class StudyIdentityCheck(SQLModel):
+    study_instance_uid: str | None = None
+    study_date: str | None = None
+    description: str | None = None
+    mismatch: bool
+    parts: list[IdentityPart]
+
+
 class IdentityCheck(SQLModel):
     mismatch: bool
     account_name: str
     account_birth_date: str | None
     dicom_names: list[str]
     dicom_birth_dates: list[str]
+    studies: list[StudyIdentityCheck] = []
+    """Per study: which part agrees, which differs (docs/intake-validation.md)."""
 
 
 class StudiesPublic(SQLModel):

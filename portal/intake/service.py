@@ -19,7 +19,7 @@ from portal.audit.service import AuditContext
 from portal.cases.models import Case, CaseStatus
 from portal.db import begin_read_only
 from portal.errors import Conflict, NotFound
-from portal.intake import indexing
+from portal.intake import identity
 from portal.intake.models import (
     ArchiveReport,
     CaseFile,
@@ -28,7 +28,14 @@ from portal.intake.models import (
     DicomSeries,
     DicomStudy,
 )
-from portal.intake.schemas import IdentityCheck, SeriesPublic, StudiesPublic, StudyPublic
+from portal.intake.schemas import (
+    IdentityCheck,
+    IdentityPart,
+    SeriesPublic,
+    StudiesPublic,
+    StudyIdentityCheck,
+    StudyPublic,
+)
 from portal.intake.sniff import FileKind
 from portal.objects import service as objects_service
 from portal.objects import texts
@@ -294,16 +301,42 @@ class AccountIdentity(Protocol):
 
 
 def identity_check(patient: AccountIdentity, study_rows: Sequence[StudyIdentity]) -> IdentityCheck:
-    """Whether the studies' patient name and birth date agree with the account."""
-    names = sorted({s.patient_name for s in study_rows if s.patient_name})
-    births = sorted({s.patient_birth_date for s in study_rows if s.patient_birth_date})
-    account_birth = patient.date_of_birth.strftime("%Y%m%d") if patient.date_of_birth else None
-    name_ok = all(indexing.names_match(patient.full_name, name) for name in names)
-    birth_ok = account_birth is None or all(birth == account_birth for birth in births)
+    """Whether each study's patient name and birth date agree with the account, part by part.
+
+    The one authority for the question: the case page shows its parts, the coordinators'
+    dashboard flags a case by its ``mismatch``.
+    """
+    studies = []
+    for study in study_rows:
+        checks = identity.check_study(
+            patient.full_name,
+            patient.date_of_birth,
+            study.patient_name,
+            study.patient_birth_date,
+        )
+        studies.append(
+            StudyIdentityCheck(
+                study_instance_uid=getattr(study, "study_instance_uid", None),
+                study_date=getattr(study, "study_date", None),
+                description=getattr(study, "description", None),
+                mismatch=identity.differs(checks),
+                parts=[
+                    IdentityPart(
+                        part=c.part.value, outcome=c.outcome.value, account=c.account, scans=c.scans
+                    )
+                    for c in checks
+                ],
+            )
+        )
     return IdentityCheck(
-        mismatch=not (name_ok and birth_ok),
+        mismatch=any(study.mismatch for study in studies),
         account_name=patient.full_name,
-        account_birth_date=account_birth,
-        dicom_names=names,
-        dicom_birth_dates=births,
+        account_birth_date=(
+            patient.date_of_birth.strftime("%Y%m%d") if patient.date_of_birth else None
+        ),
+        dicom_names=sorted({s.patient_name for s in study_rows if s.patient_name}),
+        dicom_birth_dates=sorted(
+            {s.patient_birth_date for s in study_rows if s.patient_birth_date}
+        ),
+        studies=studies,
     )

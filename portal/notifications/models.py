@@ -39,6 +39,10 @@ class NotificationKind(StrEnum):
     """To an account's owner: someone tried to register their address again (about no case)."""
     break_glass = "break_glass"
     """To the patient: an administrator opened the case's content (break-glass)."""
+    password_reset = "password_reset"  # noqa: S105 - a kind of mail, not a secret
+    """To an account's owner: a link to choose a new password (sealed until delivered)."""
+    password_changed = "password_changed"  # noqa: S105 - a kind of mail
+    """To an account's owner: the password was changed (by a reset)."""
 
 
 class OutboxStatus(StrEnum):
@@ -67,6 +71,10 @@ class OutboxMessage(SQLModel, table=True):
     to_address: str = Field(max_length=254)
     subject: str = Field(max_length=200)
     body_text: str = Field(sa_type=Text)
+    """The message as sent, or, when ``body_sealed`` is set, with its secret link left out."""
+    body_sealed: str | None = Field(default=None, sa_type=Text)
+    """A body carrying a secret (a reset link), sealed under the portal secret; opened only to
+    send it and dropped once the message is sent or given up (docs/notifications.md)."""
     case_id: uuid.UUID | None = Field(default=None, foreign_key="cases.id", index=True)
     status: OutboxStatus = Field(
         default=OutboxStatus.pending,

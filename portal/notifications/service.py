@@ -33,11 +33,17 @@ from portal.notifications.transport import (
     describe_error,
     make_transport,
 )
+from portal.sealing import SealedValueInvalid, SecretBox
 
 logger = logging.getLogger("portal.notifications")
 
 # A worker starts no new message this many SMTP timeouts before its lease ends.
 _LEASE_MARGIN_TIMEOUTS = 8
+_SEALED_BODY_PURPOSE = "outbox-body"
+
+
+class SealedBodyUnreadable(Exception):
+    """A sealed body could not be opened: no key given to this run, or another secret."""
 
 
 def case_link(*, base_url: str, case_id: uuid.UUID) -> str:
@@ -90,6 +96,42 @@ def notify_account(
     return message
 
 
+def queue_account_mail(
+    *,
+    session: Session,
+    kind: NotificationKind,
+    recipient: User,
+    subject: str,
+    body: str,
+    secret_body: str | None = None,
+    box: SecretBox | None = None,
+) -> OutboxMessage:
+    """Queue a message about the recipient's account, rendered by the caller (not committed).
+
+    ``secret_body``, when given, is the message actually sent (it carries a secret such as a
+    reset link): it is sealed with ``box`` and ``body`` (the same text without the secret) is
+    all the outbox shows. The sealed copy is dropped once the message is sent or given up.
+    """
+    message = OutboxMessage(
+        kind=kind,
+        recipient_id=recipient.id,
+        to_address=recipient.email,
+        subject=subject,
+        body_text=body,
+    )
+    if secret_body is not None:
+        if box is None:
+            raise ValueError("a secret body needs a box to seal it")
+        message.body_sealed = box.seal(_sealed_purpose(message.id), secret_body.encode())
+    session.add(message)
+    return message
+
+
+def _sealed_purpose(message_id: uuid.UUID) -> str:
+    """Bound to the row: a sealed body copied onto another message does not open."""
+    return f"{_SEALED_BODY_PURPOSE}:{message_id}"
+
+
 def notify_coordinators(
     *, session: Session, kind: NotificationKind, case: Case, base_url: str
 ) -> list[OutboxMessage]:
@@ -116,14 +158,20 @@ class DeliveryReport:
 
 
 def deliver_pending(
-    *, engine: Engine, mail: MailSettings, now: datetime | None = None, limit: int = 100
+    *,
+    engine: Engine,
+    mail: MailSettings,
+    box: SecretBox | None = None,
+    now: datetime | None = None,
+    limit: int = 100,
 ) -> DeliveryReport:
     """Send up to ``limit`` due messages; never raises for a mail failure.
 
     Safe to run in several threads or processes at once: each message is claimed by exactly
-    one run. ``now`` fixes the clock (tests); by default the wall clock is read at each step.
+    one run. ``box`` opens sealed bodies (a run without it fails those messages' attempts).
+    ``now`` fixes the clock (tests); by default the wall clock is read at each step.
     """
-    run = _Run(engine, mail, make_transport(mail), now)
+    run = _Run(engine, mail, make_transport(mail), now, box)
     try:
         while run.report.claimed < limit:
             token, batch = _claim(run, min(mail.batch_size, limit - run.report.claimed))
@@ -169,6 +217,7 @@ class _Run:
     mail: MailSettings
     transport: Transport
     fixed_now: datetime | None
+    box: SecretBox | None = None
     report: DeliveryReport = field(default_factory=DeliveryReport)
 
     def now(self) -> datetime:
@@ -235,6 +284,7 @@ def _give_up_abandoned(session: Session, mail: MailSettings, now: datetime) -> N
         )
         .values(
             status=OutboxStatus.failed,
+            body_sealed=None,
             last_error="LeaseExpired",
             claimed_by=None,
             claimed_until=None,
@@ -255,6 +305,7 @@ def _send_batch(run: _Run, token: str, batch: list[OutboxMessage]) -> bool:
         error = unreachable
         if error is None:
             try:
+                _open_body(run, message)
                 run.transport.send(message, now=run.now())
             except ConnectionFailed as exc:
                 error = unreachable = exc
@@ -262,6 +313,20 @@ def _send_batch(run: _Run, token: str, batch: list[OutboxMessage]) -> bool:
                 error = exc
         _record(run, token, message, error)
     return unreachable is None
+
+
+def _open_body(run: _Run, message: OutboxMessage) -> None:
+    """Put a sealed body in place for sending, on the claimed copy only (it is detached from
+    any session: the row keeps the text without the secret)."""
+    if message.body_sealed is None:
+        return
+    if run.box is None:
+        raise SealedBodyUnreadable()
+    try:
+        opened = run.box.open(_sealed_purpose(message.id), message.body_sealed)
+    except SealedValueInvalid as exc:
+        raise SealedBodyUnreadable() from exc
+    message.body_text = opened.decode()
 
 
 def _record(run: _Run, token: str, message: OutboxMessage, error: BaseException | None) -> None:
@@ -280,6 +345,7 @@ def _record(run: _Run, token: str, message: OutboxMessage, error: BaseException 
         row.claimed_by, row.claimed_until = None, None
         if error is None:
             row.status, row.sent_at, row.last_error = OutboxStatus.sent, run.now(), None
+            row.body_sealed = None  # the secret has left; it is not kept readable here
             run.report.sent += 1
             if run.mail.backend == "smtp":
                 logger.info("mail %s (%s) sent", row.id, row.kind, extra=_log_fields(row))
@@ -294,6 +360,7 @@ def _record_failure(run: _Run, row: OutboxMessage, error: str) -> None:
     fields = _log_fields(row) | {"error": row.last_error, "attempts": row.attempts}
     if row.attempts >= run.mail.max_attempts:
         row.status = OutboxStatus.failed
+        row.body_sealed = None
         run.report.failed += 1
         logger.error(
             "mail %s (%s) failed for good after %d attempts: %s",

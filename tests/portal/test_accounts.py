@@ -52,6 +52,7 @@ def test_register_login_me_logout_then_token_is_refused(
         "language": "ru",
         "totp_enabled": False,
         "date_of_birth": None,
+        "phone": None,
     }
     assert client.post("/api/auth/logout", headers=headers).status_code == 204
     refused = client.get("/api/me", headers=headers)

@@ -344,6 +344,11 @@ PUBLIC_OR_SELF = {
     ("POST", "/api/auth/totp/enroll"),
     ("POST", "/api/auth/totp/confirm"),
     ("POST", "/api/auth/totp/disable"),
+    # The caller's own settings, and the password reset (anyone): test_account_settings.py,
+    # test_password_reset.py.
+    ("PATCH", "/api/me"),
+    ("POST", "/api/auth/password-reset"),
+    ("POST", "/api/auth/password-reset/confirm"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
 }

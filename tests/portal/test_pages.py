@@ -252,8 +252,11 @@ def test_patient_turns_on_two_step_sign_in_from_the_pages(client: TestClient, ac
     assert confirmed.status_code == 200 and "two-step-on" in Page(confirmed.text).ids
     client.cookies.clear()
     body = {"email": patient.email, "password": patient.password}
-    refused = client.post("/login", data={**body, "csrf_token": form_token(client, "/login")})
-    assert refused.status_code == 401 and "code" in refused.text
+    asked = client.post("/login", data={**body, "csrf_token": form_token(client, "/login")})
+    # The password was right: the next page asks for the code alone (no session yet).
+    assert asked.status_code == 200 and asked.url.path == "/login/code"
+    assert set(check_page(asked).form("/login/code")["inputs"]) == {"csrf_token", "next", "otp"}
+    assert client.get("/api/me").status_code == 401
 
 
 def test_staff_without_two_step_are_sent_to_set_it_up(client: TestClient, accounts: Accounts):
