@@ -21,6 +21,7 @@ from portal.audit.service import AuditContext
 from portal.cases.models import Case, CaseStatus
 from portal.db import utcnow
 from portal.errors import Conflict, Forbidden, InvalidInput, NotFound
+from portal.i18n import _
 from portal.intake.models import DicomStudy
 from portal.objects import texts
 from portal.settings import Settings
@@ -176,12 +177,12 @@ def _case_for_specialist(
 ) -> tuple[Case, CaseAssignment]:
     case = access.case_for(session=session, principal=principal, case_id=case_id)
     if not access.may_ever(principal, ["case.offer.accept"]):
-        raise Forbidden("Only the specialist this case is offered to can accept or decline it.")
+        raise Forbidden(_("Only the specialist this case is offered to can accept or decline it."))
     case = workflow.lock_case(session=session, case=case)
     workflow.check(case=case, to=S.in_review, principal=principal)
     offer = current_offer(session=session, case=case)
     if offer is None or offer.status != OfferStatus.offered:
-        raise Conflict("There is no open offer of this case to you.")
+        raise Conflict(_("There is no open offer of this case to you."))
     return case, offer
 
 
@@ -283,11 +284,11 @@ def assign(
     workflow.check(case=case, to=S.assigned, principal=principal)
     specialist = session.get(User, specialist_id)
     if specialist is None or specialist.role != Role.specialist:
-        raise NotFound("Specialist not found.")
+        raise NotFound(_("Specialist not found."))
     if not specialist.is_active:
-        raise InvalidInput("This specialist's account is deactivated.")
+        raise InvalidInput(_("This specialist's account is deactivated."))
     if specialist.id == case.assigned_specialist_id:
-        raise Conflict("The case is already with this specialist.")
+        raise Conflict(_("The case is already with this specialist."))
     now = utcnow()
     previous = current_offer(session=session, case=case)
     if previous is not None:

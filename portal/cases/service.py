@@ -28,6 +28,7 @@ from portal.cases.models import (
 )
 from portal.db import utcnow
 from portal.errors import Conflict, InvalidInput
+from portal.i18n import _
 from portal.objects import texts
 from portal.pagination import PageRequest
 
@@ -240,14 +241,18 @@ def record_consent(
         session=session, principal=principal, case_id=case_id, action="case.consent"
     )
     if not data.accepted:
-        raise InvalidInput("Consent is given by accepting the text; to withdraw, cancel the case.")
+        raise InvalidInput(
+            _("Consent is given by accepting the text; to withdraw, cancel the case.")
+        )
     if data.version != consent.CURRENT_VERSION:
         raise Conflict(
-            f"The consent text has changed. Read version {consent.CURRENT_VERSION} "
-            "and accept that one."
+            _(
+                "The consent text has changed. Read version %(version)s and accept that one.",
+                version=consent.CURRENT_VERSION,
+            )
         )
     if case.status in {CaseStatus.cancelled, CaseStatus.closed}:
-        raise Conflict("This case is no longer open.")
+        raise Conflict(_("This case is no longer open."))
     record = CaseConsent(
         case_id=case.id, user_id=principal.user_id, version=data.version, client_ip=ctx.client_ip
     )

@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from portal.deps import AnonymousCtx, BoxDep, SessionDep, SettingsDep, SignedInCaller
 from portal.errors import NotFound
-from portal.i18n import speaking
+from portal.i18n import _, speaking
 from portal.ohif.bundle import MANIFEST, Bundle, installed_for
 from portal.ohif.shell import OHIF_PAGE_CSP, OHIF_WORKER_CSP, config_script
 from portal.ohif.urls import shell_base, static_base
@@ -84,7 +84,7 @@ CaseInPath = Annotated[uuid.UUID, Depends(case_in_path)]
 @router.get("/cases/{case_id}/app-config.js")
 def viewer_config(case_id: CaseInPath, caller: ViewerCaller, settings: SettingsDep) -> Response:
     if installed_for(settings) is None:
-        raise NotFound("The image viewer is not installed.")
+        raise NotFound(_("The image viewer is not installed."))
     script = config_script(case_id=case_id, version=settings.ohif_version)
     return Response(
         script,
