@@ -19,9 +19,10 @@ from portal.accounts.models import Role, User
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.cases.models import Case, CaseStatus
+from portal.cases.timeline import in_words
 from portal.db import utcnow
 from portal.errors import Conflict, Forbidden, InvalidInput, NotFound
-from portal.i18n import _
+from portal.i18n import N_, _
 from portal.intake.models import DicomStudy
 from portal.objects import texts
 from portal.settings import Settings
@@ -155,8 +156,8 @@ def offer_next(
 
 def triage_reason(result: MatchResult) -> str:
     if not result.rejected:
-        return "No specialist is registered yet."
-    return "No specialist could take the case automatically; a coordinator will choose one."
+        return N_("No specialist is registered yet.")
+    return N_("No specialist could take the case automatically; a coordinator will choose one.")
 
 
 def current_offer(*, session: Session, case: Case) -> CaseAssignment | None:
@@ -262,7 +263,7 @@ def time_out(
         ctx=ctx,
         settings=settings,
         now=now,
-        note="The offer was not answered in time.",
+        note=N_("The offer was not answered in time."),
     )
 
 
@@ -295,7 +296,7 @@ def assign(
         previous.status = OfferStatus.withdrawn
         previous.responded_at = previous.responded_at or now
         texts.for_case(session=session, case_id=case.id).seal(
-            previous, "reason", reason or "Reassigned by a coordinator."
+            previous, "reason", reason or N_("Reassigned by a coordinator.")
         )
         session.add(previous)
     ranking = rank(session=session, case=case, settings=settings, now=now)
@@ -320,7 +321,7 @@ def assign(
         principal=principal,
         ctx=ctx,
         base_url=settings.base_url,
-        note=reason or "Assigned by a coordinator.",
+        note=reason or N_("Assigned by a coordinator."),
         now=now,
         specialist_id=specialist.id,
     )
@@ -345,7 +346,7 @@ def history(*, session: Session, case: Case) -> list[AssignmentPublic]:
             offered_at=offer.offered_at,
             respond_by=offer.respond_by,
             responded_at=offer.responded_at,
-            reason=sealer.open(offer, "reason"),
+            reason=in_words(sealer.open(offer, "reason")),
             explanation=offer.explanation,
             automatic=offer.assigned_by is None,
             needs_translation=offer.needs_translation,

@@ -16,7 +16,7 @@ from portal.audit.service import AuditContext
 from portal.cases.models import Case, CaseStatus
 from portal.db import utcnow
 from portal.errors import Conflict, Forbidden, NotFound
-from portal.i18n import _, ngettext
+from portal.i18n import N_, _, ngettext
 from portal.notifications import service as notifications
 from portal.notifications.models import NotificationKind
 from portal.objects import texts
@@ -119,7 +119,7 @@ def _ask_patient(
             principal=principal,
             ctx=ctx,
             base_url=settings.base_url,
-            note="The specialist asked the patient a question.",
+            note=N_("The specialist asked the patient a question."),
         )
     return question
 
@@ -189,9 +189,9 @@ def answer(
     action = "case.clarification.answer" if clarification else "case.follow_up.answer"
     if not access.may(principal, case, action):
         raise Forbidden(
-            "Only the patient can answer the specialist's questions."
+            _("Only the patient can answer the specialist's questions.")
             if clarification
-            else "Only the case's specialist can answer follow-up questions."
+            else _("Only the case's specialist can answer follow-up questions.")
         )
     if question.answered_at is not None:
         raise Conflict(_("This question has already been answered."))
@@ -212,7 +212,7 @@ def answer(
             principal=principal,
             ctx=ctx,
             base_url=settings.base_url,
-            note="The patient answered the specialist's questions.",
+            note=N_("The patient answered the specialist's questions."),
         )
     session.commit()
     asker = session.get(User, question.asked_by)

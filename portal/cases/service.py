@@ -26,6 +26,7 @@ from portal.cases.models import (
     ConsentRequest,
     PersonRef,
 )
+from portal.cases.timeline import in_words
 from portal.db import utcnow
 from portal.errors import Conflict, InvalidInput
 from portal.i18n import _
@@ -216,7 +217,7 @@ def describe(*, session: Session, principal: Principal, case: Case) -> CasePubli
                 CaseEventPublic.model_validate(
                     event,
                     update={
-                        "note": sealer.open(event, "note")
+                        "note": in_words(sealer.open(event, "note"))
                         if access.may_read_event_note(principal, actor_role=event.actor_role)
                         else None
                     },

@@ -42,11 +42,11 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
-        Preset(AUTO, "Automatic (1st-99th percentile)", None),
-        Preset("soft_tissue", "Soft tissue", Window(40, 400)),
-        Preset("brain", "Brain", Window(40, 80)),
-        Preset("bone", "Bone", Window(400, 1800)),
-        Preset("lung", "Lung", Window(-600, 1500)),
+        Preset(AUTO, N_("Automatic (1st-99th percentile)"), None),
+        Preset("soft_tissue", N_("Soft tissue"), Window(40, 400)),
+        Preset("brain", N_("Brain"), Window(40, 80)),
+        Preset("bone", N_("Bone"), Window(400, 1800)),
+        Preset("lung", N_("Lung"), Window(-600, 1500)),
     )
 }
 HOUNSFIELD_MODALITIES = frozenset({"CT"})
