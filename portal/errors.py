@@ -175,7 +175,7 @@ def _describe_one(error: Any) -> str:
         return _length(field, kind, ctx.get("max_length"), at_least=False)
     if kind in ("value_error", "assertion_error"):
         if "reason" in ctx and "error" not in ctx:  # pydantic's e-mail address check
-            return gettext("%(field)s is not a valid e-mail address", field=field)
+            return gettext("%(field)s: not a valid e-mail address", field=field)
         if "error" in ctx:
             return gettext(
                 "%(field)s: %(problem)s", field=field, problem=gettext(str(ctx["error"]))
