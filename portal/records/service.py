@@ -20,7 +20,7 @@ from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.cases.models import Case
 from portal.errors import InvalidInput, NotFound, UnsupportedMediaType
-from portal.i18n import N_, _, format_number
+from portal.i18n import N_, _
 from portal.intake import service as intake_service
 from portal.intake.models import CaseFile
 from portal.objects import service as objects_service
@@ -134,8 +134,8 @@ def render_record_page(
         raise InvalidInput(
             _(
                 "width must be between %(low)s and %(high)s pixels.",
-                low=format_number(MIN_WIDTH),
-                high=format_number(MAX_WIDTH),
+                low=MIN_WIDTH,  # a query parameter's bounds: written as the client sends them
+                high=MAX_WIDTH,
             )
         )
     _case, case_file = _record(session, principal, case_id, file_id)
