@@ -38,6 +38,7 @@ from portal.breakglass.models import BreakGlassGrant
 from portal.cases.models import Case, CaseStatus
 from portal.db import utcnow
 from portal.errors import Forbidden, NotFound
+from portal.i18n import N_, _
 
 
 @dataclass(frozen=True)
@@ -144,18 +145,24 @@ _ROLE_RELATIONS: dict[Role, frozenset[Relation]] = {
 }
 
 _REFUSALS: dict[str, str] = {
-    "case.consent": "Only the patient who opened this case can do this.",
-    "case.files.add": "Only the patient who opened this case can add files to it.",
-    "case.submit": "Only the patient who opened this case can do this.",
-    "case.offer.accept": "Only the specialist this case is offered to can accept or decline it.",
-    "case.offer.decline": "Only the specialist this case is offered to can accept or decline it.",
-    "case.opinion.write": "Only the specialist the case is assigned to can write its opinion.",
-    "case.dicomweb.token": "Only the case's patient, its specialist or a coordinator can do this.",
+    "case.consent": N_("Only the patient who opened this case can do this."),
+    "case.files.add": N_("Only the patient who opened this case can add files to it."),
+    "case.submit": N_("Only the patient who opened this case can do this."),
+    "case.offer.accept": N_(
+        "Only the specialist this case is offered to can accept or decline it."
+    ),
+    "case.offer.decline": N_(
+        "Only the specialist this case is offered to can accept or decline it."
+    ),
+    "case.opinion.write": N_("Only the specialist the case is assigned to can write its opinion."),
+    "case.dicomweb.token": N_(
+        "Only the case's patient, its specialist or a coordinator can do this."
+    ),
 }
-_REFUSED = "You are not allowed to do this on this case."
-_UNSUBMITTED = "The case's content is private to its patient until the case is submitted."
+_REFUSED = N_("You are not allowed to do this on this case.")
+_UNSUBMITTED = N_("The case's content is private to its patient until the case is submitted.")
 _CONTENT_REFUSALS: dict[Relation | None, str] = {
-    R.admin: "Opening this case's content needs a break-glass request with a reason.",
+    R.admin: N_("Opening this case's content needs a break-glass request with a reason."),
 }
 
 
@@ -331,7 +338,7 @@ def case_for(
     # The session's identity map answers the second and later reads of a page's case.
     case = session.get(Case, case_id)
     if case is None or not sees(principal, case):
-        raise NotFound("Case not found.")
+        raise NotFound(_("Case not found."))
     if permits(session=session, principal=principal, case=case, action=action):
         return case
     relation = relation_to(principal, case)

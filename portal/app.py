@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 
 import anyio
 from fastapi import Depends, FastAPI, Request
@@ -43,6 +44,7 @@ from portal.errors import (
     http_status,
 )
 from portal.health.views import router as health_router
+from portal.i18n import N_, _
 from portal.intake import upload_jobs
 from portal.intake.capacity import UploadCapacity
 from portal.intake.tus_views import router as tus_router
@@ -164,7 +166,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         )
         async with anyio.create_task_group() as tasks:
             if settings.jobs_enabled:
-                for _ in range(settings.jobs_workers):
+                for _worker in range(settings.jobs_workers):
                     tasks.start_soon(app.state.jobs.run_forever)
             if settings.sweep_enabled:
                 tasks.start_soon(
@@ -253,12 +255,18 @@ def _install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc.__cause__, UnicodeDecodeError):
             # FastAPI answers 400 for a JSON body that is not even text; bad JSON is 422.
             return await validation_error(request, _not_json())
-        detail = (
-            exc.detail if isinstance(exc.detail, str) else "The request could not be completed."
-        )
+        detail = exc.detail if isinstance(exc.detail, str) else ""
         if is_page(request):
-            return page_status(request, exc.status_code, detail)
-        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+            # The error page words a missing page itself (``page_status``).
+            shown = detail if exc.status_code == 404 and detail else None
+            return page_status(
+                request, exc.status_code, shown or _framework_detail(exc.status_code, detail)
+            )
+        return JSONResponse(
+            {"detail": _framework_detail(exc.status_code, detail)},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
 
     @app.exception_handler(ClientDisconnect)
     async def client_went_away(request: Request, exc: ClientDisconnect) -> Response:
@@ -271,10 +279,31 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def unexpected_error(request: Request, exc: Exception) -> Response:
         log.error("unhandled error", exc_info=exc)
         request_id = getattr(request.state, "request_id", "")
-        detail = f"Something went wrong on our side. Reference: {request_id}."
+        detail = _(
+            "Something went wrong on our side. Reference: %(reference)s.", reference=request_id
+        )
         if is_page(request):
             return page_status(request, 500, detail)
         return JSONResponse({"detail": detail}, status_code=500)
+
+
+_FRAMEWORK_DETAILS = {
+    # Starlette answers these with the bare reason phrase (``Not Found``); said in full here.
+    404: N_("There is nothing at this address."),
+    405: N_("This address does not take this method."),
+}
+
+
+def _framework_detail(status_code: int, detail: str) -> str:
+    """The detail of an ``HTTPException`` in the caller's language: the framework's own
+    reason phrases are worded and translated; any other detail is kept as it was raised."""
+    try:
+        phrase = HTTPStatus(status_code).phrase
+    except ValueError:
+        phrase = ""
+    if detail and detail != phrase:
+        return detail
+    return _(_FRAMEWORK_DETAILS.get(status_code, N_("The request could not be completed.")))
 
 
 def _not_json() -> RequestValidationError:

@@ -16,6 +16,7 @@ from portal.breakglass.models import BreakGlassGrant
 from portal.cases.models import Case, CaseConsent, CaseEvent
 from portal.dicomweb.models import DicomwebToken
 from portal.errors import NotFound
+from portal.i18n import _
 from portal.intake.models import (
     ArchiveReport,
     CaseFile,
@@ -68,7 +69,7 @@ def erase_case(
     """
     case = session.get(Case, case_id)
     if case is None:
-        raise NotFound("Case not found.")
+        raise NotFound(_("Case not found."))
     reference = case.reference
     key = session.get(CaseKey, case_id)
     if key is not None:

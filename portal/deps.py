@@ -10,11 +10,13 @@ import anyio
 from fastapi import Depends, Query, Request
 from sqlmodel import Session
 
+from portal import i18n
 from portal.access import Principal
 from portal.accounts.models import AuthSession, Role, User
 from portal.accounts.service import resolve_session
 from portal.audit.service import AuditContext
 from portal.errors import Forbidden, InvalidInput, NotAuthenticated
+from portal.i18n import _
 from portal.objects.texts import bind_vault
 from portal.pagination import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT, PageRequest
 from portal.sealing import SecretBox
@@ -74,7 +76,9 @@ async def refuse_nul_characters(request: Request) -> None:
     """
     for name, value in request.query_params.multi_items():
         if "\x00" in value:
-            raise InvalidInput(f"{_printable(name)}: must not contain control characters (NUL).")
+            raise InvalidInput(
+                _("%(field)s: must not contain control characters (NUL).", field=_printable(name))
+            )
     route = request.scope.get("route")
     if getattr(route, "body_field", None) is None:
         return  # no JSON body here (streaming uploads read their own, with their own limits)
@@ -88,7 +92,7 @@ async def refuse_nul_characters(request: Request) -> None:
     where = _nul_at(body, ())
     if where is not None:
         field = ".".join(_printable(str(part)) for part in where) or "body"
-        raise InvalidInput(f"{field}: must not contain control characters (NUL).")
+        raise InvalidInput(_("%(field)s: must not contain control characters (NUL).", field=field))
 
 
 def _nul_at(value: object, path: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
@@ -166,7 +170,7 @@ class SignedInCaller:
 
 def _token_from(request: Request, settings: Settings) -> tuple[str, bool] | None:
     authorization = request.headers.get("authorization", "")
-    scheme, _, credentials = authorization.partition(" ")
+    scheme, _space, credentials = authorization.partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip(), False
     cookie = request.cookies.get(settings.cookie_name)
@@ -188,25 +192,57 @@ def authenticate(
         sent = request.headers.get(CSRF_HEADER, "")
         if not box.verify(CSRF_PURPOSE, str(auth_session.id), sent):
             raise Forbidden(
-                "The form has expired or did not come from this site. "
-                "Reload the page and try again."
+                _(
+                    "The form has expired or did not come from this site. "
+                    "Reload the page and try again."
+                )
             )
     return SignedInCaller(user, auth_session, ctx)
 
 
 async def enrolling_caller(
+    request: Request,
     caller: Annotated[SignedInCaller, Depends(authenticate)],
 ) -> SignedInCaller:
     """Any signed-in caller, including a staff session that may only set up TOTP."""
-    return caller
+    return speaking_to(request, caller)
 
 
 async def signed_in_caller(
+    request: Request,
     caller: Annotated[SignedInCaller, Depends(authenticate)],
 ) -> SignedInCaller:
     """A fully signed-in caller; enrolment-only sessions are refused."""
+    speaking_to(request, caller)
     if caller.auth_session.enrollment_only:
-        raise Forbidden("Set up two-factor authentication before using the portal.")
+        raise Forbidden(_("Set up two-factor authentication before using the portal."))
+    return caller
+
+
+def caller_language(request: Request, user: User) -> str:
+    """The language a signed-in API caller is answered in.
+
+    A program signing in with a bearer token chooses per request: its ``Accept-Language``,
+    when it names an interface language, comes first, then the account's setting. A browser
+    (the session cookie) always sends ``Accept-Language``, so there the account's setting comes
+    first, then the ``lang`` cookie, then ``Accept-Language``, as on pages.
+    """
+    accept_language = request.headers.get("accept-language")
+    scheme, _space, _credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        return i18n.from_accept_language(accept_language) or i18n.choose(account=user.language)
+    return i18n.choose(
+        account=user.language,
+        cookie=request.cookies.get(i18n.LANGUAGE_COOKIE),
+        accept_language=accept_language,
+    )
+
+
+def speaking_to(request: Request, caller: SignedInCaller) -> SignedInCaller:
+    """Answer the rest of the request in the caller's language (called from an ``async``
+    dependency, which runs in the request's own context, so the endpoint and the error
+    handlers see it)."""
+    i18n.language_var.set(caller_language(request, caller.user))
     return caller
 
 

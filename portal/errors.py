@@ -5,7 +5,7 @@ Each carries a message written for the person on the other end, never internal d
 
 from typing import Any
 
-from portal.i18n import N_, gettext
+from portal.i18n import N_, format_number, gettext, ngettext
 
 
 class PortalError(Exception):
@@ -113,17 +113,114 @@ def http_status(exc: PortalError) -> int:
 
 
 def describe_validation_errors(errors: Any) -> str:
-    """Pydantic's error list as one sentence a person can read; input values are never echoed."""
+    """Pydantic's error list as one sentence a person can read, in the caller's language.
+
+    The common error types are worded here by their ``type`` (with the field's name); any
+    other keeps pydantic's English text. Input values are never echoed.
+    """
     parts = []
     for error in errors:
-        location = [
-            str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")
-        ]
-        field = ".".join(location) or "request"
         if error.get("type") == "json_invalid":
-            return "The request body is not valid JSON."
-        if error.get("type") == "missing":
-            parts.append(f"{field} is required")
-        else:
-            parts.append(f"{field}: {error.get('msg', 'is not valid')}")
-    return "; ".join(parts) or "The request is not valid."
+            return gettext("The request body is not valid JSON.")
+        parts.append(_describe_one(error))
+    return "; ".join(parts) or gettext("The request is not valid.")
+
+
+_PROBLEMS: dict[str, str] = {
+    "missing": N_("%(field)s is required"),
+    "string_type": N_("%(field)s must be text"),
+    "string_pattern_mismatch": N_("%(field)s is not in the expected form"),
+    "int_parsing": N_("%(field)s must be a whole number"),
+    "int_type": N_("%(field)s must be a whole number"),
+    "int_from_float": N_("%(field)s must be a whole number"),
+    "float_parsing": N_("%(field)s must be a number"),
+    "float_type": N_("%(field)s must be a number"),
+    "finite_number": N_("%(field)s must be a number"),
+    "bool_parsing": N_("%(field)s must be true or false"),
+    "bool_type": N_("%(field)s must be true or false"),
+    "uuid_parsing": N_("%(field)s must be an identifier (UUID)"),
+    "uuid_type": N_("%(field)s must be an identifier (UUID)"),
+    "date_parsing": N_("%(field)s must be a date (YYYY-MM-DD)"),
+    "date_type": N_("%(field)s must be a date (YYYY-MM-DD)"),
+    "date_from_datetime_parsing": N_("%(field)s must be a date (YYYY-MM-DD)"),
+    "date_from_datetime_inexact": N_("%(field)s must be a date (YYYY-MM-DD) without a time"),
+    "datetime_parsing": N_("%(field)s must be a date and time (ISO 8601)"),
+    "datetime_type": N_("%(field)s must be a date and time (ISO 8601)"),
+    "datetime_from_date_parsing": N_("%(field)s must be a date and time (ISO 8601)"),
+    "enum": N_("%(field)s must be one of: %(choices)s"),
+    "literal_error": N_("%(field)s must be one of: %(choices)s"),
+    "greater_than_equal": N_("%(field)s must be at least %(limit)s"),
+    "greater_than": N_("%(field)s must be more than %(limit)s"),
+    "less_than_equal": N_("%(field)s must be at most %(limit)s"),
+    "less_than": N_("%(field)s must be less than %(limit)s"),
+    "list_type": N_("%(field)s must be a list"),
+    "dict_type": N_("%(field)s must be an object"),
+    "model_type": N_("%(field)s must be an object"),
+    "model_attributes_type": N_("%(field)s must be an object"),
+    "extra_forbidden": N_("%(field)s is not a field this request takes"),
+    "url_parsing": N_("%(field)s must be a web address"),
+    "url_type": N_("%(field)s must be a web address"),
+}
+_LIMITS = ("ge", "gt", "le", "lt")
+
+
+def _describe_one(error: Any) -> str:
+    location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
+    field = ".".join(location) or gettext("request")
+    kind = error.get("type")
+    ctx = error.get("ctx") or {}
+    if kind in ("string_too_short", "too_short"):
+        return _length(field, kind, ctx.get("min_length"), at_least=True)
+    if kind in ("string_too_long", "too_long"):
+        return _length(field, kind, ctx.get("max_length"), at_least=False)
+    if kind in ("value_error", "assertion_error"):
+        if "reason" in ctx and "error" not in ctx:  # pydantic's e-mail address check
+            return gettext("%(field)s: not a valid e-mail address", field=field)
+        if "error" in ctx:
+            return gettext(
+                "%(field)s: %(problem)s", field=field, problem=gettext(str(ctx["error"]))
+            )
+    wording = _PROBLEMS.get(kind or "")
+    if wording is None:
+        problem = error.get("msg") or gettext("is not valid")
+        return gettext("%(field)s: %(problem)s", field=field, problem=problem)
+    limit = next((ctx[name] for name in _LIMITS if name in ctx), "")
+    choices = str(ctx.get("expected", "")).replace(" or ", ", ")
+    return gettext(
+        wording,
+        field=field,
+        limit=format_number(limit) if isinstance(limit, int | float) else limit,
+        choices=choices,
+    )
+
+
+def _length(field: str, kind: str, count: object, *, at_least: bool) -> str:
+    if not isinstance(count, int):
+        return gettext("%(field)s has the wrong length", field=field)
+    if kind.startswith("string"):
+        if at_least:
+            return ngettext(
+                "%(field)s must be at least %(num)s character long",
+                "%(field)s must be at least %(num)s characters long",
+                count,
+                field=field,
+            )
+        return ngettext(
+            "%(field)s must be at most %(num)s character long",
+            "%(field)s must be at most %(num)s characters long",
+            count,
+            field=field,
+        )
+    if at_least:
+        return ngettext(
+            "%(field)s must have at least %(num)s item",
+            "%(field)s must have at least %(num)s items",
+            count,
+            field=field,
+        )
+    return ngettext(
+        "%(field)s must have at most %(num)s item",
+        "%(field)s must have at most %(num)s items",
+        count,
+        field=field,
+    )

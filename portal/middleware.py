@@ -16,7 +16,7 @@ from typing import Any
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from portal.i18n import LANGUAGE_COOKIE, choose, language_var
+from portal.i18n import LANGUAGE_COOKIE, choose, format_size, gettext, language_var
 from portal.observability import new_request_id, request_id_var
 
 log = logging.getLogger("portal.access")
@@ -176,7 +176,12 @@ class BodySizeLimitMiddleware:
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps(
-            {"detail": f"The request is larger than the {self.max_bytes // 1024} KiB allowed here."}
+            {
+                "detail": gettext(
+                    "The request is larger than the %(limit)s allowed here.",
+                    limit=format_size(self.max_bytes),
+                )
+            }
         ).encode()
         await send(
             {

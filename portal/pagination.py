@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Select, TypeDecorator, tuple_
 
 from portal.errors import BadRequest
+from portal.i18n import N_
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -36,7 +37,7 @@ T = TypeVar("T")
 Row = TypeVar("Row")
 Query = TypeVar("Query", bound=Select[*tuple[Any, ...]])
 
-BAD_CURSOR = (
+BAD_CURSOR = N_(
     "The cursor is not one this list gave out (it may belong to another list or be cut short): "
     "start again from the first page, without a cursor."
 )

@@ -19,8 +19,10 @@ from portal.accounts.models import Role, User
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.cases.models import Case, CaseStatus
+from portal.cases.timeline import in_words
 from portal.db import utcnow
 from portal.errors import Conflict, Forbidden, InvalidInput, NotFound
+from portal.i18n import N_, _
 from portal.intake.models import DicomStudy
 from portal.objects import texts
 from portal.settings import Settings
@@ -154,8 +156,8 @@ def offer_next(
 
 def triage_reason(result: MatchResult) -> str:
     if not result.rejected:
-        return "No specialist is registered yet."
-    return "No specialist could take the case automatically; a coordinator will choose one."
+        return N_("No specialist is registered yet.")
+    return N_("No specialist could take the case automatically; a coordinator will choose one.")
 
 
 def current_offer(*, session: Session, case: Case) -> CaseAssignment | None:
@@ -176,12 +178,12 @@ def _case_for_specialist(
 ) -> tuple[Case, CaseAssignment]:
     case = access.case_for(session=session, principal=principal, case_id=case_id)
     if not access.may_ever(principal, ["case.offer.accept"]):
-        raise Forbidden("Only the specialist this case is offered to can accept or decline it.")
+        raise Forbidden(_("Only the specialist this case is offered to can accept or decline it."))
     case = workflow.lock_case(session=session, case=case)
     workflow.check(case=case, to=S.in_review, principal=principal)
     offer = current_offer(session=session, case=case)
     if offer is None or offer.status != OfferStatus.offered:
-        raise Conflict("There is no open offer of this case to you.")
+        raise Conflict(_("There is no open offer of this case to you."))
     return case, offer
 
 
@@ -261,7 +263,7 @@ def time_out(
         ctx=ctx,
         settings=settings,
         now=now,
-        note="The offer was not answered in time.",
+        note=N_("The offer was not answered in time."),
     )
 
 
@@ -283,18 +285,18 @@ def assign(
     workflow.check(case=case, to=S.assigned, principal=principal)
     specialist = session.get(User, specialist_id)
     if specialist is None or specialist.role != Role.specialist:
-        raise NotFound("Specialist not found.")
+        raise NotFound(_("Specialist not found."))
     if not specialist.is_active:
-        raise InvalidInput("This specialist's account is deactivated.")
+        raise InvalidInput(_("This specialist's account is deactivated."))
     if specialist.id == case.assigned_specialist_id:
-        raise Conflict("The case is already with this specialist.")
+        raise Conflict(_("The case is already with this specialist."))
     now = utcnow()
     previous = current_offer(session=session, case=case)
     if previous is not None:
         previous.status = OfferStatus.withdrawn
         previous.responded_at = previous.responded_at or now
         texts.for_case(session=session, case_id=case.id).seal(
-            previous, "reason", reason or "Reassigned by a coordinator."
+            previous, "reason", reason or N_("Reassigned by a coordinator.")
         )
         session.add(previous)
     ranking = rank(session=session, case=case, settings=settings, now=now)
@@ -319,7 +321,7 @@ def assign(
         principal=principal,
         ctx=ctx,
         base_url=settings.base_url,
-        note=reason or "Assigned by a coordinator.",
+        note=reason or N_("Assigned by a coordinator."),
         now=now,
         specialist_id=specialist.id,
     )
@@ -344,7 +346,7 @@ def history(*, session: Session, case: Case) -> list[AssignmentPublic]:
             offered_at=offer.offered_at,
             respond_by=offer.respond_by,
             responded_at=offer.responded_at,
-            reason=sealer.open(offer, "reason"),
+            reason=in_words(sealer.open(offer, "reason")),
             explanation=offer.explanation,
             automatic=offer.assigned_by is None,
             needs_translation=offer.needs_translation,

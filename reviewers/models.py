@@ -13,6 +13,7 @@ from sqlmodel import Field, SQLModel
 from portal.accounts.models import LANGUAGE_PATTERN
 from portal.cases.models import BodyRegion
 from portal.db import StrEnumColumn, UTCDateTime, new_id, utcnow
+from portal.i18n import N_
 from portal.inputs import MultiLineText, SingleLineText
 from reviewers.vocabulary import MODALITIES, Specialty
 
@@ -302,20 +303,21 @@ class OpinionContent(SQLModel):
         return value
 
     def missing_for_signing(self) -> list[str]:
-        """The sections that must be written before the opinion can be signed."""
+        """The sections that must be written before the opinion can be signed (English names,
+        marked for translation where they are shown)."""
         missing = [
             label
             for label, text in (
-                ("summary", self.summary),
-                ("imaging findings", self.findings),
-                ("impression", self.impression),
+                (N_("summary"), self.summary),
+                (N_("imaging findings"), self.findings),
+                (N_("impression"), self.impression),
             )
             if not text.strip()
         ]
         if not any(item.answer.strip() for item in self.answers):
-            missing.append("answers to the patient's questions")
+            missing.append(N_("answers to the patient's questions"))
         if self.recommendations.urgency is None:
-            missing.append("urgency of the recommendations")
+            missing.append(N_("urgency of the recommendations"))
         return missing
 
 

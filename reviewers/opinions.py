@@ -19,6 +19,7 @@ from portal.audit.service import AuditContext
 from portal.cases.models import Case, CaseStatus
 from portal.db import utcnow
 from portal.errors import Conflict, Forbidden, InvalidInput, NotFound
+from portal.i18n import _
 from portal.objects import texts
 from portal.sealing import SecretBox
 from portal.settings import Settings
@@ -49,7 +50,7 @@ def canonical_bytes(document: dict[str, Any]) -> bytes:
 def _specialist_case(*, session: Session, principal: Principal, case_id: uuid.UUID) -> Case:
     case = access.case_for(session=session, principal=principal, case_id=case_id)
     if not access.may_ever(principal, ["case.opinion.write"]):
-        raise Forbidden("Only the specialist the case is assigned to can write its opinion.")
+        raise Forbidden(_("Only the specialist the case is assigned to can write its opinion."))
     return case
 
 
@@ -82,13 +83,13 @@ def save_draft(
     case = _specialist_case(session=session, principal=principal, case_id=case_id)
     case = workflow.lock_case(session=session, case=case)
     if case.status not in {S.in_review, S.info_requested}:
-        raise Conflict("The opinion can be written once you have accepted the case.")
+        raise Conflict(_("The opinion can be written once you have accepted the case."))
     opinion = _opinion(session, case.id)
     if opinion is not None and opinion.status == OpinionStatus.signed:
-        raise Conflict("The opinion is signed; add an addendum instead of editing it.")
+        raise Conflict(_("The opinion is signed; add an addendum instead of editing it."))
     if opinion is not None and data.revision is not None and data.revision != opinion.revision:
         raise Conflict(
-            "The opinion was changed elsewhere since you opened it; reload it before saving."
+            _("The opinion was changed elsewhere since you opened it; reload it before saving.")
         )
     content = OpinionContent.model_validate(data.model_dump(exclude={"revision"})).model_dump(
         mode="json"
@@ -134,11 +135,16 @@ def sign(
     workflow.check(case=case, to=S.opinion_delivered, principal=principal)
     opinion = _opinion(session, case.id)
     if opinion is None:
-        raise Conflict("Write the opinion before signing it.")
+        raise Conflict(_("Write the opinion before signing it."))
     content = content_of(session=session, opinion=opinion)
     missing = OpinionContent.model_validate(content).missing_for_signing()
     if missing:
-        raise InvalidInput("Before signing, fill in: " + ", ".join(missing) + ".")
+        raise InvalidInput(
+            _(
+                "Before signing, fill in: %(sections)s.",
+                sections=", ".join(_(section) for section in missing),
+            )
+        )
     two_step.reauthenticate(
         session=session,
         settings=settings,
@@ -152,7 +158,7 @@ def sign(
     case = workflow.lock_case(session=session, case=case)
     session.refresh(opinion)
     if opinion.status == OpinionStatus.signed:
-        raise Conflict("The opinion is already signed.")
+        raise Conflict(_("The opinion is already signed."))
     now = utcnow()
     profile = specialists.profile_for(session=session, user=user)
     document = {
@@ -209,12 +215,12 @@ def add_addendum(
 ) -> OpinionAddendum:
     """A dated addition to the signed opinion by its specialist (the caller commits)."""
     if not access.may(principal, case, "case.opinion.write"):
-        raise Forbidden("Only the case's specialist can add to its opinion.")
+        raise Forbidden(_("Only the case's specialist can add to its opinion."))
     if case.status != S.opinion_delivered:
-        raise Conflict("Addenda are added to a delivered opinion.")
+        raise Conflict(_("Addenda are added to a delivered opinion."))
     opinion = _opinion(session, case.id)
     if opinion is None or opinion.status != OpinionStatus.signed:
-        raise Conflict("Addenda are added to a signed opinion.")
+        raise Conflict(_("Addenda are added to a signed opinion."))
     author = session.get(User, principal.user_id)
     assert author is not None
     now = utcnow()
@@ -271,7 +277,7 @@ def readable_opinion(
     if opinion is None or not access.permits(
         session=session, principal=principal, case=case, action=readable
     ):
-        raise NotFound("There is no opinion on this case yet.")
+        raise NotFound(_("There is no opinion on this case yet."))
     audit_service.record_read(
         session=session,
         ctx=ctx,
@@ -328,7 +334,7 @@ def pdf_document(
         session=session, principal=principal, ctx=ctx, case_id=case_id, action="opinion.download"
     )
     if opinion.status != OpinionStatus.signed or opinion.signed_at is None:
-        raise Conflict("The opinion is not signed yet; the PDF exists once it is.")
+        raise Conflict(_("The opinion is not signed yet; the PDF exists once it is."))
     patient = session.get(User, case.patient_id)
     assert patient is not None
     content = OpinionContent.model_validate(content_of(session=session, opinion=opinion))

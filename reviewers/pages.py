@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from portal.cases.pages import back_to
 from portal.deps import BoxDep, SessionDep, SettingsDep
 from portal.errors import InvalidInput
-from portal.i18n import gettext
+from portal.i18n import _, gettext
 from portal.inputs import MultiLineText
 from portal.web.deps import FormCaller, PageCaller
 from portal.web.errors import readable_validation_error
@@ -47,7 +47,7 @@ def decline(
     reason: Annotated[MultiLineText, Form(max_length=2000)] = "",
 ) -> Response:
     if len(reason.strip()) < 3:
-        raise InvalidInput("Say briefly why you decline, so a coordinator can plan.")
+        raise InvalidInput(_("Say briefly why you decline, so a coordinator can plan."))
     assignment.decline(
         session=session,
         principal=caller.principal,
@@ -85,7 +85,7 @@ def ask(
     case_id: uuid.UUID, caller: FormCaller, session: SessionDep, settings: SettingsDep, text: Text
 ) -> Response:
     if not text.strip():
-        raise InvalidInput("Write the question first.")
+        raise InvalidInput(_("Write the question first."))
     questions.ask(
         session=session,
         principal=caller.principal,
@@ -107,7 +107,7 @@ def answer(
     text: Text,
 ) -> Response:
     if not text.strip():
-        raise InvalidInput("Write the answer first.")
+        raise InvalidInput(_("Write the answer first."))
     questions.answer(
         session=session,
         principal=caller.principal,
@@ -214,7 +214,7 @@ def add_addendum(
     case_id: uuid.UUID, caller: FormCaller, session: SessionDep, text: Text
 ) -> Response:
     if not text.strip():
-        raise InvalidInput("Write the addendum first.")
+        raise InvalidInput(_("Write the addendum first."))
     opinions.write_addendum(
         session=session, principal=caller.principal, ctx=caller.ctx, case_id=case_id, text=text
     )

@@ -16,6 +16,7 @@ from portal.audit.service import AuditContext
 from portal.cases.models import Case, CaseStatus
 from portal.db import utcnow
 from portal.errors import Conflict, Forbidden, NotFound
+from portal.i18n import N_, _, ngettext
 from portal.notifications import service as notifications
 from portal.notifications.models import NotificationKind
 from portal.objects import texts
@@ -88,7 +89,7 @@ def ask(
     elif access.may(principal, case, "case.follow_up.ask"):
         question = _ask_follow_up(session, principal, ctx, settings, case, text)
     else:
-        raise Forbidden("Only the case's specialist or its patient can ask questions here.")
+        raise Forbidden(_("Only the case's specialist or its patient can ask questions here."))
     session.commit()
     return _public(question, principal.role, texts.for_case(session=session, case_id=case.id))
 
@@ -102,7 +103,7 @@ def _ask_patient(
     text: str,
 ) -> CaseQuestion:
     if case.status not in {S.in_review, S.info_requested}:
-        raise Conflict("Questions to the patient can be asked while the case is in review.")
+        raise Conflict(_("Questions to the patient can be asked while the case is in review."))
     question = CaseQuestion(
         case_id=case.id, kind=QuestionKind.clarification, asked_by=principal.user_id
     )
@@ -118,7 +119,7 @@ def _ask_patient(
             principal=principal,
             ctx=ctx,
             base_url=settings.base_url,
-            note="The specialist asked the patient a question.",
+            note=N_("The specialist asked the patient a question."),
         )
     return question
 
@@ -132,7 +133,7 @@ def _ask_follow_up(
     text: str,
 ) -> CaseQuestion:
     if case.status != S.opinion_delivered:
-        raise Conflict("Follow-up questions can be asked once the opinion has been delivered.")
+        raise Conflict(_("Follow-up questions can be asked once the opinion has been delivered."))
     asked = session.exec(
         select(func.count())
         .select_from(CaseQuestion)
@@ -141,8 +142,11 @@ def _ask_follow_up(
     ).one()
     if asked >= settings.max_follow_up_questions:
         raise Conflict(
-            f"You have asked the {settings.max_follow_up_questions} follow-up questions this "
-            "case allows."
+            ngettext(
+                "You have asked the %(num)s follow-up question this case allows.",
+                "You have asked the %(num)s follow-up questions this case allows.",
+                settings.max_follow_up_questions,
+            )
         )
     question = CaseQuestion(
         case_id=case.id, kind=QuestionKind.follow_up, asked_by=principal.user_id
@@ -180,17 +184,17 @@ def answer(
     case = workflow.lock_case(session=session, case=case)
     question = session.get(CaseQuestion, question_id)
     if question is None or question.case_id != case.id:
-        raise NotFound("Question not found.")
+        raise NotFound(_("Question not found."))
     clarification = question.kind == QuestionKind.clarification
     action = "case.clarification.answer" if clarification else "case.follow_up.answer"
     if not access.may(principal, case, action):
         raise Forbidden(
-            "Only the patient can answer the specialist's questions."
+            _("Only the patient can answer the specialist's questions.")
             if clarification
-            else "Only the case's specialist can answer follow-up questions."
+            else _("Only the case's specialist can answer follow-up questions.")
         )
     if question.answered_at is not None:
-        raise Conflict("This question has already been answered.")
+        raise Conflict(_("This question has already been answered."))
     texts.for_case(session=session, case_id=case.id).seal(question, "answer", text)
     question.answered_by = principal.user_id
     question.answered_at = utcnow()
@@ -208,7 +212,7 @@ def answer(
             principal=principal,
             ctx=ctx,
             base_url=settings.base_url,
-            note="The patient answered the specialist's questions.",
+            note=N_("The patient answered the specialist's questions."),
         )
     session.commit()
     asker = session.get(User, question.asked_by)

@@ -22,6 +22,7 @@ from portal.cases.deadlines import ACTIVE_STATUSES
 from portal.cases.models import BodyRegion, Case
 from portal.db import utcnow
 from portal.errors import NotFound
+from portal.i18n import _
 from portal.pagination import PageRequest
 from reviewers.matching import Candidate
 from reviewers.models import (
@@ -287,7 +288,7 @@ def list_specialists(
 def _specialist(session: Session, specialist_id: uuid.UUID) -> User:
     user = session.get(User, specialist_id)
     if user is None or user.role != Role.specialist:
-        raise NotFound("Specialist not found.")
+        raise NotFound(_("Specialist not found."))
     return user
 
 

@@ -18,7 +18,9 @@ from portal.cases import service as cases_service
 from portal.cases.models import Case, CaseStatus
 from portal.db import utcnow
 from portal.errors import Conflict
+from portal.i18n import _
 from portal.intake.models import CaseFile, TusUpload, UploadStatus
+from portal.labels import word
 from portal.settings import Settings
 from reviewers import assignment, deadlines, workflow
 
@@ -37,18 +39,20 @@ def submit_case(
     )
     case = workflow.lock_case(session=session, case=case)
     if case.status != CaseStatus.draft:
-        raise Conflict(f"This case was already submitted (it is {case.status.replace('_', ' ')}).")
+        raise Conflict(
+            _("This case was already submitted (it is %(status)s).", status=word(case.status))
+        )
     if cases_service.current_consent(session=session, case_id=case.id) is None:
-        raise Conflict("Accept the consent text before submitting the case.")
+        raise Conflict(_("Accept the consent text before submitting the case."))
     if session.exec(select(CaseFile.id).where(CaseFile.case_id == case.id)).first() is None:
-        raise Conflict("Upload at least one image or record before submitting the case.")
+        raise Conflict(_("Upload at least one image or record before submitting the case."))
     if session.exec(
         select(TusUpload.id)
         .where(TusUpload.case_id == case.id)
         .where(TusUpload.status == UploadStatus.assembling.value)
     ).first():  # its job would find the case no longer accepting files
         raise Conflict(
-            "Some uploaded files are still being processed. Submit the case when they are done."
+            _("Some uploaded files are still being processed. Submit the case when they are done.")
         )
     now = utcnow()
     workflow.check(case=case, to=CaseStatus.submitted, principal=principal)

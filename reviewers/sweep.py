@@ -25,6 +25,7 @@ from portal.cases.deadlines import ACTIVE_STATUSES
 from portal.cases.models import Case, CaseEvent
 from portal.cases.timeline import seal_note
 from portal.db import utcnow
+from portal.i18n import N_
 from portal.notifications import service as notifications
 from portal.notifications.models import NotificationKind
 from portal.objects.texts import bind_vault
@@ -178,9 +179,9 @@ def _warn(
     seal_note(
         session=session,
         event=event,
-        note="The opinion is due soon."
+        note=N_("The opinion is due soon.")
         if state == DeadlineState.due_soon
-        else "The opinion is overdue.",
+        else N_("The opinion is overdue."),
     )
     audit_service.record(
         session=session,

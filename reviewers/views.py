@@ -10,6 +10,7 @@ from sqlmodel import Field, SQLModel
 from portal.cases import service as cases_service
 from portal.cases.models import CasePublic
 from portal.deps import BoxDep, Caller, PageDep, SessionDep, SettingsDep
+from portal.i18n import _
 from portal.inputs import MultiLineText
 from portal.pagination import Page
 from reviewers import assignment, opinions, questions, specialists
@@ -72,7 +73,7 @@ def decline(
         reason=data.reason.strip(),
     )
     # The case has gone to someone else (or to triage): the decliner no longer sees it.
-    return {"detail": "Declined. The case has been passed on."}
+    return {"detail": _("Declined. The case has been passed on.")}
 
 
 @router.post("/{case_id}/assign")

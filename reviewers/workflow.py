@@ -23,6 +23,8 @@ from portal.cases.models import Case, CaseEvent, CaseStatus
 from portal.cases.timeline import seal_note
 from portal.db import utcnow
 from portal.errors import Conflict, Forbidden
+from portal.i18n import _
+from portal.labels import word
 from portal.notifications import service as notifications
 from portal.notifications.models import NotificationKind
 from reviewers import deadlines
@@ -72,15 +74,23 @@ def check(*, case: Case, to: CaseStatus, principal: Principal | None) -> access.
     Someone who may never make such a move is refused (403) whatever the state; someone who
     may, but not from the case's current state, gets a conflict (409) naming the state.
     """
-    into = [action for (_, end), made_by in TRANSITIONS.items() if end == to for action in made_by]
+    into = [
+        action for (_start, end), made_by in TRANSITIONS.items() if end == to for action in made_by
+    ]
     relation = access.relation_to(principal, case)
     if relation is None or not access.may_ever(principal, into):
-        raise Forbidden("You are not allowed to change this case's status.")
+        raise Forbidden(_("You are not allowed to change this case's status."))
     actions = TRANSITIONS.get((case.status, to))
     if actions is None:
-        raise Conflict(f"A case that is {_words(case.status)} cannot become {_words(to)}.")
+        raise Conflict(
+            _(
+                "A case that is %(status)s cannot become %(next_status)s.",
+                status=word(case.status),
+                next_status=word(to),
+            )
+        )
     if not any(access.may(principal, case, action) for action in actions):
-        raise Forbidden("You are not allowed to change this case's status.")
+        raise Forbidden(_("You are not allowed to change this case's status."))
     return relation
 
 
@@ -197,7 +207,3 @@ def _notify_user(
         notifications.notify(
             session=session, kind=kind, recipient=recipient, case=case, base_url=base_url
         )
-
-
-def _words(status: CaseStatus) -> str:
-    return status.value.replace("_", " ")

@@ -15,7 +15,7 @@ from portal.cases import consent, service, wording
 from portal.cases.models import BodyRegion, CaseCreate, CaseStatus, ConsentRequest, Priority
 from portal.deps import PageDep, SessionDep, SettingsDep
 from portal.errors import InvalidInput
-from portal.i18n import N_, gettext, language_name
+from portal.i18n import N_, _, gettext, language_name
 from portal.inputs import SUPPORTED_LANGUAGES, MultiLineText, SingleLineText
 from portal.intake import service as intake_service
 from portal.settings import Settings
@@ -239,7 +239,7 @@ def give_consent(
     accept: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
     if not accept:
-        raise InvalidInput("Tick the box to accept the consent text.")
+        raise InvalidInput(_("Tick the box to accept the consent text."))
     service.record_consent(
         session=session,
         principal=caller.principal,

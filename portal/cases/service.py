@@ -26,8 +26,10 @@ from portal.cases.models import (
     ConsentRequest,
     PersonRef,
 )
+from portal.cases.timeline import in_words
 from portal.db import utcnow
 from portal.errors import Conflict, InvalidInput
+from portal.i18n import _
 from portal.objects import texts
 from portal.pagination import PageRequest
 
@@ -215,7 +217,7 @@ def describe(*, session: Session, principal: Principal, case: Case) -> CasePubli
                 CaseEventPublic.model_validate(
                     event,
                     update={
-                        "note": sealer.open(event, "note")
+                        "note": in_words(sealer.open(event, "note"))
                         if access.may_read_event_note(principal, actor_role=event.actor_role)
                         else None
                     },
@@ -240,14 +242,18 @@ def record_consent(
         session=session, principal=principal, case_id=case_id, action="case.consent"
     )
     if not data.accepted:
-        raise InvalidInput("Consent is given by accepting the text; to withdraw, cancel the case.")
+        raise InvalidInput(
+            _("Consent is given by accepting the text; to withdraw, cancel the case.")
+        )
     if data.version != consent.CURRENT_VERSION:
         raise Conflict(
-            f"The consent text has changed. Read version {consent.CURRENT_VERSION} "
-            "and accept that one."
+            _(
+                "The consent text has changed. Read version %(version)s and accept that one.",
+                version=consent.CURRENT_VERSION,
+            )
         )
     if case.status in {CaseStatus.cancelled, CaseStatus.closed}:
-        raise Conflict("This case is no longer open.")
+        raise Conflict(_("This case is no longer open."))
     record = CaseConsent(
         case_id=case.id, user_id=principal.user_id, version=data.version, client_ip=ctx.client_ip
     )

@@ -5,7 +5,14 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from portal.cases.models import CaseEvent
+from portal.i18n import gettext
 from portal.objects import texts
+
+
+def in_words(note: str | None) -> str | None:
+    """A stored note as the reader reads it: the portal's own notes (English, marked ``N_``
+    where they are written) in the reader's language; what people wrote, as they wrote it."""
+    return gettext(note) if note else note
 
 
 def seal_note(*, session: Session, event: CaseEvent, note: str | None) -> None:

@@ -13,6 +13,7 @@ from portal.audit.service import AuditContext
 from portal.deps import AnonymousCtx, BoxDep, SessionDep, SettingsDep, authenticate
 from portal.dicomweb import tokens
 from portal.errors import Forbidden
+from portal.i18n import _
 
 
 @dataclass(frozen=True)
@@ -27,14 +28,14 @@ def dicomweb_caller(
     request: Request, session: SessionDep, settings: SettingsDep, box: BoxDep, ctx: AnonymousCtx
 ) -> DicomwebCaller:
     """A viewer token (``Bearer dcmweb_…``) here, or whatever signs in anywhere else."""
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    scheme, _space, credentials = request.headers.get("authorization", "").partition(" ")
     token = credentials.strip()
     if scheme.lower() == "bearer" and token.startswith(tokens.PREFIX):
         row, user, principal = tokens.resolve(session=session, token=token)
         return DicomwebCaller(principal, ctx.as_actor(user.id, user.role), row.id)
     caller = authenticate(request, session, settings, box, ctx)
     if caller.auth_session.enrollment_only:
-        raise Forbidden("Set up two-factor authentication before using the portal.")
+        raise Forbidden(_("Set up two-factor authentication before using the portal."))
     return DicomwebCaller(caller.principal, caller.ctx, None)
 
 

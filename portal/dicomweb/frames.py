@@ -24,6 +24,7 @@ from pydicom.uid import (
 
 from portal.dicomweb.retrieve import HEADER_WINDOW, Located, open_stored, read_header
 from portal.errors import BadRequest, NotAcceptable, NotFound, UnsupportedMediaType
+from portal.i18n import _, ngettext
 from portal.viewer import render
 from portal.viewer.cache import BoundedCache
 from storage.vault import Vault
@@ -69,10 +70,10 @@ def parse_frame_list(text: str) -> list[int]:
     numbers = []
     for part in text.split(","):
         if not part.strip().isdigit() or int(part) < 1:
-            raise BadRequest("Frames are listed as numbers from 1, separated by commas.")
+            raise BadRequest(_("Frames are listed as numbers from 1, separated by commas."))
         numbers.append(int(part))
     if len(numbers) > 10_000:
-        raise BadRequest("Ask for at most 10,000 frames at a time.")
+        raise BadRequest(_("Ask for at most 10,000 frames at a time."))
     return numbers
 
 
@@ -102,7 +103,7 @@ def _read_layout(vault: Vault, wrapped: bytes, located: Located) -> FrameLayout:
     with open_stored(vault, wrapped, located, HEADER_WINDOW) as source:
         ds, pixel_at = read_header(source)
         if pixel_at >= located.stored.size:
-            raise NotFound("This instance has no pixel data.")
+            raise NotFound(_("This instance has no pixel data."))
         source.seek(pixel_at)
         head = source.read(12)
     syntax = UID(str(ds.file_meta.get("TransferSyntaxUID", "")))
@@ -114,12 +115,14 @@ def _read_layout(vault: Vault, wrapped: bytes, located: Located) -> FrameLayout:
     frames = render.frame_count(ds)
     if syntax.is_encapsulated:
         if length != UNDEFINED:
-            raise NotFound("This instance's compressed pixel data is malformed.")
+            raise NotFound(_("This instance's compressed pixel data is malformed."))
         return FrameLayout(syntax, frames, value_at, None, ds)
     rows, columns = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
     samples, bits = int(ds.get("SamplesPerPixel", 1)), int(ds.get("BitsAllocated", 0))
     if bits % 8 or not rows or not columns:
-        raise UnsupportedMediaType("Frames of this instance cannot be cut out of its pixel data.")
+        raise UnsupportedMediaType(
+            _("Frames of this instance cannot be cut out of its pixel data.")
+        )
     return FrameLayout(syntax, frames, value_at, rows * columns * samples * bits // 8, ds)
 
 
@@ -128,9 +131,17 @@ def stored_frame(
 ) -> bytes:
     """Frame ``n`` (from 1) in the stored transfer syntax: native bytes or one compressed frame."""
     if not 1 <= n <= where.frames:
-        raise NotFound(f"This instance has {where.frames} frame(s), numbered 1 to {where.frames}.")
+        raise NotFound(
+            ngettext(
+                "This instance has %(num)s frame, numbered 1 to %(num)s.",
+                "This instance has %(num)s frames, numbered 1 to %(num)s.",
+                where.frames,
+            )
+        )
     if where.transfer_syntax in _UNCUT:
-        raise UnsupportedMediaType("Frames of this transfer syntax are not served; use /rendered.")
+        raise UnsupportedMediaType(
+            _("Frames of this transfer syntax are not served; use /rendered.")
+        )
     if where.frame_bytes is not None:
         start = where.value_at + (n - 1) * where.frame_bytes
         return vault.read_range(
@@ -228,9 +239,13 @@ def wants_native(accept: list[tuple[str, dict[str, str]]], syntax: str) -> bool:
         if media_type == "application/octet-stream" and wanted in {None, ExplicitVRLittleEndian}:
             return bool(UID(syntax).is_encapsulated)
     raise NotAcceptable(
-        f"These frames are stored as {stored_type} (transfer syntax {syntax}); ask for that, "
-        "for application/octet-stream with transfer-syntax=*, or for uncompressed "
-        "application/octet-stream."
+        _(
+            "These frames are stored as %(media_type)s (transfer syntax %(syntax)s); ask for "
+            "that, for application/octet-stream with transfer-syntax=*, or for uncompressed "
+            "application/octet-stream.",
+            media_type=stored_type,
+            syntax=syntax,
+        )
     )
 
 

@@ -11,6 +11,7 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from portal.errors import NotAcceptable
+from portal.i18n import _
 
 DICOM_JSON = "application/dicom+json"
 STUDY = "/studies/{study}"
@@ -53,7 +54,7 @@ def json_answer(items: Any, warnings: Iterable[str] = ()) -> JSONResponse:
 def check_json(request: Request) -> None:
     wanted = {media_type for media_type, _ in accepted(request)}
     if not wanted & {"*/*", "application/*", DICOM_JSON, "application/json"}:
-        raise NotAcceptable(f"This resource is given as {DICOM_JSON}.")
+        raise NotAcceptable(_("This resource is given as %(media_type)s.", media_type=DICOM_JSON))
 
 
 def multipart_bytes(parts: list[tuple[str, bytes]], part_type: str) -> Response:

@@ -14,6 +14,7 @@ from portal.dicomweb import frames, retrieve, service
 from portal.dicomweb.deps import DicomwebCallerDep
 from portal.dicomweb.http import INSTANCE, SERIES, accepted, multipart_bytes
 from portal.errors import BadRequest, NotAcceptable, NotFound
+from portal.i18n import _
 from portal.viewer.views import viewer_state
 
 router = APIRouter(prefix="/api/cases/{case_id}/dicomweb", tags=["dicomweb"])
@@ -88,9 +89,9 @@ def retrieve_bulkdata(
     try:
         number = int(tag, 16)
     except ValueError:
-        raise NotFound("No such bulk data.") from None
+        raise NotFound(_("No such bulk data.")) from None
     with retrieve.open_stored(vault, wrapped, located, retrieve.HEADER_WINDOW) as source:
-        ds, _ = retrieve.read_header(source)
+        ds, _end = retrieve.read_header(source)
     value = retrieve.bulk_value(ds, number)
     return multipart_bytes([("application/octet-stream", value)], "application/octet-stream")
 
@@ -107,8 +108,8 @@ def _rendered(
     wanted = [media_type for media_type, _ in accepted(request)]
     kinds = [t for t in wanted if t in {"image/jpeg", "image/png", "image/*", "*/*"}]
     if not kinds:
-        raise NotAcceptable("Rendered images are given as image/jpeg or image/png.")
-    located, _ = _one_instance(session, caller, case_id, uids, "dicomweb.rendered")
+        raise NotAcceptable(_("Rendered images are given as image/jpeg or image/png."))
+    located, _case_file = _one_instance(session, caller, case_id, uids, "dicomweb.rendered")
     png = service.rendered(
         session=session,
         vault=vault_of(request),
@@ -132,7 +133,7 @@ def _viewport(value: str | None) -> int | None:
         return None
     sizes = [part.strip() for part in value.split(",")[:2]]
     if not all(size.isdigit() and 0 < int(size) <= 4096 for size in sizes):
-        raise BadRequest("viewport is width,height in pixels (at most 4096).")
+        raise BadRequest(_("viewport is width,height in pixels (at most 4096)."))
     return max(int(size) for size in sizes)
 
 
@@ -165,7 +166,7 @@ def rendered_frame(
 ) -> Response:
     numbers = frames.parse_frame_list(frame_list)
     if len(numbers) != 1:
-        raise BadRequest("Ask for one frame at a time to have it rendered.")
+        raise BadRequest(_("Ask for one frame at a time to have it rendered."))
     uids = (study, series, instance)
     return _rendered(request, case_id, caller, session, uids, numbers[0], _viewport(viewport))
 

@@ -31,6 +31,7 @@ from portal.dicomweb.attributes import (
     sql_column,
 )
 from portal.errors import BadRequest
+from portal.i18n import _
 from portal.intake.models import DicomInstance, DicomSeries, DicomStudy
 
 MAX_RESULTS = 5000
@@ -88,10 +89,10 @@ def parse(
             continue
         resolved = resolve(name)
         if resolved is None:
-            raise BadRequest(f"'{name}' is not a DICOM attribute keyword or tag.")
+            raise BadRequest(_("'%(name)s' is not a DICOM attribute keyword or tag.", name=name))
         tag, keyword = resolved
         if tag in seen:
-            raise BadRequest(f"'{keyword}' appears more than once in the query.")
+            raise BadRequest(_("'%(name)s' appears more than once in the query.", name=keyword))
         seen.add(tag)
         attribute = BY_TAG.get(tag)
         if attribute is None or attribute.level > level or not attribute.matchable:
@@ -114,7 +115,9 @@ def parse(
 def _control(search: Search, name: str, value: str) -> None:
     if name in {"limit", "offset"}:
         if not value.isdigit():
-            raise BadRequest(f"'{name}' must be a whole number, not '{value}'.")
+            raise BadRequest(
+                _("'%(name)s' must be a whole number, not '%(value)s'.", name=name, value=value)
+            )
         number = int(value)
         if name == "limit":
             search.limit = min(number, MAX_RESULTS) if number > 0 else MAX_RESULTS
@@ -122,7 +125,7 @@ def _control(search: Search, name: str, value: str) -> None:
             search.offset = number
     elif name == "fuzzymatching":
         if value.lower() not in {"true", "false"}:
-            raise BadRequest("'fuzzymatching' is true or false.")
+            raise BadRequest(_("'fuzzymatching' is true or false."))
         if value.lower() == "true":
             search.warnings.append(
                 "The fuzzymatching parameter is not supported. Only literal matching has been "
@@ -135,7 +138,7 @@ def _control(search: Search, name: str, value: str) -> None:
                 continue
             resolved = resolve(item)
             if resolved is None:
-                raise BadRequest(f"includefield '{item}' is not a DICOM attribute.")
+                raise BadRequest(_("includefield '%(name)s' is not a DICOM attribute.", name=item))
             search.include.add(resolved[0])
 
 
@@ -143,20 +146,33 @@ def _check_value(attribute: Attribute, value: str) -> None:
     vr = attribute.vr
     if vr == "UI":
         if not all(_UID.fullmatch(uid) for uid in _uid_list(value)):
-            raise BadRequest(f"'{attribute.keyword}' must be UIDs (digits and dots).")
+            raise BadRequest(
+                _("'%(name)s' must be UIDs (digits and dots).", name=attribute.keyword)
+            )
     elif vr in {"DA", "TM"}:
         pattern = _DATE if vr == "DA" else _TIME
-        low, _, high = value.partition("-")
+        low, _dash, high = value.partition("-")
         if not any((low, high)) or not all(pattern.fullmatch(v) for v in (low, high) if v):
             form = "YYYYMMDD" if vr == "DA" else "HHMMSS"
             raise BadRequest(
-                f"'{attribute.keyword}' must be a {form} value or a range such as "
-                f"{form}-{form}, not '{value}'."
+                _(
+                    "'%(name)s' must be a %(form)s value or a range such as %(form)s-%(form)s, "
+                    "not '%(value)s'.",
+                    name=attribute.keyword,
+                    form=form,
+                    value=value,
+                )
             )
     elif vr in {"IS", "US"} and not value.isdigit():
-        raise BadRequest(f"'{attribute.keyword}' must be a whole number, not '{value}'.")
+        raise BadRequest(
+            _(
+                "'%(name)s' must be a whole number, not '%(value)s'.",
+                name=attribute.keyword,
+                value=value,
+            )
+        )
     if len(value) > 1024:
-        raise BadRequest(f"The value of '{attribute.keyword}' is too long.")
+        raise BadRequest(_("The value of '%(name)s' is too long.", name=attribute.keyword))
 
 
 def _uid_list(value: str) -> list[str]:
@@ -178,7 +194,7 @@ def _condition(attribute: Attribute, value: str) -> ColumnElement[bool]:
     if vr in {"IS", "US"}:
         return col(column) == int(value)
     if vr in {"DA", "TM"} and "-" in value:
-        low, _, high = value.partition("-")
+        low, _dash, high = value.partition("-")
         parts = []
         if low:
             parts.append(col(column) >= low)

@@ -22,6 +22,7 @@ from sqlmodel import Session, col
 
 from portal.dicomweb.attributes import sql_column
 from portal.errors import NotFound
+from portal.i18n import _
 from portal.intake.dicom import quiet_pydicom
 from portal.intake.models import CaseFile, DicomInstance, DicomSeries, DicomStudy
 from portal.objects.models import CaseKey, StoredObject
@@ -101,8 +102,11 @@ def locate(
     )
     rows = session.execute(query).all()
     if not rows:
-        what = "Instance" if instance_uid else "Series" if series_uid else "Study"
-        raise NotFound(f"{what} not found in this case.")
+        if instance_uid:
+            raise NotFound(_("Instance not found in this case."))
+        if series_uid:
+            raise NotFound(_("Series not found in this case."))
+        raise NotFound(_("Study not found in this case."))
     return [Located(*row[:5]) for row in rows], rows[0][5]
 
 
@@ -164,7 +168,7 @@ def bulk_value(ds: Dataset, tag: int) -> bytes:
     """A top-level binary value of the header, as referenced by :func:`metadata`."""
     elem = ds.get(tag)
     if elem is None or elem.VR not in BULK_VRS or elem.value is None:
-        raise NotFound("This instance has no such bulk data.")
+        raise NotFound(_("This instance has no such bulk data."))
     value: bytes = elem.value
     return value
 

@@ -22,6 +22,7 @@ from portal.dicomweb.attributes import Level
 from portal.dicomweb.deps import DicomwebCaller
 from portal.dicomweb.models import DicomwebToken
 from portal.errors import InvalidInput
+from portal.i18n import _
 from portal.intake import service as intake_service
 from portal.intake.models import UploadResult
 from portal.intake.multipart import MultipartStream
@@ -173,7 +174,7 @@ def store(
         ingest.withdraw()
         raise
     if parts == 0 and not refused:
-        raise InvalidInput("The request carried no instances.")
+        raise InvalidInput(_("The request carried no instances."))
     result: UploadResult = ingest.result
     details = {"stored": len(result.accepted), "failed": len(result.rejected) + len(refused)}
     audit(session=session, caller=caller, case=case, action="dicomweb.store", details=details)

@@ -17,11 +17,12 @@ from sqlmodel import Session, col, select
 
 from portal.dicomweb.attributes import resolve
 from portal.errors import UnsupportedMediaType
+from portal.i18n import N_, _
 from portal.intake.models import DicomInstance, DicomSeries, DicomStudy, UploadResult
 from portal.intake.multipart import PartHeaders
 
 DICOM = "application/dicom"
-REFUSAL = 'Send the instances as multipart/related; type="application/dicom".'
+REFUSAL = N_('Send the instances as multipart/related; type="application/dicom".')
 
 # FailureReason (0008,1197) codes, PS3.18 Table 10.5.3-3 and PS3.4 Annex B.
 OUT_OF_RESOURCES = 0xA700
@@ -48,10 +49,10 @@ def dicom_parts(
     """The parts that claim to be DICOM, named by their position; the others are drained and
     their names added to ``refused``."""
     for number, (headers, chunks) in enumerate(parts, start=1):
-        name = f"part {number}"
+        name = _("part %(number)s", number=number)
         declared = parse_options_header(headers.content_type or DICOM)[0].decode("latin-1")
         if declared.lower() != DICOM:
-            for _ in chunks:
+            for _chunk in chunks:
                 pass
             refused.append(name)
             continue
@@ -83,7 +84,10 @@ def answer(
     session.commit()
     by_file = {row[0].file_id: row for row in rows}
     stored = [by_file[file_id] for file_id in file_ids if file_id in by_file]
-    failures = [(CANNOT_UNDERSTAND, f"{name}: {REFUSAL}") for name in refused_parts]
+    failures = [
+        (CANNOT_UNDERSTAND, _("%(part)s: %(reason)s", part=name, reason=_(REFUSAL)))
+        for name in refused_parts
+    ]
     failures += [
         (_REASONS.get(rejected.code or "", CANNOT_UNDERSTAND), rejected.reason)
         for rejected in result.rejected

@@ -23,6 +23,7 @@ from portal.audit.service import AuditContext
 from portal.db import begin_read_only, utcnow
 from portal.dicomweb.models import DicomwebToken, TokenPublic
 from portal.errors import Conflict, Forbidden, NotAuthenticated, NotFound
+from portal.i18n import _
 from portal.settings import Settings
 
 PREFIX = "dcmweb_"
@@ -45,7 +46,7 @@ def issue(
     if not access.permits(
         session=session, principal=principal, case=case, action="case.dicomweb.read"
     ):
-        raise Forbidden("A viewer token needs access to the case's images, which you lack now.")
+        raise Forbidden(_("A viewer token needs access to the case's images, which you lack now."))
     now = utcnow()
     live = session.exec(
         select(func.count())
@@ -54,7 +55,9 @@ def issue(
         .where(col(DicomwebToken.revoked_at).is_(None), DicomwebToken.expires_at > now)
     ).one()
     if live >= settings.dicomweb_max_tokens_per_case:
-        raise Conflict("You have as many live viewer tokens for this case as allowed; revoke one.")
+        raise Conflict(
+            _("You have as many live viewer tokens for this case as allowed; revoke one.")
+        )
     token = PREFIX + secrets.token_urlsafe(32)
     row = DicomwebToken(
         case_id=case.id,
@@ -112,7 +115,7 @@ def revoke(
     row = session.get(DicomwebToken, token_id)
     others = access.may(principal, case, "case.dicomweb.tokens.others")
     if row is None or row.case_id != case.id or (row.user_id != principal.user_id and not others):
-        raise NotFound("Token not found.")
+        raise NotFound(_("Token not found."))
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         session.add(row)
@@ -143,9 +146,9 @@ def resolve(*, session: Session, token: str) -> tuple[DicomwebToken, User, Princ
     ).first()
     session.commit()
     if found is None:
-        raise NotAuthenticated("This viewer token is not valid.")
+        raise NotAuthenticated(_("This viewer token is not valid."))
     row, user = found
     if row.revoked_at is not None or row.expires_at <= utcnow() or not user.is_active:
-        raise NotAuthenticated("This viewer token has expired or was revoked.")
+        raise NotAuthenticated(_("This viewer token has expired or was revoked."))
     principal = Principal(user_id=user.id, role=Role(user.role), scope_case_id=row.case_id)
     return row, user, principal

@@ -27,6 +27,7 @@ from portal.dicomweb.http import (
     root_url,
 )
 from portal.errors import NotAcceptable
+from portal.i18n import _
 from portal.intake.multipart import MultipartStream
 from portal.intake.views import upload_capacity
 
@@ -156,8 +157,11 @@ def _negotiate_instances(request: Request, syntaxes: set[str]) -> None:
             return
     stored = ", ".join(sorted(syntaxes))
     raise NotAcceptable(
-        f"The instances are sent as stored (transfer syntax {stored}); ask for "
-        'multipart/related; type="application/dicom" with transfer-syntax=* or that syntax.'
+        _(
+            "The instances are sent as stored (transfer syntax %(syntax)s); ask for "
+            'multipart/related; type="application/dicom" with transfer-syntax=* or that syntax.',
+            syntax=stored,
+        )
     )
 
 

@@ -17,6 +17,7 @@ import struct
 import zipfile
 from dataclasses import dataclass
 
+from portal.i18n import _, ngettext
 from portal.intake.dicomdir import MAX_DICOMDIR, ArchivePlan, with_dicomdir
 from portal.intake.errors import Rejected
 from portal.intake.zipentry import (
@@ -117,7 +118,15 @@ def _check_directory(fp: SeekableFile, archive_size: int, limits: ArchiveLimits)
         count, directory_size = struct.unpack_from("<QQ", record, 32)
     too_big = directory_size > limits.max_entries * MAX_DIRECTORY_BYTES_PER_ENTRY
     if count > limits.max_entries or too_big:
-        raise over_limits(f"This archive has more than {limits.max_entries:,} files.")
+        raise over_limits(_too_many_files(limits.max_entries))
+
+
+def _too_many_files(limit: int) -> str:
+    return ngettext(
+        "This archive has more than %(num)s file.",
+        "This archive has more than %(num)s files.",
+        limit,
+    )
 
 
 def _open_zip(fp: SeekableFile) -> zipfile.ZipFile:
@@ -155,16 +164,16 @@ class _Planner:
         infos = archive.infolist()
         self.count += len(infos)
         if self.count > self.limits.max_entries:
-            raise over_limits(f"This archive has more than {self.limits.max_entries:,} files.")
+            raise over_limits(_too_many_files(self.limits.max_entries))
         _check_overlaps(infos, archive.start_dir)
         files = [info for info in infos if not _is_directory(info)]
         self.declared += sum(info.file_size for info in files)
         if self.declared > self.limits.max_total_uncompressed:
-            raise over_limits("The files in this archive add up to more than we accept.")
+            raise over_limits(_("The files in this archive add up to more than we accept."))
         if depth == 0 and files and all(info.flag_bits & 0x1 for info in files):
             raise Rejected(
                 "encrypted_archive",
-                "This ZIP archive is password-protected. Please upload it without a password.",
+                _("This ZIP archive is password-protected. Please upload it without a password."),
             )
         for info in files:
             name = safe_name(info.filename)
@@ -179,11 +188,11 @@ class _Planner:
         self, info: zipfile.ZipInfo, fp: SeekableFile, name: str | None, *, prefix: str, depth: int
     ) -> None:
         if name is None:
-            raise Rejected("unsafe_path", "This file's path in the archive is unsafe.")
+            raise Rejected("unsafe_path", _("This file's path in the archive is unsafe."))
         _check_entry(info, self.limits)
         full_name = prefix + name
         if full_name in self.names:
-            raise Rejected("unsafe_path", "This file appears twice in the archive.")
+            raise Rejected("unsafe_path", _("This file appears twice in the archive."))
         self.names.add(full_name)
         source = Source(fp, info, self.budget)
         with EntryReader(Source(fp, info, None)) as peek:
@@ -193,14 +202,16 @@ class _Planner:
             return
         if depth > 0:
             raise Rejected(
-                "nested_archive", "Archives nested more than one level deep are not accepted."
+                "nested_archive", _("Archives nested more than one level deep are not accepted.")
             )
         inner = buffered(Source(fp, info, None))
         self.add_archive(_open_zip(inner), inner, prefix=full_name + "/", depth=depth + 1)
 
     def check_totals(self, archive_size: int) -> None:
         if self.declared > RATIO_GRACE and self.declared > self.limits.max_ratio * archive_size:
-            raise over_limits("This archive expands to far more data than it holds (a zip bomb).")
+            raise over_limits(
+                _("This archive expands to far more data than it holds (a zip bomb).")
+            )
 
 
 def _is_directory(info: zipfile.ZipInfo) -> bool:
@@ -210,25 +221,27 @@ def _is_directory(info: zipfile.ZipInfo) -> bool:
 def _check_entry(info: zipfile.ZipInfo, limits: ArchiveLimits) -> None:
     mode = info.external_attr >> 16
     if stat.S_ISLNK(mode):
-        raise Rejected("symlink", "This archive entry is a link to another file, not a file.")
+        raise Rejected("symlink", _("This archive entry is a link to another file, not a file."))
     if stat.S_IFMT(mode) not in (0, stat.S_IFREG):
-        raise Rejected("unsafe_path", "This archive entry is not a regular file.")
+        raise Rejected("unsafe_path", _("This archive entry is not a regular file."))
     if info.flag_bits & 0x1:
-        raise Rejected("encrypted_archive", "This file in the archive is password-protected.")
+        raise Rejected("encrypted_archive", _("This file in the archive is password-protected."))
     if info.compress_type == STORED and info.compress_size != info.file_size:
         raise malformed()
     if info.compress_type not in (STORED, DEFLATED):
         raise Rejected(
             "unsupported_compression",
-            "This file is compressed in a way we cannot read. Please create the ZIP again "
-            "with your computer's standard 'compress' option.",
+            _(
+                "This file is compressed in a way we cannot read. Please create the ZIP again "
+                "with your computer's standard 'compress' option."
+            ),
         )
     if info.file_size > limits.max_entry_size:
-        raise Rejected("too_large", "This file in the archive is larger than we accept.")
+        raise Rejected("too_large", _("This file in the archive is larger than we accept."))
     ratio_exceeded = info.file_size > limits.max_ratio * max(info.compress_size, 1)
     if info.file_size > RATIO_GRACE and ratio_exceeded:
         raise Rejected(
-            "archive_limits", "This file expands to far more data than it holds (a zip bomb)."
+            "archive_limits", _("This file expands to far more data than it holds (a zip bomb).")
         )
 
 
@@ -240,4 +253,4 @@ def _check_overlaps(infos: list[zipfile.ZipInfo], directory_start: int) -> None:
     ends = [info.header_offset + LOCAL_HEADER.size + info.compress_size for info in ordered]
     starts = [info.header_offset for info in ordered[1:]] + [directory_start]
     if any(end > start for end, start in zip(ends, starts, strict=True)):
-        raise over_limits("The files in this archive overlap each other (a zip bomb).")
+        raise over_limits(_("The files in this archive overlap each other (a zip bomb)."))

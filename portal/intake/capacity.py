@@ -18,6 +18,7 @@ import anyio
 import anyio.to_thread
 
 from portal.errors import Conflict, TooManyRequests
+from portal.i18n import _, ngettext
 from portal.settings import Settings
 
 T = TypeVar("T")
@@ -38,8 +39,13 @@ class UploadCapacity:
         """Count one upload request of the account while it runs; refuse one over the cap."""
         if self._in_flight[account_id] >= self.per_account:
             raise TooManyRequests(
-                f"You already have {self.per_account} uploads in progress. "
-                "Wait for one of them to finish, then try again.",
+                ngettext(
+                    "You already have %(num)s upload in progress. "
+                    "Wait for it to finish, then try again.",
+                    "You already have %(num)s uploads in progress. "
+                    "Wait for one of them to finish, then try again.",
+                    self.per_account,
+                ),
                 retry_after=self.retry_after,
             )
         self._in_flight[account_id] += 1
@@ -58,7 +64,7 @@ class UploadCapacity:
         across processes.
         """
         if upload_id in self._receiving:
-            raise Conflict("Another request is already sending data to this upload.")
+            raise Conflict(_("Another request is already sending data to this upload."))
         self._receiving.add(upload_id)
         try:
             yield

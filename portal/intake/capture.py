@@ -10,19 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from portal.i18n import _, format_size
 from portal.intake.errors import Rejected
 from portal.intake.sniff import FileKind, sniff
 
 SNIFF_BYTES = 132  # DICOM: 128-byte preamble + "DICM"
 TAIL_BYTES = 64
-
-
-def _human(size: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024  # type: ignore[assignment]
-    return f"{size} bytes"
 
 
 class Capture:
@@ -54,11 +47,14 @@ class Capture:
         if self.total > self._max_bytes:
             raise Rejected(
                 "too_large",
-                f"The file is larger than the {_human(self._max_bytes)} allowed per file.",
+                _(
+                    "The file is larger than the %(limit)s allowed per file.",
+                    limit=format_size(self._max_bytes),
+                ),
             )
         if self.total > self._quota_left:
             raise Rejected(
-                "quota", "This case has no room for this file: its upload quota is used up."
+                "quota", _("This case has no room for this file: its upload quota is used up.")
             )
         if len(self.head) < self._head_limit:
             self.head += chunk[: self._head_limit - len(self.head)]

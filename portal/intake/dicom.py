@@ -26,6 +26,7 @@ from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, MediaStorageDirectoryStorage
 
+from portal.i18n import _
 from portal.intake.dicom_common import (
     LONG_VRS,
     MALFORMED,
@@ -169,10 +170,10 @@ def quiet_pydicom() -> Iterator[None]:
 def _check_preamble(head: bytes) -> None:
     if head[:2] == b"MZ" or head[:4] == b"\x7fELF":
         raise Rejected(
-            "executable", "This file hides a program in its DICOM header and is not accepted."
+            "executable", _("This file hides a program in its DICOM header and is not accepted.")
         )
     if head[DICOM_PREAMBLE : DICOM_PREAMBLE + 4] != DICOM_MAGIC:
-        raise Rejected("malformed_dicom", "This is not a standard DICOM file.")
+        raise Rejected("malformed_dicom", _("This is not a standard DICOM file."))
 
 
 def _parse(source: HeaderSource, head: bytes, total_size: int) -> tuple[Parsed, int]:
@@ -255,14 +256,14 @@ def _check_deflated(head: bytes, whole_file: bool) -> None:
     except zlib.error as exc:
         raise Rejected("malformed_dicom", MALFORMED) from exc
     if len(inflated) > MAX_INFLATED:
-        raise Rejected("too_large", "This compressed DICOM file expands to more than we accept.")
+        raise Rejected("too_large", _("This compressed DICOM file expands to more than we accept."))
     if not inflater.eof:
         raise Rejected("truncated", TRUNCATED)
 
 
 def _meta_end(head: bytes) -> int:
     end = DICOM_PREAMBLE + 4
-    for _, value_at, length in _meta_elements(head):
+    for _tag, value_at, length in _meta_elements(head):
         end = value_at + length
     return end
 
@@ -280,8 +281,10 @@ def _header(ds: Dataset) -> DicomHeader:
         if ds.file_meta.get("MediaStorageSOPClassUID") == MediaStorageDirectoryStorage:
             raise Rejected(
                 "dicomdir",
-                "This is the index file (DICOMDIR) of an imaging CD, not an image. "
-                "Please upload the whole CD folder or a ZIP of it.",
+                _(
+                    "This is the index file (DICOMDIR) of an imaging CD, not an image. "
+                    "Please upload the whole CD folder or a ZIP of it."
+                ),
             )
         return DicomHeader(
             patient_name=text(ds, "PatientName"),
@@ -326,7 +329,9 @@ def _uid(ds: Dataset, keyword: str) -> str:
     if value is None or not UID(value).is_valid:
         raise Rejected(
             "invalid_uid",
-            "This DICOM file lacks a valid study, series or image identifier, so it cannot be "
-            "filed with a study.",
+            _(
+                "This DICOM file lacks a valid study, series or image identifier, so it cannot be "
+                "filed with a study."
+            ),
         )
     return value

@@ -12,12 +12,15 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from portal.i18n import N_, _
 from portal.intake.errors import Rejected
 
 LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT"}
 
-MALFORMED = "This DICOM file is damaged and cannot be read."
-TRUNCATED = "This file is incomplete: it ends before all of its image data. Please upload it again."
+MALFORMED = N_("This DICOM file is damaged and cannot be read.")
+TRUNCATED = N_(
+    "This file is incomplete: it ends before all of its image data. Please upload it again."
+)
 
 
 @dataclass(frozen=True)
@@ -30,10 +33,10 @@ class Parsed:
 
 def cut(whole_file: bool) -> Rejected:
     if whole_file:
-        return Rejected("truncated", "This file is incomplete: it ends inside its DICOM header.")
+        return Rejected("truncated", _("This file is incomplete: it ends inside its DICOM header."))
     return Rejected(
         "dicom_header_too_large",
-        "This DICOM file's header is larger than we can check. Please contact us to send it.",
+        _("This DICOM file's header is larger than we can check. Please contact us to send it."),
     )
 
 

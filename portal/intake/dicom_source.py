@@ -30,6 +30,7 @@ from typing import Protocol
 
 from pydicom.filereader import read_sequence_item
 
+from portal.i18n import _, format_size
 from portal.intake.errors import Rejected
 
 _ITEM_TAGS = (b"\xfe\xff\x00\xe0", b"\xff\xfe\xe0\x00")  # little and big endian
@@ -161,15 +162,18 @@ class HeaderSource(io.RawIOBase):
         if self._position >= self._limits.max_bytes:
             return Rejected(
                 "dicom_header_too_large",
-                f"This DICOM file's header is larger than we accept "
-                f"({self._limits.max_bytes // (1024 * 1024)} MiB before the image data).",
+                _(
+                    "This DICOM file's header is larger than we accept (%(limit)s before the "
+                    "image data).",
+                    limit=format_size(self._limits.max_bytes),
+                ),
             )
         if size == 8:  # an element's (or item's) tag, VR and length
             self._element_reads += 1
             if self._element_reads > self._limits.max_elements:
                 return Rejected(
                     "dicom_header_too_complex",
-                    "This DICOM file's header has more elements than we accept.",
+                    _("This DICOM file's header has more elements than we accept."),
                 )
         return None
 
@@ -181,7 +185,7 @@ class HeaderSource(io.RawIOBase):
         if depth > self._limits.max_depth:
             return Rejected(
                 "dicom_header_too_complex",
-                "This DICOM file nests its sequences deeper than we accept.",
+                _("This DICOM file nests its sequences deeper than we accept."),
             )
         return None
 

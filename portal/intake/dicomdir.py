@@ -14,6 +14,7 @@ from typing import Any
 from pydicom import dcmread
 from pydicom.multival import MultiValue
 
+from portal.i18n import _
 from portal.intake.dicom import quiet_pydicom
 from portal.intake.errors import Rejected
 from portal.intake.zipentry import ArchiveEntry, RejectedEntry, safe_name
@@ -73,7 +74,7 @@ def _dicomdir_references(index: ArchiveEntry) -> list[str]:
     """The Referenced File IDs of a DICOMDIR, as relative POSIX paths (read in memory)."""
     unreadable = Rejected(
         "malformed_dicom",
-        "The index (DICOMDIR) of this CD cannot be read; its other files are still imported.",
+        _("The index (DICOMDIR) of this CD cannot be read; its other files are still imported."),
     )
     if index.size > MAX_DICOMDIR:
         raise unreadable

@@ -19,15 +19,16 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from portal.errors import BadRequest, InvalidInput
+from portal.i18n import N_, _
 from portal.intake.streams import receive_chunk
 
 BATCH_BYTES = 1024 * 1024
 
 
 FORM_DATA = "multipart/form-data"
-FORM_DATA_REFUSAL = "Send the files as multipart/form-data in a field named 'files'."
-NOT_WELL_FORMED = "The upload is not well-formed multipart data."
-TRUNCATED = (
+FORM_DATA_REFUSAL = N_("Send the files as multipart/form-data in a field named 'files'.")
+NOT_WELL_FORMED = N_("The upload is not well-formed multipart data.")
+TRUNCATED = N_(
     "The upload ended before its closing multipart boundary, so none of it was kept. Send it again."
 )
 NO_STALL_LIMIT = 24 * 3600.0
@@ -71,8 +72,10 @@ class MultipartStream:
             self._parser = self._new_parser(boundary)
         except FormParserError as exc:  # e.g. a boundary over python-multipart's 256 bytes
             raise BadRequest(
-                "The multipart boundary is not valid (it must be 1 to 70 characters, "
-                "RFC 2046; at most 256 are accepted)."
+                _(
+                    "The multipart boundary is not valid (it must be 1 to 70 characters, "
+                    "RFC 2046; at most 256 are accepted)."
+                )
             ) from exc
 
     def _new_parser(self, boundary: bytes) -> MultipartParser:
@@ -145,7 +148,7 @@ class MultipartStream:
                 continue
             headers: dict[str, str] = {}
             while (event := next_event()) is not None and event[0] == "header":
-                name, _, value = event[1].partition(b"\x00")
+                name, _nul, value = event[1].partition(b"\x00")
                 headers[name.decode("latin-1")] = value.decode("utf-8", errors="replace")
             first = event
 

@@ -19,6 +19,7 @@ from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.cases.models import Case
 from portal.db import begin_read_only
+from portal.i18n import _
 from portal.intake import archive_reports, indexing
 from portal.intake.archive import ArchiveLimits, plan_zip
 from portal.intake.capture import Capture, chunked
@@ -150,18 +151,18 @@ class Ingest:
         try:
             stored = self.vault.put(case_id=str(self.case.id), wrapped_key=wrapped, source=capture)
         except Rejected as rejected:
-            for _ in source_iter:  # drain: the next multipart part starts after this one
+            for _chunk in source_iter:  # drain: the next multipart part starts after this one
                 pass
             self._reject(filename, rejected, source)
             return
         try:
             if self.only_dicom and capture.kind is not FileKind.dicom:
-                raise Rejected("not_dicom", "This is not a DICOM instance.")
+                raise Rejected("not_dicom", _("This is not a DICOM instance."))
             if capture.kind is FileKind.zip:
                 if in_archive:
                     raise Rejected(
                         "nested_archive",
-                        "Archives nested more than one level deep are not accepted.",
+                        _("Archives nested more than one level deep are not accepted."),
                     )
                 if self.stage_archive is not None:
                     self.result.queued.append(self.stage_archive(filename, stored))
@@ -209,7 +210,7 @@ class Ingest:
             if self.study_uid is not None and header.study_instance_uid != self.study_uid:
                 raise Rejected(
                     "study_mismatch",
-                    "This instance belongs to another study than the one it was sent to.",
+                    _("This instance belongs to another study than the one it was sent to."),
                 )
             begin_read_only(self.session)
             known = indexing.lookup(session=self.session, case_id=self.case.id, header=header)

@@ -12,6 +12,7 @@ import struct
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
+from portal.i18n import _
 from portal.intake.dicom_common import (
     LONG_VRS,
     MALFORMED,
@@ -39,8 +40,10 @@ def check_pixel_data(parsed: Parsed, tail: bytes) -> int | None:
         if "Rows" in ds or "Image Storage" in UID(ds.SOPClassUID).name:
             raise Rejected(
                 "no_pixel_data",
-                "This image file contains no image data; it may be incomplete. "
-                "Please upload it again.",
+                _(
+                    "This image file contains no image data; it may be incomplete. "
+                    "Please upload it again."
+                ),
             )
         return None
     header_length, length = _element_header(data, pos, ds, whole_file=len(data) == end)
@@ -54,7 +57,7 @@ def check_pixel_data(parsed: Parsed, tail: bytes) -> int | None:
     if length < expected or length > expected + (expected % 2):
         raise Rejected(
             "pixel_data_size",
-            "This DICOM file's image data does not match its declared image size.",
+            _("This DICOM file's image data does not match its declared image size."),
         )
     if value_at + length > end:
         raise Rejected("truncated", TRUNCATED)
@@ -85,7 +88,7 @@ def _expected_length(ds: Dataset) -> int:
     samples = integer(ds, "SamplesPerPixel") or 1
     unreadable_frames = text(ds, "NumberOfFrames") and integer(ds, "NumberOfFrames") is None
     if not rows or not columns or not bits or unreadable_frames:
-        raise Rejected("malformed_dicom", "This DICOM file does not describe its image size.")
+        raise Rejected("malformed_dicom", _("This DICOM file does not describe its image size."))
     pixels = rows * columns * samples * frames(ds)
     if bits == 1:
         return (pixels + 7) // 8

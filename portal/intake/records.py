@@ -9,6 +9,7 @@ from typing import BinaryIO
 from PIL import Image, UnidentifiedImageError
 from PIL.Image import DecompressionBombError
 
+from portal.i18n import _, format_number
 from portal.intake.errors import Rejected
 from portal.intake.sniff import FileKind
 
@@ -39,11 +40,14 @@ def inspect_pdf(head: bytes, *, tail: bytes, total_size: int) -> None:
         PDF.
     """
     if not head.startswith(b"%PDF-"):
-        raise Rejected("malformed_pdf", "This file is not a valid PDF document.")
+        raise Rejected("malformed_pdf", _("This file is not a valid PDF document."))
     if total_size < len(b"%PDF-%%EOF") or not tail.rstrip(_PDF_TRAILER_SLACK).endswith(b"%%EOF"):
         raise Rejected(
             "malformed_pdf",
-            "This PDF is incomplete or damaged: it does not end properly. Please upload it again.",
+            _(
+                "This PDF is incomplete or damaged: it does not end properly. "
+                "Please upload it again."
+            ),
         )
 
 
@@ -122,22 +126,28 @@ def inspect_image(
         raise ValueError(f"not an image kind: {kind}")
     width, height = _dimensions(head, _IMAGE_FORMATS[kind], max_pixels)
     if width <= 0 or height <= 0:
-        raise Rejected("malformed_image", "This photo is damaged and its picture cannot be read.")
+        raise Rejected(
+            "malformed_image", _("This photo is damaged and its picture cannot be read.")
+        )
     if width * height > max_pixels:
         raise _too_many_pixels(max_pixels)
     if kind is FileKind.png and not tail.endswith(_PNG_IEND):
         raise Rejected(
             "malformed_image",
-            "This PNG image is incomplete or damaged: it does not end properly. Please upload "
-            "it again.",
+            _(
+                "This PNG image is incomplete or damaged: it does not end properly. Please upload "
+                "it again."
+            ),
         )
     # Trailing bytes after the end marker are tolerated within the last 64 bytes (padding);
     # a photo with a video appended (a "motion photo") does not end with the marker at all.
     if kind is FileKind.jpeg and (total_size < 4 or _JPEG_EOI not in tail):
         raise Rejected(
             "malformed_image",
-            "This photo is incomplete, or has extra data after the picture as motion photos "
-            "do. Please send it again as a regular photo or a screenshot.",
+            _(
+                "This photo is incomplete, or has extra data after the picture as motion photos "
+                "do. Please send it again as a regular photo or a screenshot."
+            ),
         )
     return width, height
 
@@ -152,7 +162,7 @@ def _dimensions(head: bytes, image_format: str, max_pixels: int) -> tuple[int, i
         raise _too_many_pixels(max_pixels) from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise Rejected(
-            "malformed_image", "This photo is damaged and its picture cannot be read."
+            "malformed_image", _("This photo is damaged and its picture cannot be read.")
         ) from exc
     return int(width), int(height)
 
@@ -161,7 +171,10 @@ def _too_many_pixels(max_pixels: int) -> Rejected:
     megapixels = max_pixels // 1_000_000
     return Rejected(
         "image_too_large",
-        f"This image has too many pixels to accept (more than {megapixels} megapixels). Please "
-        "send a smaller photo: your phone's usual camera setting or a screenshot is enough to "
-        "read a paper report.",
+        _(
+            "This image has too many pixels to accept (more than %(megapixels)s megapixels). "
+            "Please send a smaller photo: your phone's usual camera setting or a screenshot is "
+            "enough to read a paper report.",
+            megapixels=format_number(megapixels),
+        ),
     )

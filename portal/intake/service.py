@@ -19,6 +19,7 @@ from portal.audit.service import AuditContext
 from portal.cases.models import Case, CaseStatus
 from portal.db import begin_read_only
 from portal.errors import Conflict, NotFound
+from portal.i18n import _
 from portal.intake import identity
 from portal.intake.models import (
     ArchiveReport,
@@ -54,7 +55,7 @@ def case_for_upload(*, session: Session, principal: Principal, case_id: uuid.UUI
     )
     if case.status not in UPLOAD_STATUSES:
         raise Conflict(
-            "Files can be added while the case is a draft or when the specialist asks for more."
+            _("Files can be added while the case is a draft or when the specialist asks for more.")
         )
     session.commit()
     return case
@@ -167,7 +168,7 @@ def open_file(
         select(CaseFile).where(CaseFile.id == file_id).where(CaseFile.case_id == case.id)
     ).first()
     if case_file is None:
-        raise NotFound("File not found.")
+        raise NotFound(_("File not found."))
     stored = session.get(StoredObject, case_file.stored_object_id)
     assert stored is not None
     chunks = objects_service.open_object(session=session, vault=vault, row=stored)

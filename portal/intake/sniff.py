@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from portal.i18n import N_, _
 from portal.intake.errors import Rejected
 
 DICOM_PREAMBLE = 128
 DICOM_MAGIC = b"DICM"
 
-SUPPORTED = "This file is not a DICOM image, PDF, JPEG or PNG, or a ZIP archive of those."
+SUPPORTED = N_("This file is not a DICOM image, PDF, JPEG or PNG, or a ZIP archive of those.")
 
 _EXECUTABLES = (
     b"MZ",  # Windows PE / DOS
@@ -59,9 +60,9 @@ def sniff(head: bytes) -> FileKind:
         DICOM data set without its file header, ``"unsupported_type"`` for anything else.
     """
     if not head:
-        raise Rejected("empty", "This file is empty.")
+        raise Rejected("empty", _("This file is empty."))
     if head.startswith(_EXECUTABLES):
-        raise Rejected("executable", "This file is a program, not a medical image or document.")
+        raise Rejected("executable", _("This file is a program, not a medical image or document."))
     if head[DICOM_PREAMBLE : DICOM_PREAMBLE + 4] == DICOM_MAGIC:
         return FileKind.dicom
     kind = _kind_by_signature(head)
@@ -84,27 +85,32 @@ def _kind_by_signature(head: bytes) -> FileKind | None:
 
 def _unsupported(head: bytes) -> Rejected:
     if head.startswith(b"PK\x05\x06"):
-        return Rejected("empty_archive", "This ZIP archive is empty.")
+        return Rejected("empty_archive", _("This ZIP archive is empty."))
     if head.startswith(b"PK\x07\x08"):
         return Rejected(
             "unsupported_type",
-            "This is one part of a split ZIP archive. Please upload it as a single ZIP file.",
+            _("This is one part of a split ZIP archive. Please upload it as a single ZIP file."),
         )
     if head.startswith(_OTHER_ARCHIVES):
         return Rejected(
-            "unsupported_type", "Only ZIP archives are accepted. Please upload the files as a ZIP."
+            "unsupported_type",
+            _("Only ZIP archives are accepted. Please upload the files as a ZIP."),
         )
     if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
         return Rejected(
             "unsupported_type",
-            "HEIC photos are not accepted. Please send the photo as JPEG "
-            "(on an iPhone: Settings > Camera > Formats > Most Compatible).",
+            _(
+                "HEIC photos are not accepted. Please send the photo as JPEG "
+                "(on an iPhone: Settings > Camera > Formats > Most Compatible)."
+            ),
         )
     if _looks_like_raw_dicom(head):
         return Rejected(
             "dicom_without_preamble",
-            "This DICOM file lacks the standard DICOM file header. Please export the images "
-            "again from the imaging software or CD viewer as standard DICOM files.",
+            _(
+                "This DICOM file lacks the standard DICOM file header. Please export the images "
+                "again from the imaging software or CD viewer as standard DICOM files."
+            ),
         )
     return Rejected("unsupported_type", SUPPORTED)
 

@@ -17,6 +17,7 @@ from anyio import from_thread
 from starlette.requests import ClientDisconnect
 
 from portal.errors import RequestTimeout
+from portal.i18n import ngettext
 
 BATCH_BYTES = 1024 * 1024
 log = logging.getLogger(__name__)
@@ -25,8 +26,13 @@ log = logging.getLogger(__name__)
 class UploadStalled(RequestTimeout):
     def __init__(self, seconds: float) -> None:
         super().__init__(
-            f"No data arrived for {seconds:g} seconds, so the upload was stopped and nothing "
-            "of the unfinished file was kept. Send it again."
+            ngettext(
+                "No data arrived for %(num)s second, so the upload was stopped and nothing of "
+                "the unfinished file was kept. Send it again.",
+                "No data arrived for %(num)s seconds, so the upload was stopped and nothing of "
+                "the unfinished file was kept. Send it again.",
+                round(seconds),
+            )
         )
 
 

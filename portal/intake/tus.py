@@ -31,6 +31,7 @@ from portal.audit.service import AuditContext
 from portal.cases.models import Case
 from portal.db import utcnow
 from portal.errors import ChecksumMismatch, Conflict, Gone, InvalidInput, NotFound, PayloadTooLarge
+from portal.i18n import _
 from portal.intake import service as intake_service
 from portal.intake import tus_chunks
 from portal.intake.models import QueuedArchive, TusChunk, TusUpload, UploadResult, UploadStatus
@@ -51,14 +52,14 @@ def parse_metadata(header: str | None) -> dict[str, str]:
     """``Upload-Metadata``: comma-separated ``key base64(value)`` pairs."""
     metadata: dict[str, str] = {}
     for pair in filter(None, (part.strip() for part in (header or "").split(","))):
-        key, _, encoded = pair.partition(" ")
+        key, _space, encoded = pair.partition(" ")
         try:
             metadata[key] = (
                 base64.b64decode(encoded, validate=True).decode("utf-8") if encoded else ""
             )
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise InvalidInput(
-                f"Upload-Metadata value for '{key}' is not valid base64 UTF-8."
+                _("Upload-Metadata value for '%(key)s' is not valid base64 UTF-8.", key=key)
             ) from exc
     return metadata
 
@@ -72,15 +73,18 @@ class Checksum:
     def parse(cls, header: str | None) -> Checksum | None:
         if not header:
             return None
-        algorithm, _, encoded = header.strip().partition(" ")
+        algorithm, _space, encoded = header.strip().partition(" ")
         if algorithm not in CHECKSUMS:
             raise InvalidInput(
-                f"Checksum algorithm '{algorithm}' is not supported (use sha1 or sha256)."
+                _(
+                    "Checksum algorithm '%(algorithm)s' is not supported (use sha1 or sha256).",
+                    algorithm=algorithm,
+                )
             )
         try:
             return cls(algorithm, base64.b64decode(encoded, validate=True))
         except binascii.Error as exc:
-            raise InvalidInput("Upload-Checksum is not valid base64.") from exc
+            raise InvalidInput(_("Upload-Checksum is not valid base64.")) from exc
 
 
 def expiry(settings: Settings, *, created_at: datetime) -> datetime:
@@ -96,7 +100,7 @@ def upload_to_append(*, session: Session, principal: Principal, upload_id: uuid.
     """The caller's unfinished upload, if its case still accepts files (else 409)."""
     upload = owned_upload(session=session, principal=principal, upload_id=upload_id)
     if upload.status != UploadStatus.receiving:
-        raise Conflict("This upload is already complete.")
+        raise Conflict(_("This upload is already complete."))
     intake_service.case_for_upload(session=session, principal=principal, case_id=upload.case_id)
     return upload
 
@@ -107,7 +111,7 @@ def upload_to_terminate(
     """The caller's upload, unless its completion job is ingesting it (then 409)."""
     upload = owned_upload(session=session, principal=principal, upload_id=upload_id)
     if upload.status == UploadStatus.assembling:
-        raise Conflict("This upload is being processed and can no longer be cancelled.")
+        raise Conflict(_("This upload is being processed and can no longer be cancelled."))
     return upload
 
 
@@ -116,9 +120,9 @@ def owned_upload(*, session: Session, principal: Principal, upload_id: uuid.UUID
     upload = session.get(TusUpload, upload_id)
     case = session.get(Case, upload.case_id) if upload is not None else None
     if upload is None or case is None or not access.may(principal, case, "case.files.add"):
-        raise NotFound("Upload not found.")
+        raise NotFound(_("Upload not found."))
     if upload.status == UploadStatus.receiving and upload.expires_at <= utcnow():
-        raise Gone("This upload expired; start it again.")
+        raise Gone(_("This upload expired; start it again."))
     return upload
 
 
@@ -138,7 +142,7 @@ class _ChunkHasher:
         for chunk in self.chunks:
             self.received += len(chunk)
             if self.received > self.remaining:
-                raise PayloadTooLarge("The data goes past the declared Upload-Length.")
+                raise PayloadTooLarge(_("The data goes past the declared Upload-Length."))
             if self._hash is not None:
                 self._hash.update(chunk)
             yield chunk
@@ -165,10 +169,14 @@ def append(
     """Store a PATCH body as the next chunk; with the last one, ask for the completion job."""
     if offset != upload.offset:
         raise Conflict(
-            f"Upload-Offset {offset} does not match the server's offset {upload.offset}."
+            _(
+                "Upload-Offset %(sent)s does not match the server's offset %(expected)s.",
+                sent=offset,
+                expected=upload.offset,
+            )
         )
     if upload.status != UploadStatus.receiving:
-        raise Conflict("This upload is already complete.")
+        raise Conflict(_("This upload is already complete."))
     wrapped = objects_service.case_key(session=session, vault=vault, case_id=upload.case_id)
     upload_id, case_id, remaining = upload.id, upload.case_id, upload.length - upload.offset
     session.commit()  # no transaction stays open while the body streams in
@@ -186,7 +194,7 @@ def append(
         intake_service.case_for_upload(session=session, principal=principal, case_id=case_id)
         locked = _lock(session, upload_id)
         if locked.offset != offset:
-            raise Conflict("Another request appended to this upload at the same time.")
+            raise Conflict(_("Another request appended to this upload at the same time."))
         row = objects_service.record(session=session, case_id=case_id, stored=stored)
         session.add(
             TusChunk(
@@ -274,9 +282,9 @@ def _lock(session: Session, upload_id: uuid.UUID) -> TusUpload:
         ).first()
     except OperationalError as exc:  # SQLite: still locked after its busy timeout
         session.rollback()
-        raise Conflict("Another request is writing to this upload; try again.") from exc
+        raise Conflict(_("Another request is writing to this upload; try again.")) from exc
     if locked is None:
-        raise NotFound("Upload not found.")
+        raise NotFound(_("Upload not found."))
     return locked
 
 

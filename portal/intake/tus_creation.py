@@ -13,6 +13,7 @@ from portal.audit.service import AuditContext
 from portal.cases.models import Case
 from portal.db import utcnow
 from portal.errors import Conflict, InvalidInput, PayloadTooLarge
+from portal.i18n import _, format_size, ngettext
 from portal.intake import service as intake_service
 from portal.intake import tus
 from portal.intake.models import CaseFile, TusUpload
@@ -33,16 +34,19 @@ def create_upload(
 ) -> TusUpload:
     """Open a resumable upload into the caller's own case (which must accept files)."""
     if length < 0:
-        raise InvalidInput("Upload-Length must be zero or more.")
+        raise InvalidInput(_("Upload-Length must be zero or more."))
     if length > settings.tus_max_bytes:
         raise PayloadTooLarge(
-            f"The upload is larger than the {settings.tus_max_bytes // 1024**3} GB allowed."
+            _(
+                "The upload is larger than the %(limit)s allowed.",
+                limit=format_size(settings.tus_max_bytes),
+            )
         )
     try:
         case_id = uuid.UUID(metadata.get("case_id", ""))
     except ValueError as exc:
         raise InvalidInput(
-            "Upload-Metadata must carry the case_id of the case to upload into."
+            _("Upload-Metadata must carry the case_id of the case to upload into.")
         ) from exc
     case = intake_service.case_for_upload(session=session, principal=principal, case_id=case_id)
     # One creation per case at a time (SQLite's BEGIN IMMEDIATE already serializes writers).
@@ -88,8 +92,13 @@ def _check_room(
     ).one()
     if per_case >= settings.tus_max_open_per_case:
         raise Conflict(
-            f"This case already has {per_case} unfinished uploads. "
-            "Let them finish or cancel some before starting another."
+            ngettext(
+                "This case already has %(num)s unfinished upload. "
+                "Let it finish or cancel it before starting another.",
+                "This case already has %(num)s unfinished uploads. "
+                "Let them finish or cancel some before starting another.",
+                per_case,
+            )
         )
     per_account = session.exec(
         select(func.count())
@@ -99,8 +108,13 @@ def _check_room(
     ).one()
     if per_account >= settings.tus_max_open_per_account:
         raise Conflict(
-            f"You already have {per_account} unfinished uploads. "
-            "Let them finish or cancel some before starting another."
+            ngettext(
+                "You already have %(num)s unfinished upload. "
+                "Let it finish or cancel it before starting another.",
+                "You already have %(num)s unfinished uploads. "
+                "Let them finish or cancel some before starting another.",
+                per_account,
+            )
         )
     used = session.exec(
         select(func.coalesce(func.sum(CaseFile.size), 0)).where(CaseFile.case_id == case.id)
@@ -108,11 +122,11 @@ def _check_room(
     if int(used) + int(reserved) + length > settings.case_quota_bytes:
         left = max(0, settings.case_quota_bytes - int(used) - int(reserved))
         raise PayloadTooLarge(
-            f"This upload ({_gib(length)}) does not fit in the case's storage: "
-            f"{_gib(left)} of {_gib(settings.case_quota_bytes)} are left, counting "
-            "unfinished uploads."
+            _(
+                "This upload (%(size)s) does not fit in the case's storage: %(left)s of "
+                "%(quota)s are left, counting unfinished uploads.",
+                size=format_size(length),
+                left=format_size(left),
+                quota=format_size(settings.case_quota_bytes),
+            )
         )
-
-
-def _gib(size: int) -> str:
-    return f"{size / 1024**3:.1f} GB" if size >= 1024**3 else f"{size / 1024**2:.1f} MB"

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 
 from portal.deps import Caller, SessionDep, SettingsDep, vault_of
 from portal.errors import InvalidInput, PortalError, PreconditionFailed, UnsupportedMediaType
+from portal.i18n import _, gettext
 from portal.intake import tus, tus_creation
 from portal.intake.models import TusUpload, UploadProgress, UploadStatus
 from portal.intake.streams import BodyReader
@@ -25,7 +26,7 @@ OFFSET_STREAM = "application/offset+octet-stream"
 
 def _check_version(request: Request) -> None:
     if request.headers.get("tus-resumable") != tus.TUS_VERSION:
-        raise PreconditionFailed(f"Send Tus-Resumable: {tus.TUS_VERSION}.")
+        raise PreconditionFailed(_("Send Tus-Resumable: %(version)s.", version=tus.TUS_VERSION))
 
 
 def _headers(upload: TusUpload | None = None, **extra: str) -> dict[str, str]:
@@ -40,7 +41,7 @@ def _headers(upload: TusUpload | None = None, **extra: str) -> dict[str, str]:
 def _int_header(request: Request, name: str) -> int:
     value = request.headers.get(name, "")
     if not value.isdigit():
-        raise InvalidInput(f"{name} must be a non-negative whole number.")
+        raise InvalidInput(_("%(header)s must be a non-negative whole number.", header=name))
     return int(value)
 
 
@@ -65,7 +66,7 @@ async def create(
     """Creation (and creation-with-upload when the request carries a body)."""
     _check_version(request)
     if request.headers.get("upload-defer-length"):
-        raise InvalidInput("Upload-Length must be given; deferred lengths are not supported.")
+        raise InvalidInput(_("Upload-Length must be given; deferred lengths are not supported."))
     length = _int_header(request, "upload-length")
     metadata = tus.parse_metadata(request.headers.get("upload-metadata"))
     sends_data = request.headers.get("content-type") == OFFSET_STREAM or length == 0
@@ -134,7 +135,9 @@ async def patch(
 ) -> Response:
     _check_version(request)
     if request.headers.get("content-type") != OFFSET_STREAM:
-        raise UnsupportedMediaType(f"PATCH bodies must be {OFFSET_STREAM}.")
+        raise UnsupportedMediaType(
+            _("PATCH bodies must be %(media_type)s.", media_type=OFFSET_STREAM)
+        )
     offset = _int_header(request, "upload-offset")
     capacity = upload_capacity(request)
     with capacity.admit(caller.user.id), capacity.receiving(upload_id):
@@ -200,5 +203,11 @@ def upload_status(upload_id: uuid.UUID, caller: Caller, session: SessionDep) -> 
     or ``failed``), a ZIP's entries imported so far, and once complete, what was accepted."""
     upload = tus.owned_upload(session=session, principal=caller.principal, upload_id=upload_id)
     return UploadProgress.model_validate(
-        upload, update={"result": tus.result_of(session=session, upload=upload)}
+        upload,
+        update={
+            "result": tus.result_of(session=session, upload=upload),
+            # A failure is stored as written (English, or the owner's language): shown in the
+            # caller's where the catalogue knows it.
+            "failure": gettext(upload.failure) if upload.failure else None,
+        },
     )

@@ -16,6 +16,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from portal import i18n
 from portal.access import Principal
 from portal.accounts.models import Role, User
 from portal.audit.service import AuditContext
@@ -65,16 +66,17 @@ def run_completion(run: JobRun) -> None:
                 session.commit()  # the ingest's own transaction is not held while this writes
                 _record_progress(run.engine, upload_id, done, total)
 
-        complete(
-            session=session,
-            vault=run.vault,
-            settings=run.settings,
-            principal=Principal(user_id=owner.id, role=Role(owner.role)),
-            ctx=AuditContext(actor_id=owner.id, actor_role="system"),
-            upload=upload,
-            progress=progress,
-            heartbeat=run.check,
-        )
+        with i18n.speaking(owner.language):  # the reasons of refused files are the owner's to read
+            complete(
+                session=session,
+                vault=run.vault,
+                settings=run.settings,
+                principal=Principal(user_id=owner.id, role=Role(owner.role)),
+                ctx=AuditContext(actor_id=owner.id, actor_role="system"),
+                upload=upload,
+                progress=progress,
+                heartbeat=run.check,
+            )
     log.info("finished a resumable upload")
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from portal.deps import Caller, PageDep, SessionDep, SettingsDep, vault_of
 from portal.errors import InvalidInput
+from portal.i18n import _
 from portal.intake import service, tus
 from portal.intake.capacity import UploadCapacity
 from portal.intake.models import CaseFilePublic, UploadResult
@@ -69,7 +70,7 @@ async def upload_files(
         )
         files = await capacity.run(lambda: _ingest_parts(stream, ingest))
     if files == 0:
-        raise InvalidInput("Choose at least one file to upload (form field 'files').")
+        raise InvalidInput(_("Choose at least one file to upload (form field 'files')."))
     if ingest.result.queued:
         request.app.state.jobs.wake()  # this process starts the imports at once
     return ingest.result
@@ -82,7 +83,7 @@ def _ingest_parts(stream: MultipartStream, ingest: Ingest) -> int:
     try:
         for headers, chunks in stream.parts():
             if headers.field != "files" or headers.filename is None:
-                for _ in chunks:
+                for _chunk in chunks:
                     pass
                 continue
             files += 1

@@ -15,6 +15,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from portal.i18n import _
 from portal.intake.errors import Rejected
 
 CHUNK = 64 * 1024
@@ -39,7 +40,7 @@ def over_limits(reason: str) -> Rejected:
 
 
 def malformed() -> Rejected:
-    return Rejected("malformed_archive", "This ZIP archive is damaged and cannot be opened.")
+    return Rejected("malformed_archive", _("This ZIP archive is damaged and cannot be opened."))
 
 
 class Budget:
@@ -52,7 +53,7 @@ class Budget:
     def take(self, count: int) -> None:
         self.produced += count
         if self.produced > self.limit:
-            raise over_limits("The files in this archive add up to more than we accept.")
+            raise over_limits(_("The files in this archive add up to more than we accept."))
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,7 @@ class EntryReader(io.RawIOBase):
                     raise _shorter()
                 if self._inflate(1):
                     raise Rejected(
-                        "archive_limits", "This file holds more data than its archive declares."
+                        "archive_limits", _("This file holds more data than its archive declares.")
                     )
                 self._pending = self._inflater.unconsumed_tail
             if self._inflater.unused_data or self._consumed < self._info.compress_size:
@@ -248,5 +249,5 @@ def buffered(source: Source) -> io.BufferedReader:
 
 def _shorter() -> Rejected:
     return Rejected(
-        "malformed_archive", "This file in the archive is damaged: it is shorter than declared."
+        "malformed_archive", _("This file in the archive is damaged: it is shorter than declared.")
     )

@@ -26,12 +26,14 @@ from sqlmodel import Session, col, select
 
 from portal.db import begin_read_only, utcnow
 from portal.errors import PortalError
+from portal.i18n import N_
 from portal.jobs.models import Job, JobStatus, PeriodicTurn
 from portal.settings import Settings
 from storage.vault import Vault
 
 log = logging.getLogger(__name__)
-GAVE_UP = "The work stopped before it finished too many times."
+GAVE_UP = N_("The work stopped before it finished too many times.")
+"""Stored as the failure of what the job was doing; translated where it is shown."""
 
 
 class LeaseLost(Exception):

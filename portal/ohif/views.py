@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from portal.deps import AnonymousCtx, BoxDep, SessionDep, SettingsDep, SignedInCaller
 from portal.errors import NotFound
-from portal.i18n import speaking
+from portal.i18n import N_, _, speaking
 from portal.ohif.bundle import MANIFEST, Bundle, installed_for
 from portal.ohif.shell import OHIF_PAGE_CSP, OHIF_WORKER_CSP, config_script
 from portal.ohif.urls import shell_base, static_base
@@ -44,7 +44,7 @@ MEDIA_TYPES = {
     ".svg": "image/svg+xml",
     ".ico": "image/vnd.microsoft.icon",
 }
-NOT_INSTALLED = (
+NOT_INSTALLED = N_(
     "The image viewer is not installed on this server. The portal's own viewer still shows "
     "every series; an administrator can install this one with “portal ohif install”."
 )
@@ -84,7 +84,7 @@ CaseInPath = Annotated[uuid.UUID, Depends(case_in_path)]
 @router.get("/cases/{case_id}/app-config.js")
 def viewer_config(case_id: CaseInPath, caller: ViewerCaller, settings: SettingsDep) -> Response:
     if installed_for(settings) is None:
-        raise NotFound("The image viewer is not installed.")
+        raise NotFound(_("The image viewer is not installed."))
     script = config_script(case_id=case_id, version=settings.ohif_version)
     return Response(
         script,
@@ -101,7 +101,7 @@ def viewer_page(
     """OHIF's page for every route of the case's viewer; its router shows the right view."""
     bundle = installed_for(settings)
     if bundle is None:
-        return page_status(request, 503, NOT_INSTALLED)
+        return page_status(request, 503, _(NOT_INSTALLED))
     with speaking(page_language(request)) as language:
         page = TEMPLATES.get_template("ohif/index.html").render(
             lang=language,

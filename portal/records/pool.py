@@ -37,7 +37,9 @@ from typing import Any, TypeVar
 
 from pebble import ProcessExpired, ProcessFuture, ProcessPool
 
+from portal import i18n
 from portal.errors import ServiceUnavailable
+from portal.i18n import N_
 from portal.records import worker
 from portal.records.render import Rendered, UnreadableRecord
 from portal.settings import Settings
@@ -53,21 +55,21 @@ _START_LOCK = threading.Lock()
 
 
 class RecordTooComplex(UnreadableRecord):
-    default_message = (
+    default_message = N_(
         "This document is too large or too complex to show here. Download the original to "
         "open it on your computer."
     )
 
 
 class RenderTimedOut(ServiceUnavailable):
-    default_message = (
+    default_message = N_(
         "This page took too long to draw and was stopped. Try again later, or download the "
         "original to open it on your computer."
     )
 
 
 class RendererBusy(ServiceUnavailable):
-    default_message = "The document viewer is busy. Please try again in a minute."
+    default_message = N_("The document viewer is busy. Please try again in a minute.")
 
 
 @dataclass(frozen=True)
@@ -162,12 +164,20 @@ class RenderPool:
     def _schedule(self, function: Callable[..., T], *args: Any) -> ProcessFuture[T]:
         with self._lock:
             try:
-                return self._pool.schedule(function, args=args, timeout=self.limits.seconds)
+                return self._pool.schedule(
+                    worker.in_language,
+                    args=(i18n.current(), function, *args),
+                    timeout=self.limits.seconds,
+                )
             except RuntimeError:  # pebble: "the Pool is not active" after it broke
                 log.warning("record render pool was broken; starting a new one")
                 _stop(self._pool)
                 self._pool = self._new_pool()
-                return self._pool.schedule(function, args=args, timeout=self.limits.seconds)
+                return self._pool.schedule(
+                    worker.in_language,
+                    args=(i18n.current(), function, *args),
+                    timeout=self.limits.seconds,
+                )
 
     def _replace_pool(self) -> None:
         with self._lock:

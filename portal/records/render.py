@@ -34,6 +34,7 @@ from PIL import Image, UnidentifiedImageError
 from PIL.Image import DecompressionBombError, DecompressionBombWarning
 
 from portal.errors import NotFound, UnsupportedMediaType
+from portal.i18n import N_, format_number, gettext, ngettext
 from portal.viewer.render import encode_png
 
 PNG = "image/png"
@@ -68,25 +69,41 @@ REDUCING_GAP = 3.0
 
 
 class UnreadableRecord(UnsupportedMediaType):
-    default_message = (
+    """A record that cannot be drawn. It keeps its wording (an ``N_`` message and its values)
+    so that a cached verdict can be said again in another reader's language (``reworded``)."""
+
+    default_message = N_(
         "This document is damaged and cannot be shown here. Download the original to open it "
         "on your computer."
     )
 
+    def __init__(self, message: str | None = None, **values: object) -> None:
+        self.wording = message or self.default_message
+        self.values = values
+        super().__init__(self.reworded())
+
+    def reworded(self) -> str:
+        """The message in the current language."""
+        values = {
+            name: format_number(value) if isinstance(value, int) else value
+            for name, value in self.values.items()
+        }
+        return gettext(self.wording, **values)
+
 
 class ProtectedRecord(UnreadableRecord):
-    default_message = (
+    default_message = N_(
         "This PDF is protected by a password, so it cannot be shown here. Download the "
         "original and open it with its password."
     )
 
 
 class RecordTooLarge(UnreadableRecord):
-    default_message = "This page is too large to show here. Download the original to open it."
+    default_message = N_("This page is too large to show here. Download the original to open it.")
 
 
 class PageNotFound(NotFound):
-    default_message = "This document has no such page."
+    default_message = N_("This document has no such page.")
 
 
 @dataclass(frozen=True)
@@ -100,7 +117,11 @@ class Rendered:
 
 
 def pages_message(count: int) -> str:
-    return f"This document has {count} page(s), numbered 1 to {count}."
+    return ngettext(
+        "This document has %(num)s page, numbered 1 to %(num)s.",
+        "This document has %(num)s pages, numbered 1 to %(num)s.",
+        count,
+    )
 
 
 # PDF ---------------------------------------------------------------------------------------
@@ -147,7 +168,7 @@ def page_pixels(width_pt: float, height_pt: float, width_px: int) -> tuple[float
         The rendered page would have more than ``MAX_PAGE_PIXELS`` pixels (a very long page).
     """
     if not (math.isfinite(width_pt) and math.isfinite(height_pt)) or min(width_pt, height_pt) <= 0:
-        raise UnreadableRecord("This page has no size, so it cannot be shown here.")
+        raise UnreadableRecord(N_("This page has no size, so it cannot be shown here."))
     scale = width_px / width_pt
     while math.ceil(width_pt * scale) > width_px:  # PDFium rounds the bitmap size up
         scale = math.nextafter(scale, 0.0)
@@ -202,8 +223,11 @@ def _pdf(source: Source) -> Iterator[Any]:
     try:
         if len(document) > MAX_PAGES:
             raise RecordTooLarge(
-                f"This document has more than {MAX_PAGES:,} pages, too many to show here. "
-                "Download the original to open it."
+                N_(
+                    "This document has more than %(limit)s pages, too many to show here. "
+                    "Download the original to open it."
+                ),
+                limit=MAX_PAGES,
             )
         yield document
     finally:
@@ -221,7 +245,7 @@ def _rasterise(document: Any, index: int, width_px: int) -> npt.NDArray[np.uint8
         bitmap = pdf_page.render(scale=scale, may_draw_forms=False, rev_byteorder=True)
         return np.array(bitmap.to_numpy(), dtype=np.uint8)  # a copy: the bitmap is freed below
     except pdfium.PdfiumError:
-        raise UnreadableRecord("This page is damaged and cannot be shown here.") from None
+        raise UnreadableRecord(N_("This page is damaged and cannot be shown here.")) from None
     finally:
         for handle in (bitmap, pdf_page):
             if handle is not None:
@@ -292,7 +316,7 @@ def render_photo(source: Source, *, width_px: int, max_pixels: int) -> Rendered:
             picture = _decoded_near(image, target)
         except (OSError, ValueError, SyntaxError, DecompressionBombError):
             raise UnreadableRecord(
-                "This photo is damaged and its picture cannot be read. Download the original."
+                N_("This photo is damaged and its picture cannot be read. Download the original.")
             ) from None
     if picture.size != target:
         picture = picture.resize(target, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
@@ -335,7 +359,7 @@ def _photo(source: Source, max_pixels: int) -> Iterator[Image.Image]:
         raise _too_many_pixels() from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise UnreadableRecord(
-            "This photo is damaged and its picture cannot be read. Download the original."
+            N_("This photo is damaged and its picture cannot be read. Download the original.")
         ) from None
     with image:
         width, height = image.size
@@ -345,7 +369,7 @@ def _photo(source: Source, max_pixels: int) -> Iterator[Image.Image]:
 
 
 def _too_many_pixels() -> RecordTooLarge:
-    return RecordTooLarge("This photo has too many pixels to show here. Download the original.")
+    return RecordTooLarge(N_("This photo has too many pixels to show here. Download the original."))
 
 
 def _orientation(image: Image.Image) -> int:

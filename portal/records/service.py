@@ -20,6 +20,7 @@ from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.cases.models import Case
 from portal.errors import InvalidInput, NotFound, UnsupportedMediaType
+from portal.i18n import N_, _
 from portal.intake import service as intake_service
 from portal.intake.models import CaseFile
 from portal.objects import service as objects_service
@@ -44,7 +45,7 @@ LAYOUT_CACHE_BYTES = 8 * 1024 * 1024
 
 
 class NotARecord(UnsupportedMediaType):
-    default_message = "This file cannot be shown here. Download it instead."
+    default_message = N_("This file cannot be shown here. Download it instead.")
 
 
 class RecordPage(SQLModel):
@@ -76,7 +77,8 @@ class RecordView(SQLModel):
 class _Layout:
     sizes: tuple[tuple[float, float], ...]
     """Per page: PDF points as displayed, or the photo's upright pixels."""
-    problem: str | None = None
+    problem: UnreadableRecord | None = None
+    """Kept as the error, not its text: whoever reads it next may read another language."""
 
 
 @dataclass
@@ -129,15 +131,21 @@ def render_record_page(
 ) -> Rendered:
     """Page ``page`` (from 1) of a record as PNG (or JPEG for a JPEG photo); audited per file."""
     if not MIN_WIDTH <= width <= MAX_WIDTH:
-        raise InvalidInput(f"width must be between {MIN_WIDTH} and {MAX_WIDTH} pixels.")
-    _, case_file = _record(session, principal, case_id, file_id)
+        raise InvalidInput(
+            _(
+                "width must be between %(low)s and %(high)s pixels.",
+                low=MIN_WIDTH,  # a query parameter's bounds: written as the client sends them
+                high=MAX_WIDTH,
+            )
+        )
+    _case, case_file = _record(session, principal, case_id, file_id)
     layout = _layout(session, vault, state, renderer, case_file)
     if layout.problem is not None:
-        raise UnreadableRecord(layout.problem)
+        raise UnreadableRecord(layout.problem.reworded())
     count = len(layout.sizes)
     if not 1 <= page <= count:
         raise PageNotFound(
-            render.pages_message(count) if case_file.kind == PDF else "A photo has one page: 1."
+            render.pages_message(count) if case_file.kind == PDF else _("A photo has one page: 1.")
         )
     _audit_view(session, principal, ctx, case_file, via="page")
     key = (case_file.stored_object_id, page, width)
@@ -160,9 +168,9 @@ def _record(
         select(CaseFile).where(CaseFile.id == file_id).where(CaseFile.case_id == case.id)
     ).first()
     if case_file is None:
-        raise NotFound("File not found.")
+        raise NotFound(_("File not found."))
     if case_file.kind == "dicom":
-        raise NotARecord("This is a DICOM image: open it in the image viewer.")
+        raise NotARecord(_("This is a DICOM image: open it in the image viewer."))
     if case_file.kind != PDF and case_file.kind not in PHOTO_KINDS:
         raise NotARecord()
     return case, case_file
@@ -203,7 +211,7 @@ def _layout(
         data = _plaintext(session, vault, state, renderer, case_file)
         layout = _Layout(tuple(renderer.measure(kind=case_file.kind, data=data)))
     except UnreadableRecord as exc:  # damaged, protected, too many pages, pixels or bytes
-        layout = _Layout((), exc.message)
+        layout = _Layout((), exc)
     state.layouts.put(object_id, layout, 256 + 32 * len(layout.sizes))
     return layout
 
@@ -216,7 +224,7 @@ def _view(case: Case, case_file: CaseFile, layout: _Layout, filename: str) -> Re
             pages.append(RecordPage(number=number, width=shown[0], height=shown[1]))
             continue
         try:
-            _, height_px = render.page_pixels(width, height, DEFAULT_WIDTH)
+            _width_px, height_px = render.page_pixels(width, height, DEFAULT_WIDTH)
             pages.append(RecordPage(number=number, width=DEFAULT_WIDTH, height=height_px))
         except UnreadableRecord as exc:
             pages.append(RecordPage(number=number, width=0, height=0, problem=exc.message))
@@ -231,7 +239,7 @@ def _view(case: Case, case_file: CaseFile, layout: _Layout, filename: str) -> Re
         media_type=render.JPEG if case_file.kind == "jpeg" else render.PNG,
         default_width=DEFAULT_WIDTH,
         pages=pages,
-        problem=layout.problem,
+        problem=layout.problem.reworded() if layout.problem else None,
     )
 
 
@@ -251,11 +259,14 @@ def _plaintext(
         return cached
     row = session.get(StoredObject, object_id)
     if row is None or session.get(CaseKey, row.case_id) is None:
-        raise NotFound("File not found.")
+        raise NotFound(_("File not found."))
     if row.size > renderer.limits.max_bytes:
         raise RecordTooLarge(
-            f"This file is larger than {renderer.limits.max_bytes // (1024 * 1024)} MB, too "
-            "large to show here. Download the original to open it."
+            N_(
+                "This file is larger than %(megabytes)s MB, too large to show here. Download "
+                "the original to open it."
+            ),
+            megabytes=renderer.limits.max_bytes // (1024 * 1024),
         )
     data = b"".join(objects_service.open_object(session=session, vault=vault, row=row))
     if len(data) <= WHOLE_RECORD_LIMIT:

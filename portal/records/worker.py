@@ -11,11 +11,15 @@ from __future__ import annotations
 import os
 import resource
 import signal
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
+from portal import i18n
 from portal.records import render
 from portal.records.render import Rendered
 
+T = TypeVar("T")
 PDF = "pdf"
 KEPT_ENVIRONMENT = frozenset({"PATH", "PYTHONPATH", "PYTHONHOME", "LANG", "LC_ALL", "TZ", "HOME"})
 """The only variables a worker keeps; everything else (``PORTAL_*`` secrets, cloud
@@ -43,6 +47,13 @@ def limit_worker(memory_bytes: int) -> None:
     kept = worker_environment(dict(os.environ))
     os.environ.clear()
     os.environ.update(kept)
+
+
+def in_language(language: str, function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` with its messages (the errors it raises) in ``language``, the
+    language of the request that asked for it."""
+    with i18n.speaking(language):
+        return function(*args)
 
 
 def ready() -> int:

@@ -26,6 +26,7 @@ from pydicom.pixels.utils import pixel_array
 from pydicom.uid import UID
 
 from portal.errors import NotFound, PortalError, UnsupportedMediaType
+from portal.i18n import N_, _, ngettext
 from portal.intake.dicom import quiet_pydicom
 from portal.viewer import geometry
 from portal.viewer.windows import (
@@ -54,11 +55,11 @@ _DECODER_LOGGERS = ("pydicom.pixels.decoders.base", "pydicom.pixels.utils")
 
 
 class UnsupportedImage(UnsupportedMediaType):
-    default_message = "This image cannot be shown in the browser viewer."
+    default_message = N_("This image cannot be shown in the browser viewer.")
 
 
 class FrameNotFound(NotFound):
-    default_message = "This image has no such frame."
+    default_message = N_("This image has no such frame.")
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def read_dataset(source: BinaryIO, *, header_only: bool = False) -> Dataset:
             return dcmread(source, stop_before_pixels=header_only)
         except Exception as exc:  # pydicom signals bad input with many exception types
             raise UnsupportedImage(
-                "This file could not be read as DICOM, so it cannot be shown."
+                _("This file could not be read as DICOM, so it cannot be shown.")
             ) from exc
 
 
@@ -128,25 +129,36 @@ def check_renderable(ds: Dataset, index: int) -> None:
     rows = geometry.first_number(ds.get("Rows"))
     columns = geometry.first_number(ds.get("Columns"))
     if not rows or not columns:
-        raise UnsupportedImage("This file holds no image to show.")
+        raise UnsupportedImage(_("This file holds no image to show."))
     count = frame_count(ds)
     if not 0 <= index < count:
-        raise FrameNotFound(f"This image has {count} frame(s), numbered 1 to {count}.")
+        raise FrameNotFound(
+            ngettext(
+                "This image has %(num)s frame, numbered 1 to %(num)s.",
+                "This image has %(num)s frames, numbered 1 to %(num)s.",
+                count,
+            )
+        )
     syntax = transfer_syntax(ds)
     if not transfer_syntax_supported(syntax):
         raise UnsupportedImage(
-            "This image's compression cannot be shown in the browser viewer "
-            f"(transfer syntax {syntax.name or 'unknown'})."
+            _(
+                "This image's compression cannot be shown in the browser viewer "
+                "(transfer syntax %(syntax)s).",
+                syntax=syntax.name or syntax,
+            )
         )
     photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
     if photometric not in MONOCHROME | COLOUR:
         raise UnsupportedImage(
-            f"This image's colour model ({photometric or 'none'}) cannot be shown in the browser "
-            "viewer."
+            _(
+                "This image's colour model (%(model)s) cannot be shown in the browser viewer.",
+                model=photometric or "—",
+            )
         )
     samples = geometry.first_number(ds.get("SamplesPerPixel")) or 1
     if rows * columns * samples > MAX_FRAME_SAMPLES:
-        raise UnsupportedImage("This image is too large to show in the browser viewer.")
+        raise UnsupportedImage(_("This image is too large to show in the browser viewer."))
 
 
 def decode_frame(ds: Dataset, *, index: int, source: BinaryIO | None = None) -> Frame:
@@ -178,8 +190,11 @@ def decode_frame(ds: Dataset, *, index: int, source: BinaryIO | None = None) -> 
         except Exception as exc:  # each decoder plugin fails in its own way
             syntax = transfer_syntax(ds)
             raise UnsupportedImage(
-                "This image could not be decoded; the file may be damaged or use a variant "
-                f"of its compression the viewer cannot read (transfer syntax {syntax.name})."
+                _(
+                    "This image could not be decoded; the file may be damaged or use a variant "
+                    "of its compression the viewer cannot read (transfer syntax %(syntax)s).",
+                    syntax=syntax.name,
+                )
             ) from exc
 
 

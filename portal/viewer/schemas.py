@@ -6,6 +6,7 @@ import uuid
 
 from sqlmodel import SQLModel
 
+from portal.i18n import gettext
 from portal.intake.models import DicomInstance, DicomSeries
 from portal.viewer import render
 from portal.viewer.geometry import EdgeLabels
@@ -29,7 +30,7 @@ class PresetPublic(SQLModel):
         window = preset.window
         return cls(
             name=preset.name,
-            label=preset.label,
+            label=gettext(preset.label),
             center=window.center if window else None,
             width=window.width if window else None,
         )

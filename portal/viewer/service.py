@@ -14,6 +14,7 @@ from portal.access import Principal
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.errors import NotFound
+from portal.i18n import _, ngettext
 from portal.intake.models import CaseFile, DicomInstance, DicomSeries, DicomStudy
 from portal.objects import service as objects_service
 from portal.objects.models import CaseKey, StoredObject
@@ -84,7 +85,13 @@ def render_frame(
     located = _instance(session, case.id, instance_id)
     count = located.instance.number_of_frames
     if not 1 <= frame <= count:
-        raise FrameNotFound(f"This image has {count} frame(s), numbered 1 to {count}.")
+        raise FrameNotFound(
+            ngettext(
+                "This image has %(num)s frame, numbered 1 to %(num)s.",
+                "This image has %(num)s frames, numbered 1 to %(num)s.",
+                count,
+            )
+        )
     series_id = located.instance.series_id
     _audit_view(session, principal, ctx, case_id=case.id, series_id=series_id, via="frame")
     return render.to_png(_decode(session, vault, state, located, frame - 1), window=window)
@@ -107,7 +114,7 @@ def thumbnail(
     series = _series(session, case.id, series_id)
     instances = _ordered_instances(session, series.id)
     if not instances:
-        raise NotFound("This series has no images.")
+        raise NotFound(_("This series has no images."))
     _audit_view(session, principal, ctx, case_id=case.id, series_id=series.id, via="thumbnail")
     middle = instances[len(instances) // 2]
     decoded = _decode(session, vault, state, middle, middle.instance.number_of_frames // 2)
@@ -131,7 +138,13 @@ def instance_png(
     """
     count = instance.number_of_frames
     if not 0 <= index < count:
-        raise FrameNotFound(f"This image has {count} frame(s), numbered 1 to {count}.")
+        raise FrameNotFound(
+            ngettext(
+                "This image has %(num)s frame, numbered 1 to %(num)s.",
+                "This image has %(num)s frames, numbered 1 to %(num)s.",
+                count,
+            )
+        )
     decoded = _decode(session, vault, state, _Located(instance, stored_object_id), index)
     return render.to_png(decoded, window=window, max_side=max_side)
 
@@ -144,7 +157,7 @@ def _series(session: Session, case_id: uuid.UUID, series_id: uuid.UUID) -> Dicom
         .where(DicomStudy.case_id == case_id)
     ).first()
     if series is None:
-        raise NotFound("Series not found.")
+        raise NotFound(_("Series not found."))
     return series
 
 
@@ -178,7 +191,7 @@ def _instance(session: Session, case_id: uuid.UUID, instance_id: uuid.UUID) -> _
         .where(CaseFile.case_id == case_id)
     ).first()
     if found is None:
-        raise NotFound("Image not found.")
+        raise NotFound(_("Image not found."))
     return _Located(found[0], found[1])
 
 
@@ -233,7 +246,7 @@ def _cached_image(
         return cached
     row = session.get(StoredObject, object_id)
     if row is None:
-        raise NotFound("Image not found.")
+        raise NotFound(_("Image not found."))
     if row.size <= WHOLE_OBJECT_LIMIT:
         plaintext = io.BytesIO()
         for chunk in objects_service.open_object(session=session, vault=vault, row=row):
@@ -253,7 +266,7 @@ def _stored_file(session: Session, vault: Vault, object_id: uuid.UUID) -> io.Buf
     row = session.get(StoredObject, object_id)
     key = session.get(CaseKey, row.case_id) if row is not None else None
     if row is None or key is None:
-        raise NotFound("Image not found.")
+        raise NotFound(_("Image not found."))
     return buffered(
         vault,
         case_id=str(row.case_id),

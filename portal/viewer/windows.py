@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from portal.errors import InvalidInput
+from portal.i18n import N_, _
 
 AUTO = "auto"
 AUTO_LOW_PERCENTILE, AUTO_HIGH_PERCENTILE = 1.0, 99.0
@@ -19,7 +20,7 @@ LINEAR, LINEAR_EXACT, SIGMOID = "LINEAR", "LINEAR_EXACT", "SIGMOID"
 
 
 class InvalidWindow(InvalidInput):
-    default_message = "The window is not valid."
+    default_message = N_("The window is not valid.")
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,11 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
-        Preset(AUTO, "Automatic (1st-99th percentile)", None),
-        Preset("soft_tissue", "Soft tissue", Window(40, 400)),
-        Preset("brain", "Brain", Window(40, 80)),
-        Preset("bone", "Bone", Window(400, 1800)),
-        Preset("lung", "Lung", Window(-600, 1500)),
+        Preset(AUTO, N_("Automatic (1st-99th percentile)"), None),
+        Preset("soft_tissue", N_("Soft tissue"), Window(40, 400)),
+        Preset("brain", N_("Brain"), Window(40, 80)),
+        Preset("bone", N_("Bone"), Window(400, 1800)),
+        Preset("lung", N_("Lung"), Window(-600, 1500)),
     )
 }
 HOUNSFIELD_MODALITIES = frozenset({"CT"})
@@ -81,19 +82,21 @@ def window_request(
         or an unknown preset.
     """
     if preset is not None and (center is not None or width is not None):
-        raise InvalidWindow("Choose either a preset or a center and width, not both.")
+        raise InvalidWindow(_("Choose either a preset or a center and width, not both."))
     if preset is not None:
         if preset not in PRESETS:
-            raise InvalidWindow(f"Unknown window preset. Choose one of: {', '.join(PRESETS)}.")
+            raise InvalidWindow(
+                _("Unknown window preset. Choose one of: %(presets)s.", presets=", ".join(PRESETS))
+            )
         return WindowRequest(preset=preset)
     if center is None and width is None:
         return IMAGE_DEFAULT
     if center is None or width is None:
-        raise InvalidWindow("Give both the window center and the window width.")
+        raise InvalidWindow(_("Give both the window center and the window width."))
     if not (math.isfinite(center) and math.isfinite(width)):
-        raise InvalidWindow("The window center and width must be finite numbers.")
+        raise InvalidWindow(_("The window center and width must be finite numbers."))
     if width < 1:
-        raise InvalidWindow("The window width must be at least 1.")
+        raise InvalidWindow(_("The window width must be at least 1."))
     return WindowRequest(window=Window(center, width))
 
 

@@ -12,6 +12,7 @@ from portal.accounts.service import resolve_session
 from portal.deps import CSRF_PURPOSE, AnonymousCtx, BoxDep, SessionDep, SettingsDep, SignedInCaller
 from portal.deps import csrf_token_for as csrf_token_for
 from portal.errors import Forbidden, NotAuthenticated
+from portal.i18n import N_
 from portal.sealing import SecretBox
 from portal.web.templating import page_language
 
@@ -20,18 +21,18 @@ class LoginRequired(NotAuthenticated):
     """A page needs a signed-in visitor: they are sent to the sign-in page and back."""
 
     def __init__(self, next_path: str) -> None:
-        super().__init__("Sign in to continue.")
+        super().__init__()
         self.next_path = next_path
 
 
 class EnrollmentRequired(Forbidden):
     """A staff account must set up two-step sign-in before anything else: sent to the set-up."""
 
-    default_message = "Set up two-step sign-in with an authenticator app first."
+    default_message = N_("Set up two-step sign-in with an authenticator app first.")
 
 
 class FormExpired(Forbidden):
-    default_message = (
+    default_message = N_(
         "The form has expired or did not come from this site. Go back, reload the page and try "
         "again."
     )

@@ -203,7 +203,7 @@ def test_multiframe_frames_are_numbered_from_one_and_differ(client, patient, cas
     for outside in (0, 11, -1):
         missing = frame(client, patient, case["id"], instance, outside)
         assert missing.status_code == 404
-        assert missing.json() == {"detail": "This image has 10 frame(s), numbered 1 to 10."}
+        assert missing.json() == {"detail": "This image has 10 frames, numbered 1 to 10."}
 
 
 def test_viewing_is_audited_once_per_sign_in_and_series(client, patient, case, db, accounts):
