@@ -24,6 +24,13 @@ from reviewers.models import (
     OpinionAddendum,
     SpecialistProfile,
 )
+from reviewers.treatment.models import (
+    Clinic,
+    ClinicOffer,
+    Condition,
+    TreatmentOption,
+    TreatmentRequest,
+)
 
 __all__ = [
     "ArchiveReport",
@@ -38,6 +45,9 @@ __all__ = [
     "CaseFile",
     "CaseKey",
     "CaseQuestion",
+    "Clinic",
+    "ClinicOffer",
+    "Condition",
     "DicomInstance",
     "DicomSeries",
     "DicomStudy",
@@ -50,6 +60,8 @@ __all__ = [
     "PendingText",
     "SpecialistProfile",
     "StoredObject",
+    "TreatmentOption",
+    "TreatmentRequest",
     "TusChunk",
     "TusUpload",
     "User",

@@ -254,6 +254,10 @@ class Recommendations(SQLModel):
     treatment_options: MultiLineText = Field(default="", max_length=20000)
     urgency: Urgency | None = None
     further_tests: MultiLineText = Field(default="", max_length=20000)
+    guide_options: list[SingleLineText] = Field(default_factory=list, max_length=30)
+    """Slugs of treatment options from the guide (``reviewers.treatment``) the specialist
+    links; stored in the content only when there are some, so an opinion that links none
+    keeps the canonical form it had before links existed (docs/treatment.md)."""
 
 
 class AnswerToQuestion(SQLModel):

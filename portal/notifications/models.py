@@ -37,6 +37,10 @@ class NotificationKind(StrEnum):
     """To an account's owner: someone tried to register their address again (about no case)."""
     break_glass = "break_glass"
     """To the patient: an administrator opened the case's content (break-glass)."""
+    treatment_requested = "treatment_requested"
+    """To coordinators: the patient asked for a treatment plan after their opinion."""
+    treatment_answered = "treatment_answered"
+    """To the patient: a coordinator answered their treatment-plan request."""
 
 
 class OutboxStatus(StrEnum):

@@ -85,6 +85,16 @@ TEMPLATES: dict[NotificationKind, Template] = {
         "{reference} for a limited time, for a reason they had to record. You can see when "
         "and why on the case's page; if you did not expect this, please contact us:",
     ),
+    K.treatment_requested: Template(
+        "Treatment plan requested: {reference}",
+        "The patient of case {reference} has asked for a treatment plan. Please review the "
+        "request and answer it here:",
+    ),
+    K.treatment_answered: Template(
+        "Your treatment plan request has been answered",
+        "Our coordinator has answered your treatment plan request on case {reference}. You can "
+        "read the answer here:",
+    ),
 }
 
 
