@@ -20,7 +20,7 @@ from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.db import utcnow
 from portal.errors import Conflict, InvalidInput, NotFound
-from portal.i18n import gettext
+from portal.i18n import N_, gettext
 from portal.pagination import PageRequest
 from reviewers.treatment.models import (
     Clinic,
@@ -418,7 +418,7 @@ def _commit_edit(
     except IntegrityError:
         session.rollback()
         raise Conflict(
-            "Someone else saved this entry at the same moment; reload the page and try again."
+            N_("Someone else saved this entry at the same moment; reload the page and try again.")
         ) from None
 
 
@@ -455,7 +455,7 @@ def save_clinic(
 def _clinic_or_404(session: Session, slug: str) -> Clinic:
     clinic = clinic_by_slug(session, slug)
     if clinic is None:
-        raise NotFound("There is no such clinic in the guide.")
+        raise NotFound(N_("There is no such clinic in the guide."))
     return clinic
 
 
@@ -501,7 +501,7 @@ def remove_offer(
         None,
     )
     if offer is None:
-        raise NotFound("The clinic does not offer this treatment.")
+        raise NotFound(N_("The clinic does not offer this treatment."))
     session.delete(offer)
     _commit_edit(
         session,
@@ -510,3 +510,82 @@ def remove_offer(
         slug=f"{clinic.slug}/{option_slug}",
         applied=Applied(changed=True),
     )
+
+
+# --- the editor's reading -----------------------------------------------------------------------
+
+NEW = "new"
+"""The slug in an editor's address that asks for an empty form."""
+
+
+@dataclass
+class OptionEdit:
+    row: TreatmentOption
+    condition: str
+
+
+@dataclass
+class OfferEdit:
+    option: str
+    option_name: str
+    row: ClinicOffer
+    price: str
+
+
+@dataclass
+class ClinicEdit:
+    row: Clinic
+    offers: list[OfferEdit]
+
+
+def read_for_editing(
+    *, session: Session, principal: Principal
+) -> tuple[list[ConditionPublic], list[ClinicPublic]]:
+    """The whole guide for its editors: conditions with options, and every clinic."""
+    access.require(principal, MANAGE)
+    conditions, _more = read_conditions(session=session, with_offers=False)
+    return conditions, [clinic_public(row) for row in list_clinics(session=session)]
+
+
+def editable_condition(*, session: Session, principal: Principal, slug: str) -> Condition | None:
+    """The condition to edit, or None for a new one."""
+    access.require(principal, MANAGE)
+    if slug == NEW:
+        return None
+    row = condition_by_slug(session, slug)
+    if row is None:
+        raise NotFound(N_("There is no such condition in the guide."))
+    return row
+
+
+def editable_option(*, session: Session, principal: Principal, slug: str) -> OptionEdit | None:
+    """The treatment option to edit with its condition's slug, or None for a new one."""
+    access.require(principal, MANAGE)
+    if slug == NEW:
+        return None
+    found = session.exec(
+        select(TreatmentOption, Condition.slug)
+        .join(Condition, col(Condition.id) == col(TreatmentOption.condition_id))
+        .where(TreatmentOption.slug == slug)
+    ).first()
+    if found is None:
+        raise NotFound(N_("There is no such treatment option in the guide."))
+    return OptionEdit(row=found[0], condition=found[1])
+
+
+def editable_clinic(*, session: Session, principal: Principal, slug: str) -> ClinicEdit | None:
+    """The clinic to edit with what it offers, or None for a new one."""
+    access.require(principal, MANAGE)
+    if slug == NEW:
+        return None
+    clinic = _clinic_or_404(session, slug)
+    offers = [
+        OfferEdit(
+            option=option.slug,
+            option_name=localized(option.texts).get("name", option.slug),
+            row=offer,
+            price=price_text(offer),
+        )
+        for offer, option in offers_of_clinic(session=session, clinic=clinic)
+    ]
+    return ClinicEdit(row=clinic, offers=offers)

@@ -34,7 +34,7 @@ LanguageTexts = dict[str, dict[str, str]]
 
 def _slug(value: str) -> str:
     value = value.strip().lower()
-    if not 2 <= len(value) <= 64 or not SLUG_PATTERN.fullmatch(value):
+    if not 2 <= len(value) <= 64 or not SLUG_PATTERN.fullmatch(value) or value == "new":
         raise ValueError(
             "use 2 to 64 lowercase Latin letters, digits and single hyphens, "
             "such as spinal-hemangioma"

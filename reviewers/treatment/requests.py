@@ -22,7 +22,7 @@ from portal.audit.service import AuditContext
 from portal.cases.models import Case, CaseStatus
 from portal.db import utcnow
 from portal.errors import Conflict, Forbidden, InvalidInput, NotFound
-from portal.i18n import N_
+from portal.i18n import N_, gettext, pgettext
 from portal.notifications import service as notifications
 from portal.notifications.models import NotificationKind
 from portal.objects import texts
@@ -60,17 +60,33 @@ REQUESTABLE = frozenset({CaseStatus.opinion_delivered, CaseStatus.closed})
 """A plan is requested after the opinion, also once the patient has closed the case."""
 
 
-def next_statuses(status: RequestStatus) -> list[RequestStatus]:
-    """The statuses a request in ``status`` may move to (for anyone)."""
-    return [end for (start, end) in TRANSITIONS if start == status]
+def status_words() -> dict[str, str]:
+    """Each status as the reader's language says it of a request."""
+    return {
+        R.requested.value: pgettext("treatment request", "sent"),
+        R.in_progress.value: pgettext("treatment request", "in progress"),
+        R.answered.value: pgettext("treatment request", "answered"),
+        R.closed.value: pgettext("treatment request", "closed"),
+        R.cancelled.value: pgettext("treatment request", "cancelled"),
+    }
 
 
-def moves_for(principal: Principal, case: Case, request: TreatmentRequest) -> list[RequestStatus]:
-    """The statuses this caller may move ``request`` to now (what a page offers)."""
+def move_words() -> dict[str, str]:
+    """The button that moves a request into each status."""
+    return {
+        R.in_progress.value: gettext("Take up"),
+        R.answered.value: gettext("Send the answer"),
+        R.closed.value: gettext("Close the request"),
+        R.cancelled.value: gettext("Cancel the request"),
+    }
+
+
+def moves_for(principal: Principal, case: Case, status: RequestStatus) -> list[RequestStatus]:
+    """The statuses this caller may move a request in ``status`` to (what a page offers)."""
     return [
         end
         for (start, end), action in TRANSITIONS.items()
-        if start == request.status and access.may(principal, case, action)
+        if start == status and access.may(principal, case, action)
     ]
 
 
