@@ -22,6 +22,7 @@ from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from portal.db import StrEnumColumn, UTCDateTime, new_id, utcnow
+from portal.i18n import gettext
 from portal.inputs import LanguageCode, MultiLineText, SingleLineText
 
 SLUG_PATTERN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
@@ -56,9 +57,13 @@ def _currency(value: str) -> str:
 CurrencyCode = Annotated[str, AfterValidator(_currency)]
 
 
+_NOT_COUNTRIES = frozenset({"EU", "EZ", "QO", "UN", "XA", "XB", "ZZ"})
+"""Two-letter regions in CLDR that are no country (the EU, the UN, pseudo and unknown)."""
+
+
 def _country(value: str) -> str:
     code = value.strip().upper()
-    if len(code) != 2 or code not in Locale("en").territories:
+    if len(code) != 2 or code not in Locale("en").territories or code in _NOT_COUNTRIES:
         raise ValueError("use a two-letter ISO 3166 country code such as RU, DE or IL")
     return code
 
@@ -288,11 +293,11 @@ class TreatmentRequestCreate(SQLModel):
     def _dates(self) -> TreatmentRequestCreate:
         today = utcnow().date()
         if self.travel_from < today:
-            raise ValueError("the first day of travel cannot be in the past")
+            raise ValueError(gettext("the first day of travel cannot be in the past"))
         if self.travel_to < self.travel_from:
-            raise ValueError("the last day of travel must be on or after the first")
+            raise ValueError(gettext("the last day of travel must be on or after the first"))
         if self.travel_to > today + TRAVEL_HORIZON:
-            raise ValueError("travel can be planned up to two years ahead")
+            raise ValueError(gettext("travel can be planned up to two years ahead"))
         return self
 
 
