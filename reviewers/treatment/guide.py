@@ -243,12 +243,13 @@ def clinics_offering(*, session: Session, slugs: Sequence[str]) -> list[ClinicPu
     """Active clinics offering at least one of the options named, by name."""
     if not slugs:
         return []
-    rows = session.exec(
-        select(Clinic)
-        .join(ClinicOffer, col(ClinicOffer.clinic_id) == col(Clinic.id))
+    offering = (
+        select(ClinicOffer.clinic_id)
         .join(TreatmentOption, col(TreatmentOption.id) == col(ClinicOffer.option_id))
-        .where(col(TreatmentOption.slug).in_(list(slugs)), col(Clinic.active).is_(True))
-        .distinct()
+        .where(col(TreatmentOption.slug).in_(list(slugs)))
+    )
+    rows = session.exec(
+        select(Clinic).where(col(Clinic.id).in_(offering), col(Clinic.active).is_(True))
     ).all()
     return sorted((clinic_public(row) for row in rows), key=lambda clinic: clinic.name)
 
