@@ -169,7 +169,9 @@ def request_plan(
         created_at=now,
         updated_at=now,
     )
-    texts.for_case(session=session, case_id=case.id).seal(request, "notes", data.notes.strip())
+    texts.for_case(session=session, case_id=case.id).seal(
+        request, "notes", data.notes.strip() or None
+    )
     session.add(request)
     session.flush()
     audit_service.record(
@@ -346,6 +348,13 @@ def list_all(
     )
     session.commit()
     return describe(session=session, rows=rows), next_cursor
+
+
+def public(*, session: Session, request: TreatmentRequest) -> TreatmentRequestPublic:
+    """A request its caller has just made or moved (that step is audited already)."""
+    case = session.get(Case, request.case_id)
+    assert case is not None
+    return describe(session=session, rows=[(request, case)])[0]
 
 
 def describe(

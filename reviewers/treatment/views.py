@@ -44,10 +44,7 @@ def request_plan(
         case_id=case_id,
         data=data,
     )
-    public, _case = requests.read_request(
-        session=session, principal=caller.principal, ctx=caller.ctx, request_id=row.id
-    )
-    return public
+    return requests.public(session=session, request=row)
 
 
 @router.get("/api/cases/{case_id}/treatment-requests")
@@ -93,7 +90,7 @@ def change_status(
     settings: SettingsDep,
 ) -> TreatmentRequestPublic:
     """Take up, answer, close or cancel a request."""
-    requests.change_status(
+    row = requests.change_status(
         session=session,
         settings=settings,
         principal=caller.principal,
@@ -101,7 +98,4 @@ def change_status(
         request_id=request_id,
         data=data,
     )
-    public, _case = requests.read_request(
-        session=session, principal=caller.principal, ctx=caller.ctx, request_id=request_id
-    )
-    return public
+    return requests.public(session=session, request=row)
