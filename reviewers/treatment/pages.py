@@ -23,7 +23,7 @@ from portal.pagination import PageRequest
 from portal.web.deps import FormCaller, PageCaller
 from portal.web.errors import readable_validation_error
 from portal.web.templating import page_link, render, see_other
-from reviewers.treatment import guide, requests
+from reviewers.treatment import editor, guide, requests
 from reviewers.treatment.models import (
     ClinicSave,
     ConditionSave,
@@ -93,7 +93,7 @@ def _flash(done: str | None) -> str | None:
 def guide_page(
     request: Request, caller: PageCaller, session: SessionDep, done: str | None = None
 ) -> Response:
-    conditions, clinics = guide.read_for_editing(session=session, principal=caller.principal)
+    conditions, clinics = editor.read_for_editing(session=session, principal=caller.principal)
     context = {"conditions": conditions, "clinics": clinics, "flash": _flash(done)}
     return render(request, "treatment/guide.html", context)
 
@@ -102,7 +102,7 @@ def guide_page(
 def condition_page(
     request: Request, slug: str, caller: PageCaller, session: SessionDep
 ) -> Response:
-    condition = guide.editable_condition(session=session, principal=caller.principal, slug=slug)
+    condition = editor.editable_condition(session=session, principal=caller.principal, slug=slug)
     context = {"condition": condition, "languages": i18n.interface_languages()}
     return render(request, "treatment/condition_edit.html", context)
 
@@ -117,7 +117,7 @@ def save_condition(form: FormFields, caller: FormCaller, session: SessionDep) ->
             "texts": _per_language(form, ("name", "summary", "diagnosis")),
         },
     )
-    guide.save_condition(session=session, principal=caller.principal, ctx=caller.ctx, data=data)
+    editor.save_condition(session=session, principal=caller.principal, ctx=caller.ctx, data=data)
     return see_other("/treatment/guide?done=saved")
 
 
@@ -129,8 +129,8 @@ def option_page(
     session: SessionDep,
     condition: str | None = None,
 ) -> Response:
-    option = guide.editable_option(session=session, principal=caller.principal, slug=slug)
-    conditions, _clinics = guide.read_for_editing(session=session, principal=caller.principal)
+    option = editor.editable_option(session=session, principal=caller.principal, slug=slug)
+    conditions, _clinics = editor.read_for_editing(session=session, principal=caller.principal)
     context = {
         "option": option,
         "condition": option.condition if option else condition,
@@ -152,14 +152,14 @@ def save_option(form: FormFields, caller: FormCaller, session: SessionDep) -> Re
             **_price_fields(form),
         },
     )
-    guide.save_option(session=session, principal=caller.principal, ctx=caller.ctx, data=data)
+    editor.save_option(session=session, principal=caller.principal, ctx=caller.ctx, data=data)
     return see_other("/treatment/guide?done=saved")
 
 
 @router.get("/treatment/guide/clinics/{slug}")
 def clinic_page(request: Request, slug: str, caller: PageCaller, session: SessionDep) -> Response:
-    clinic = guide.editable_clinic(session=session, principal=caller.principal, slug=slug)
-    conditions, _clinics = guide.read_for_editing(session=session, principal=caller.principal)
+    clinic = editor.editable_clinic(session=session, principal=caller.principal, slug=slug)
+    conditions, _clinics = editor.read_for_editing(session=session, principal=caller.principal)
     context = {
         "clinic": clinic,
         "conditions": conditions,
@@ -183,14 +183,14 @@ def save_clinic(form: FormFields, caller: FormCaller, session: SessionDep) -> Re
             "active": form.get("active") == "on",
         },
     )
-    guide.save_clinic(session=session, principal=caller.principal, ctx=caller.ctx, data=data)
+    editor.save_clinic(session=session, principal=caller.principal, ctx=caller.ctx, data=data)
     return see_other(f"/treatment/guide/clinics/{data.slug}?done=saved")
 
 
 @router.post("/treatment/guide/clinics/{slug}/offers")
 def save_offer(slug: str, form: FormFields, caller: FormCaller, session: SessionDep) -> Response:
     data = _validated(OfferSave, {"option": form.get("option", ""), **_price_fields(form)})
-    guide.save_offer(
+    editor.save_offer(
         session=session, principal=caller.principal, ctx=caller.ctx, clinic_slug=slug, data=data
     )
     return see_other(f"/treatment/guide/clinics/{slug}?done=saved")
@@ -198,7 +198,7 @@ def save_offer(slug: str, form: FormFields, caller: FormCaller, session: Session
 
 @router.post("/treatment/guide/clinics/{slug}/offers/{option}/remove")
 def remove_offer(slug: str, option: str, caller: FormCaller, session: SessionDep) -> Response:
-    guide.remove_offer(
+    editor.remove_offer(
         session=session,
         principal=caller.principal,
         ctx=caller.ctx,

@@ -17,8 +17,8 @@ from sqlmodel import Session
 from portal.audit import service as audit_service
 from portal.audit.service import AuditContext
 from portal.errors import InvalidInput, describe_validation_errors
-from reviewers.treatment import guide
-from reviewers.treatment.guide import Applied
+from reviewers.treatment import editor, guide
+from reviewers.treatment.editor import Applied
 from reviewers.treatment.models import GuideSeed
 
 SEED_FILE = Path(__file__).with_name("seed.yaml")
@@ -70,18 +70,18 @@ def load_seed(
     report = SeedReport()
     try:
         for condition in seed.conditions:
-            report.count(guide.apply_condition(session, condition, overwrite=overwrite))
+            report.count(editor.apply_condition(session, condition, overwrite=overwrite))
         for option in seed.options:
-            report.count(guide.apply_option(session, option, overwrite=overwrite))
+            report.count(editor.apply_option(session, option, overwrite=overwrite))
         for clinic in seed.clinics:
-            report.count(guide.apply_clinic(session, clinic, overwrite=overwrite))
+            report.count(editor.apply_clinic(session, clinic, overwrite=overwrite))
         session.flush()
         for slug, offers in seed.offers.items():
             found = guide.clinic_by_slug(session, slug)
             if found is None:
                 raise InvalidInput(f"{path.name}: offers name an unknown clinic {slug!r}")
             for offer in offers:
-                report.count(guide.apply_offer(session, found, offer, overwrite=overwrite))
+                report.count(editor.apply_offer(session, found, offer, overwrite=overwrite))
         audit_service.record(
             session=session,
             ctx=ctx,
