@@ -218,7 +218,7 @@ def known_options(*, session: Session, slugs: Iterable[str]) -> list[str]:
         raise InvalidInput(
             gettext(
                 "The treatment guide has no option %(options)s; reload the page and choose again.",
-                options=", ".join(unknown),
+                options=", ".join(unknown[:3]),
             )
         )
     return list(found)
