@@ -97,6 +97,11 @@ CASE_ACTIONS: dict[str, frozenset[Relation]] = {
     "case.clarification.ask": frozenset({R.assigned_specialist}),
     "case.follow_up.answer": frozenset({R.assigned_specialist}),
     "case.opinion.write": frozenset({R.assigned_specialist}),  # drafts, signing, addenda
+    # From the opinion to treatment (reviewers/treatment, docs/treatment.md).
+    "case.treatment.read": frozenset({R.owner, R.assigned_specialist, R.coordinator, R.admin}),
+    "case.treatment.request": frozenset({R.owner}),
+    "case.treatment.withdraw": frozenset({R.owner, R.coordinator}),  # cancel, close
+    "case.treatment.answer": frozenset({R.coordinator}),  # take up, answer
     # Coordination.
     "case.assign": COORDINATING,
     "case.match": frozenset({R.system}),  # matching, offer timeouts
@@ -115,6 +120,7 @@ CONTENT_ACTIONS = frozenset(
         "case.opinion.read",
         "case.opinion.read_draft",
         "case.dicomweb.read",
+        "case.treatment.read",  # the patient's notes and the coordinator's answer
     }
 )
 """Actions that show what is in a case; :func:`reads_content` narrows who may take them."""
@@ -135,6 +141,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[Role]] = {
     "users.manage": frozenset({Role.admin}),
     "specialists.read": COORDINATING_ROLES,
     "specialists.manage": COORDINATING_ROLES,
+    "treatment.guide.manage": COORDINATING_ROLES,  # conditions, options, prices, clinics
+    "treatment.requests.read": frozenset({Role.coordinator}),  # every case's plan requests
 }
 
 _ROLE_RELATIONS: dict[Role, frozenset[Relation]] = {
@@ -158,6 +166,10 @@ _REFUSALS: dict[str, str] = {
     "case.dicomweb.token": N_(
         "Only the case's patient, its specialist or a coordinator can do this."
     ),
+    "case.treatment.request": N_(
+        "Only the patient who opened this case can request a treatment plan."
+    ),
+    "case.treatment.answer": N_("Only a coordinator can answer a treatment-plan request."),
 }
 _REFUSED = N_("You are not allowed to do this on this case.")
 _UNSUBMITTED = N_("The case's content is private to its patient until the case is submitted.")

@@ -89,3 +89,20 @@ def verify_audit(settings: Settings, *, seal: bool = True) -> int:
     print(f"audit trail BROKEN at row {report.first_bad_seq}: {report.problem}")
     print(f"({report.checked} rows verified before it)")
     return 1
+
+
+def seed_treatment_guide(settings: Settings, *, overwrite: bool = False) -> int:
+    """Load the treatment guide's seed file (adds what is missing; ``overwrite`` resets)."""
+    from reviewers.treatment import seed
+
+    engine = create_db_engine(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            report = seed.load_seed(session=session, ctx=CLI, overwrite=overwrite)
+    except PortalError as exc:
+        print(f"portal: {exc.message}")
+        return 2
+    finally:
+        engine.dispose()
+    print(report)
+    return 0

@@ -69,6 +69,8 @@ from portal.viewer.views import router as viewer_router
 from portal.web.errors import is_page, page_error, page_status
 from portal.web.templating import STATIC_DIR
 from reviewers.pages import router as review_pages
+from reviewers.treatment.pages import router as treatment_pages
+from reviewers.treatment.views import router as treatment_router
 from reviewers.views import router as review_router
 from reviewers.views import specialists_router
 from storage.errors import KeyUnavailable, StorageError, StorageUnavailable
@@ -212,11 +214,13 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         dicomweb_pixels_router,
         dicomweb_tokens_router,
         public_pages,
+        treatment_router,
         account_pages,
         password_reset_pages,
         case_pages,
         record_pages,
         review_pages,
+        treatment_pages,
         dicomweb_pages,
         ohif_router,
     )

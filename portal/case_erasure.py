@@ -30,6 +30,7 @@ from portal.notifications.models import OutboxMessage
 from portal.objects import texts
 from portal.objects.models import CaseKey, PendingText, StoredObject
 from reviewers.models import CaseAssignment, CaseQuestion, Opinion, OpinionAddendum
+from reviewers.treatment.models import TreatmentRequest
 from storage.vault import Vault
 
 # Every table that references cases.id, deleted (in this order) before the case row itself.
@@ -49,6 +50,7 @@ CASE_DEPENDENTS: list[type[SQLModel]] = [
     OutboxMessage,
     DicomwebToken,
     BreakGlassGrant,
+    TreatmentRequest,
 ]
 
 

@@ -152,6 +152,12 @@ def _sweep(args: argparse.Namespace, settings: Settings) -> int:
     return storage_commands.sweep(settings, mail=not args.no_mail)
 
 
+def _treatment_seed(args: argparse.Namespace, settings: Settings) -> int:
+    from portal import admin_commands
+
+    return admin_commands.seed_treatment_guide(settings, overwrite=args.overwrite)
+
+
 def _ohif_install(args: argparse.Namespace, settings: Settings) -> int:
     from portal.ohif import install
 
@@ -279,6 +285,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--no-mail", action="store_true", help="leave queued mail for later")
     sweep.set_defaults(handler=_sweep)
+
+    treatment = commands.add_parser(
+        "treatment", help="the condition and treatment guide"
+    ).add_subparsers(dest="treatment_command", required=True)
+    seed = treatment.add_parser(
+        "seed", help="load the guide's seed file: add missing conditions, options and clinics"
+    )
+    seed.add_argument(
+        "--overwrite", action="store_true", help="also bring edited entries back to the file"
+    )
+    seed.set_defaults(handler=_treatment_seed)
 
     ohif = commands.add_parser("ohif", help="the OHIF viewer for specialists").add_subparsers(
         dest="ohif_command", required=True

@@ -17,6 +17,7 @@ from portal.sealing import SecretBox
 from portal.settings import Settings
 from reviewers import specialists
 from reviewers.models import SpecialistProfileUpdate
+from reviewers.treatment import seed as treatment_seed
 
 DEMO_PROFILE = {
     "specialties": ["neuroradiology", "musculoskeletal_radiology", "spine_surgery"],
@@ -88,3 +89,8 @@ def save(text: str, path: Path) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "a") as handle:
         handle.write(text + "\n")
+
+
+def ensure_treatment_guide(*, session: Session) -> str:
+    """The treatment guide's seed (spinal hemangioma, three clinics), where it is missing."""
+    return str(treatment_seed.load_seed(session=session, ctx=SYSTEM))

@@ -50,6 +50,7 @@ def init(settings: Settings, *, with_demo: bool) -> list[str]:
             box = SecretBox(settings.secret_key.get_secret_value())
             with session_scope(engine) as session:
                 created = demo.ensure_demo_accounts(session=session, settings=settings, box=box)
+                messages.append(demo.ensure_treatment_guide(session=session))
             if created:
                 text = demo.describe(created, issuer=settings.totp_issuer)
                 demo.save(text, settings.data_dir / "demo-accounts.txt")

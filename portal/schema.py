@@ -31,6 +31,13 @@ from reviewers.models import (
     OpinionAddendum,
     SpecialistProfile,
 )
+from reviewers.treatment.models import (
+    Clinic,
+    ClinicOffer,
+    Condition,
+    TreatmentOption,
+    TreatmentRequest,
+)
 
 __all__ = [
     "ArchiveReport",
@@ -45,6 +52,9 @@ __all__ = [
     "CaseFile",
     "CaseKey",
     "CaseQuestion",
+    "Clinic",
+    "ClinicOffer",
+    "Condition",
     "DicomInstance",
     "DicomSeries",
     "DicomStudy",
@@ -60,6 +70,8 @@ __all__ = [
     "PendingText",
     "SpecialistProfile",
     "StoredObject",
+    "TreatmentOption",
+    "TreatmentRequest",
     "TusChunk",
     "TusUpload",
     "User",

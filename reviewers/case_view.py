@@ -36,6 +36,7 @@ from reviewers.dashboard import CaseFilters
 from reviewers.deadlines import DeadlineState
 from reviewers.models import QuestionKind
 from reviewers.suggestions import suggestions_public, top_suggestions
+from reviewers.treatment import panel as treatment_panel
 
 DONE = {
     "accepted": N_("You have accepted the case."),
@@ -46,6 +47,11 @@ DONE = {
     "saved": N_("The draft is saved."),
     "signed": N_("The opinion is signed and delivered to the patient."),
     "addendum": N_("The addendum has been added."),
+    "treatment_requested": N_(
+        "Your request for a treatment plan has been sent. A coordinator will answer you here "
+        "and by e-mail."
+    ),
+    "treatment_moved": N_("The treatment-plan request has been updated."),
 }
 
 
@@ -115,6 +121,10 @@ def case_context(
         else None,
         "uploads_open": case.status in intake_service.UPLOAD_STATUSES and "case.files.add" in may,
     }
+    if opinion is not None and opinion.status == "signed":
+        context["treatment"] = treatment_panel.case_panel(
+            session=session, principal=principal, ctx=caller.ctx, case=case, may=may
+        )
     if "case.dicomweb.token" in may:
         context["viewer_tokens"] = tokens.list_tokens(
             session=session, principal=principal, case_id=case.id

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import field_validator, model_validator
 from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
@@ -270,6 +271,12 @@ class Recommendations(SQLModel):
     treatment_options: MultiLineText = Field(default="", max_length=20000)
     urgency: Urgency | None = None
     further_tests: MultiLineText = Field(default="", max_length=20000)
+    guide_options: list[Annotated[SingleLineText, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=30
+    )
+    """Slugs of treatment options from the guide (``reviewers.treatment``) the specialist
+    links; stored in the content only when there are some, so an opinion that links none
+    keeps the canonical form it had before links existed (docs/treatment.md)."""
 
 
 class AnswerToQuestion(SQLModel):

@@ -35,6 +35,7 @@ from reviewers.models import (
     OpinionStatus,
 )
 from reviewers.pdf import Addendum, AnsweredQuestion, OpinionDocument
+from reviewers.treatment import guide
 
 S = CaseStatus
 CANONICAL_FORMAT = "second-opinion/1"
@@ -45,6 +46,25 @@ def canonical_bytes(document: dict[str, Any]) -> bytes:
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
         "utf-8"
     )
+
+
+def stored_content(*, session: Session, content: OpinionContent) -> dict[str, Any]:
+    """The sections as saved: linked guide options checked against the guide and put in its
+    order, and left out altogether when there are none (the canonical form stays as it was)."""
+    recommendations = content.recommendations
+    recommendations.guide_options = guide.known_options(
+        session=session, slugs=recommendations.guide_options
+    )
+    exclude = None if recommendations.guide_options else {"recommendations": {"guide_options"}}
+    return content.model_dump(mode="json", exclude=exclude)
+
+
+def linked_options(*, session: Session, opinion: Opinion) -> list[str]:
+    """The guide's treatment options the opinion links (slugs, in the guide's order)."""
+    recommendations = content_of(session=session, opinion=opinion).get("recommendations")
+    if not isinstance(recommendations, dict):
+        return []
+    return [str(slug) for slug in recommendations.get("guide_options") or []]
 
 
 def _specialist_case(*, session: Session, principal: Principal, case_id: uuid.UUID) -> Case:
@@ -91,8 +111,9 @@ def save_draft(
         raise Conflict(
             _("The opinion was changed elsewhere since you opened it; reload it before saving.")
         )
-    content = OpinionContent.model_validate(data.model_dump(exclude={"revision"})).model_dump(
-        mode="json"
+    content = stored_content(
+        session=session,
+        content=OpinionContent.model_validate(data.model_dump(exclude={"revision"})),
     )
     now = utcnow()
     if opinion is None:

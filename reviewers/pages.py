@@ -18,6 +18,7 @@ from portal.web.errors import readable_validation_error
 from portal.web.templating import render, see_other
 from reviewers import assignment, case_view, opinions, questions
 from reviewers.models import OpinionContent, OpinionDraft, Urgency
+from reviewers.treatment import guide
 
 router = APIRouter(include_in_schema=False)
 
@@ -139,6 +140,7 @@ def opinion_editor(
             "content": content,
             "revision": opinion.revision if opinion else "",
             "urgencies": [value.value for value in Urgency],
+            "treatment_guide": guide.read_conditions(session=session, with_offers=False)[0],
             "flash": gettext(case_view.DONE[done]) if done in case_view.DONE else None,
             "error": None,
         }
@@ -158,6 +160,7 @@ def save_opinion(
     treatment_options: Text = "",
     urgency: Annotated[str, Form(max_length=16)] = "",
     further_tests: Text = "",
+    guide_options: Annotated[list[str], Form(max_length=30)] = [],  # noqa: B006 - FastAPI copies
     limitations: Text = "",
     revision: Annotated[str, Form(max_length=12)] = "",
 ) -> Response:
@@ -172,6 +175,7 @@ def save_opinion(
                     "treatment_options": treatment_options,
                     "urgency": urgency or None,
                     "further_tests": further_tests,
+                    "guide_options": guide_options,
                 },
                 "limitations": limitations,
                 "revision": int(revision) if revision.isdigit() else None,

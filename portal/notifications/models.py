@@ -43,6 +43,10 @@ class NotificationKind(StrEnum):
     """To an account's owner: a link to choose a new password (sealed until delivered)."""
     password_changed = "password_changed"  # noqa: S105 - a kind of mail
     """To an account's owner: the password was changed (by a reset)."""
+    treatment_requested = "treatment_requested"
+    """To coordinators: the patient asked for a treatment plan after their opinion."""
+    treatment_answered = "treatment_answered"
+    """To the patient: a coordinator answered their treatment-plan request."""
 
 
 class OutboxStatus(StrEnum):

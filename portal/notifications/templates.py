@@ -124,6 +124,20 @@ TEMPLATES: dict[NotificationKind, Template] = {
             "when and why on the case's page; if you did not expect this, please contact us:"
         ),
     ),
+    K.treatment_requested: Template(
+        N_("Treatment plan requested: %(reference)s"),
+        N_(
+            "The patient of case %(reference)s has asked for a treatment plan. Please review "
+            "the request and answer it here:"
+        ),
+    ),
+    K.treatment_answered: Template(
+        N_("Your treatment plan request has been answered"),
+        N_(
+            "Our coordinator has answered your treatment plan request on case %(reference)s. "
+            "You can read the answer here:"
+        ),
+    ),
 }
 
 

@@ -20,6 +20,7 @@ from portal.db import utcnow
 from portal.intake.models import DicomInstance, DicomSeries, DicomStudy
 from portal.notifications.models import NotificationKind, OutboxMessage
 from reviewers.models import CaseQuestion, Opinion, QuestionKind
+from reviewers.treatment.models import TreatmentRequest
 from tests.fixtures.app import Account, Accounts, open_case
 from tests.portal import samples
 
@@ -305,6 +306,40 @@ DICOMWEB_READS = [
 MATRIX.update({("GET", path): DRAFT_CONTENT for path in DICOMWEB_READS})
 MATRIX.update(
     {
+        # The treatment guide is for everyone signed in; a case's plan requests are its content
+        # (the planted request is on a draft case: a plan is requested only after the opinion).
+        # Before the break-glass request below: the admin's grant would open them.
+        ("GET", "/api/treatment/guide"): dict.fromkeys(ROLES, 200),
+        ("GET", "/api/cases/{case_id}/treatment-requests"): DRAFT_CONTENT,
+        ("GET", "/api/treatment-requests/{request_id}"): DRAFT_CONTENT,
+        ("POST", "/api/cases/{case_id}/treatment-requests"): {
+            "owner": 409,
+            "other_patient": 404,
+            "assigned_specialist": 403,
+            "other_specialist": 404,
+            "coordinator": 403,
+            "admin": 403,
+        },
+        ("GET", "/api/treatment-requests"): {
+            "owner": 403,
+            "other_patient": 403,
+            "assigned_specialist": 403,
+            "other_specialist": 403,
+            "coordinator": 200,
+            "admin": 403,
+        },
+        ("POST", "/api/treatment-requests/{request_id}/status"): {
+            "owner": 403,
+            "other_patient": 404,
+            "assigned_specialist": 403,
+            "other_specialist": 404,
+            "coordinator": 403,
+            "admin": 403,
+        },
+    }
+)
+MATRIX.update(
+    {
         # After the DICOMweb reads: the admin's grant would open them.
         ("POST", "/api/cases/{case_id}/break-glass"): {
             "owner": 403,
@@ -411,7 +446,15 @@ def cast(client: TestClient, accounts: Accounts, db: Session) -> dict[str, Any]:
         text="Do you have the earlier MRI?",
     )
     opinion = Opinion(case_id=stored.id, author_id=people["assigned_specialist"].user_id)
-    db.add_all([stored, question, opinion])
+    soon = utcnow().date() + timedelta(days=30)
+    plan = TreatmentRequest(
+        case_id=stored.id,
+        patient_id=people["owner"].user_id,
+        options=["vertebroplasty"],
+        travel_from=soon,
+        travel_to=soon + timedelta(days=7),
+    )
+    db.add_all([stored, question, opinion, plan])
     db.commit()
     token = client.post(
         f"/api/cases/{case['id']}/dicomweb-tokens", json={}, headers=people["owner"].headers
@@ -433,7 +476,11 @@ def cast(client: TestClient, accounts: Accounts, db: Session) -> dict[str, Any]:
         "series_id": instance.series_id,
         "instance_id": instance.id,
         "record_id": record.json()["accepted"][0]["id"],
+        "request_id": plan.id,
     }
+
+
+TRAVEL = [(utcnow().date() + timedelta(days=days)).isoformat() for days in (30, 37)]
 
 
 def _call(
@@ -457,6 +504,8 @@ def _call(
         "/addenda": {"text": "A correction."},
         "/cancel": {"reason": "No longer needed."},
         "/break-glass": {"reason": "Support request 4711: the patient cannot open a file."},
+        "/treatment-requests": {"travel_from": TRAVEL[0], "travel_to": TRAVEL[1]},
+        "/status": {"status": "answered", "answer": "A plan at the clinic you chose."},
     }
     for suffix, suffix_body in bodies.items():
         if path.endswith(suffix):
@@ -491,6 +540,7 @@ def _path(template: str, cast: dict[str, Any]) -> str:
         frame_list="1",
         tag="7FE00010",
         token_id=cast["token_id"],
+        request_id=cast["request_id"],
     )
 
 

@@ -58,16 +58,36 @@ def test_init_creates_schema_keyring_and_demo_accounts_once(initialised: tuple[P
     assert "password:" not in again.stdout and "keyring" not in again.stdout
 
 
+def test_the_demo_has_the_treatment_guide_and_seeding_again_adds_nothing(
+    initialised: tuple[Path, str],
+):
+    cwd, first = initialised
+    assert "treatment guide: 22 added" in first
+    with sqlite3.connect(cwd / "var" / "portal.db") as db:
+        slugs = [row[0] for row in db.execute("SELECT slug FROM treatment_options ORDER BY slug")]
+    assert slugs == [
+        "embolization",
+        "observation",
+        "radiotherapy",
+        "surgical-removal",
+        "vertebroplasty",
+    ]
+    seeded = portal(cwd, "treatment", "seed")
+    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+    assert "0 added, 0 updated, 22 unchanged" in seeded.stdout
+
+
 def test_audit_verify_passes_then_fails_after_a_hand_edit(initialised: tuple[Path, str]):
     cwd, _ = initialised
     only_checked = portal(cwd, "audit", "verify", "--no-seal")
     assert only_checked.returncode == 0, only_checked.stdout + only_checked.stderr
-    assert "4 row(s) not sealed yet" in only_checked.stdout
+    # The four demo accounts and the treatment guide's seed.
+    assert "5 row(s) not sealed yet" in only_checked.stdout
     assert "audit trail intact: 0 rows" in only_checked.stdout
     ok = portal(cwd, "audit", "verify")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "not sealed" not in ok.stdout
-    assert "audit trail intact: 4 rows" in ok.stdout
+    assert "audit trail intact: 5 rows" in ok.stdout
 
     with sqlite3.connect(cwd / "var" / "portal.db") as connection:
         connection.execute("DROP TRIGGER audit_events_no_update")

@@ -1,7 +1,7 @@
 """public listing: a specialist may opt in to be shown on the public page
 
 Revision ID: 0017_public_listing
-Revises: 0014_account_recovery
+Revises: 0016_treatment
 Create Date: 2026-12-04 15:30:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0017_public_listing'
-down_revision: str | None = '0014_account_recovery'
+down_revision: str | None = '0016_treatment'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

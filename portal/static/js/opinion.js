@@ -39,7 +39,10 @@
       recommendations: {
         treatment_options: value("treatment_options"),
         urgency: value("urgency") || null,
-        further_tests: value("further_tests")
+        further_tests: value("further_tests"),
+        guide_options: Array.prototype.map.call(
+          form.querySelectorAll('input[name="guide_options"]:checked'),
+          function (box) { return box.value; })
       },
       limitations: value("limitations"),
       revision: revision.value ? parseInt(revision.value, 10) : null
