@@ -514,7 +514,8 @@ def test_a_treatment_plan_request_from_form_to_answer_by_mail(
     notifications.deliver_pending(engine=app.state.engine, mail=smtpd.mail())
     (to_patient,) = smtpd.received
     assert to_patient.rcpt_tos == [patient.email]
-    assert to_patient.message["Subject"] == "Your treatment plan request has been answered"
+    # In the patient's language (Russian), as every mail to them.
+    assert to_patient.message["Subject"] == "Получен ответ на ваш запрос плана лечения"
     assert ANSWER not in to_patient.body and f"/cases/{case_id}" in to_patient.body
 
     browser_sign_in(client, patient)
