@@ -1,6 +1,7 @@
 """A Russian-speaking patient's whole journey in real Chromium, on a desktop (1280 px) and on a
 phone (390 px, touch): the public page, registering, opening a case, uploading, submitting,
-answering the specialist's question, reading the opinion and downloading its PDF — every page
+answering the specialist's question, reading the opinion and downloading its PDF, requesting a
+treatment plan — every page
 in Russian, with no console error, no English left from the catalogue, and nothing wider than
 the screen. The specialist's side goes through the API (``test_journey.py`` drives it in the
 browser)."""
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterator
+from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,8 +20,11 @@ import pytest
 from babel.messages.pofile import read_po
 from fastapi import FastAPI
 from pypdf import PdfReader
+from sqlmodel import Session
 
 from portal import i18n
+from portal.audit.service import SYSTEM
+from reviewers.treatment import seed
 from tests.browser.conftest import Portal
 from tests.fixtures.app import PASSWORD, Accounts
 from tests.fixtures.live import LiveServer
@@ -49,6 +54,7 @@ OPINION = {
         "treatment_options": "Наблюдение.",
         "urgency": "routine",
         "further_tests": "МРТ грудного отдела через 12 месяцев.",
+        "guide_options": ["vertebroplasty", "embolization"],
     },
     "limitations": "Только КТ, без прежних снимков для сравнения.",
 }
@@ -175,6 +181,8 @@ def test_a_russian_speaking_patient_does_everything_in_russian(
         public_listing=True,
     )
     api = accounts.client
+    with Session(accounts.app.state.engine) as session:
+        seed.load_seed(session=session, ctx=SYSTEM)  # the treatment guide, as the demo has it
 
     # The public page, then registering: the language comes from the browser.
     page.goto("/")
@@ -301,4 +309,21 @@ def test_a_russian_speaking_patient_does_everything_in_russian(
     assert "Imaging findings" not in flat and "Recommendations" not in flat
     timeline = page.locator("#timeline").inner_text()
     assert "Вы отправили случай" in timeline and "0/8" not in timeline
+
+    # From the opinion to treatment: the linked options with clinics and indicative prices,
+    # then a treatment-plan request.
+    treatment = page.locator("#treatment")
+    expect(treatment.locator("[data-option=vertebroplasty]")).to_contain_text("$")
+    expect(treatment).to_contain_text("ориентировочн")
+    start, end = date.today() + timedelta(days=30), date.today() + timedelta(days=40)
+    page.locator("#treatment-clinic").select_option("help")
+    page.locator("#treatment-request-form input[name=travel_from]").fill(start.isoformat())
+    page.locator("#treatment-request-form input[name=travel_to]").fill(end.isoformat())
+    page.locator("#treatment-request-form textarea[name=notes]").fill("Удобнее в Москве.")
+    page.locator("#request-treatment-plan").click()
+    page.wait_for_url(f"**/cases/{case_id}*")
+    phone.check()
+    expect(page.locator("#treatment .treatment-request")).to_have_attribute(
+        "data-status", "requested"
+    )
     assert len(phone.visited) >= 12
