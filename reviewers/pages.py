@@ -13,10 +13,11 @@ from portal.deps import BoxDep, SessionDep, SettingsDep
 from portal.errors import InvalidInput
 from portal.i18n import _, gettext
 from portal.inputs import MultiLineText
+from portal.pages import case_page as case_page_builder
 from portal.web.deps import FormCaller, PageCaller
 from portal.web.errors import readable_validation_error
 from portal.web.templating import render, see_other
-from reviewers import assignment, case_view, opinions, questions
+from reviewers import assignment, opinions, questions
 from reviewers.models import OpinionContent, OpinionDraft, Urgency
 from reviewers.treatment import guide
 
@@ -130,7 +131,7 @@ def opinion_editor(
     settings: SettingsDep,
     done: str | None = None,
 ) -> Response:
-    context = case_view.case_context(
+    context = case_page_builder.case_context(
         session=session, settings=settings, caller=caller, case_id=case_id
     )
     opinion = context["opinion"]
@@ -141,7 +142,9 @@ def opinion_editor(
             "revision": opinion.revision if opinion else "",
             "urgencies": [value.value for value in Urgency],
             "treatment_guide": guide.read_conditions(session=session, with_offers=False)[0],
-            "flash": gettext(case_view.DONE[done]) if done in case_view.DONE else None,
+            "flash": gettext(case_page_builder.DONE[done])
+            if done in case_page_builder.DONE
+            else None,
             "error": None,
         }
     )

@@ -18,11 +18,13 @@ from portal.errors import InvalidInput
 from portal.i18n import N_, _, gettext, language_name
 from portal.inputs import SUPPORTED_LANGUAGES, MultiLineText, SingleLineText
 from portal.intake import service as intake_service
+from portal.pages import case_page as case_page_builder
+from portal.pages import dashboard_page
 from portal.settings import Settings
 from portal.web.deps import FormCaller, PageCaller
 from portal.web.errors import readable_validation_error
 from portal.web.templating import page_link, render, see_other
-from reviewers import case_view, specialists, submission
+from reviewers import specialists, submission
 from reviewers.dashboard import CaseFilters
 from reviewers.deadlines import DeadlineState
 
@@ -57,7 +59,7 @@ def case_list(
     role = caller.principal.role
     if access.is_allowed(caller.principal, "cases.dashboard"):
         filters = CaseFilters(status=status, deadline=deadline, specialist=specialist, search=q)
-        return case_view.dashboard(
+        return dashboard_page.dashboard(
             request=request,
             caller=caller,
             session=session,
@@ -179,10 +181,10 @@ def case_page(
     settings: SettingsDep,
     done: str | None = None,
 ) -> Response:
-    context = case_view.case_context(
+    context = case_page_builder.case_context(
         session=session, settings=settings, caller=caller, case_id=case_id
     )
-    flash = DONE.get(done or "") or case_view.DONE.get(done or "")
+    flash = DONE.get(done or "") or case_page_builder.DONE.get(done or "")
     context["flash"] = gettext(flash) if flash else None
     return render(request, "cases/case.html", context)
 

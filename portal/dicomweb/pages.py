@@ -10,9 +10,9 @@ from fastapi import APIRouter, Form, Request, Response
 from portal.deps import SessionDep, SettingsDep
 from portal.dicomweb import tokens
 from portal.inputs import SingleLineText
+from portal.pages import case_page as case_page_builder
 from portal.web.deps import FormCaller
 from portal.web.templating import render, see_other
-from reviewers import case_view
 
 router = APIRouter(tags=["pages"])
 
@@ -35,7 +35,7 @@ def make_token(
         case_id=case_id,
         label=label,
     )
-    context = case_view.case_context(
+    context = case_page_builder.case_context(
         session=session, settings=settings, caller=caller, case_id=case_id
     )
     context["issued_token"] = token
