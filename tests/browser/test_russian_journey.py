@@ -212,7 +212,7 @@ def test_a_russian_speaking_patient_does_everything_in_russian(
     phone.check()
     expect(page.locator("select[name=language]")).to_have_value("ru")
     consent = page.locator(".consent-text")
-    expect(consent).to_contain_text("Я прошу независимое второе мнение")
+    expect(consent).to_contain_text("Я прошу дать независимое второе мнение")
     clipped = consent.evaluate("box => box.scrollHeight - box.clientHeight")
     assert clipped <= 1, f"the consent text is cut off by {clipped} px"
     page.locator("input[name=subject]").fill("Гемангиома Th11")
@@ -305,10 +305,10 @@ def test_a_russian_speaking_patient_does_everything_in_russian(
     )
     flat = " ".join(text.split())
     assert IMPRESSION in flat
-    assert "Результаты исследований" in flat and "Рекомендации" in flat  # the PDF's headings
+    assert "Описание исследований" in flat and "Рекомендации" in flat  # the PDF's headings
     assert "Imaging findings" not in flat and "Recommendations" not in flat
     timeline = page.locator("#timeline").inner_text()
-    assert "Вы отправили случай" in timeline and "0/8" not in timeline
+    assert "Вы отправили обращение" in timeline and "0/8" not in timeline
 
     # From the opinion to treatment: the linked options with clinics and indicative prices,
     # then a treatment-plan request.

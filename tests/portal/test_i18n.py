@@ -111,7 +111,7 @@ def test_the_switcher_sets_a_cookie_that_outranks_the_browser(client: TestClient
     switched = client.get("/language/ru?next=/register", follow_redirects=False)
     assert switched.status_code == 303 and switched.headers["location"] == "/register"
     page = client.get("/register", headers={"accept-language": "en"})
-    assert '<html lang="ru">' in page.text and "Создать аккаунт" in page.text
+    assert '<html lang="ru">' in page.text and "Создать учётную запись" in page.text
     # The new account's language starts as the one the visitor reads.
     assert '<option value="ru" lang="ru" selected>' in page.text
     elsewhere = client.get("/language/xx?next=//evil.example", follow_redirects=False)

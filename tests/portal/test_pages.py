@@ -110,7 +110,7 @@ def test_patient_registers_opens_a_case_and_submits_it(client: TestClient, accou
     assert signed_in.status_code == 303 and signed_in.headers["location"] == "/"
     empty = check_page(client.get("/cases"))
     # The account speaks Russian, so its pages do.
-    assert "У вас пока нет случаев" in client.get("/cases").text and "/cases/new" in empty.links
+    assert "У вас пока нет обращений" in client.get("/cases").text and "/cases/new" in empty.links
 
     form = check_page(client.get("/cases/new")).form("/cases/new")
     token = form["inputs"]["csrf_token"]
@@ -147,7 +147,7 @@ def test_patient_registers_opens_a_case_and_submits_it(client: TestClient, accou
     submitted = client.post(f"{case_url}/submit", data={"csrf_token": token})
     assert submitted.status_code == 200
     check_page(submitted)
-    assert "Ваш случай отправлен" in submitted.text
+    assert "Ваше обращение отправлено" in submitted.text
     assert "координатор выбирает вашего специалиста" in submitted.text  # nobody to match yet
     listing = client.get("/cases")
     assert "Гемангиома Th11" in listing.text

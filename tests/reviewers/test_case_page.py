@@ -123,7 +123,7 @@ def test_a_delivered_opinion_comes_first_and_the_timeline_speaks_to_the_patient(
     assert sections.index("next-step") < sections.index("opinion") < sections.index("details")
     assert 'data-next="read_opinion"' in html and '<html lang="ru">' in html
     timeline = re.sub(r"<[^>]+>", " ", html.split('id="timeline"', 1)[1])
-    assert "Вы отправили случай" in timeline and "Ваше второе мнение выдано" in timeline
+    assert "Вы отправили обращение" in timeline and "Ваше второе мнение выдано" in timeline
     # Matching's explanation ("0/8 active cases", the specialties) is for staff.
     assert "active case" not in timeline and "spine surgery" not in timeline
 

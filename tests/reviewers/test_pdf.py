@@ -377,17 +377,17 @@ def test_a_russian_opinion_has_russian_headings_labels_dates_and_disclaimer(
     in_order = [
         "Портал второго мнения",
         "Второе мнение",
-        "Номер случая SO-7KQ2MX",
+        "Номер обращения SO-7KQ2MX",
         "Тема Образование в теле позвонка Th12",
-        "Отправлен 28 нояб. 2026 г., 09:15 UTC",
+        "Отправлено 28 нояб. 2026 г., 09:15 UTC",
         "Подписано 1 дек. 2026 г., 16:40 UTC",
         "Пациент Anna Petrova",
         "Дата рождения 12 апр. 1980 г.",
         "Специалист Д-р Мария Келлер",
         "Квалификация Врач-нейрорадиолог",
         "Кратко",
-        "Результаты исследований",
-        "Заключение / диагноз",
+        "Описание исследований",
+        "Вывод / диагноз",
         "Ответы на ваши вопросы 1. Нужна ли операция?",
         "Рекомендации Варианты лечения Лечение не требуется.",
         "Срочность планово",
@@ -417,7 +417,7 @@ def test_an_english_opinion_stays_english_whatever_the_request_speaks() -> None:
     with speaking("ru"):
         text = full_text(render_opinion_pdf(sample()))
     assert "Imaging findings" in text and "Date of birth 12 Apr 1980" in text
-    assert "Результаты исследований" not in text and "Страница" not in text
+    assert "Описание исследований" not in text and "Страница" not in text
 
 
 def test_a_language_without_a_catalogue_falls_back_to_english() -> None:

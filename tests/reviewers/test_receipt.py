@@ -77,14 +77,14 @@ def test_a_russian_patient_reads_receipt_and_question_in_russian_the_specialist_
 
     to_patient = mails_to(smtpd, patient.email)
     assert sorted(to_patient) == sorted(
-        [f"Мы получили ваш случай {reference}", "У вашего специалиста есть вопрос к вам"]
+        [f"Мы получили ваше обращение {reference}", "У вашего специалиста есть вопрос к вам"]
     )
-    receipt = to_patient[f"Мы получили ваш случай {reference}"]
+    receipt = to_patient[f"Мы получили ваше обращение {reference}"]
     assert receipt.startswith(f"Здравствуйте, {PATIENT}!\n\n")
-    assert f"Спасибо: мы получили ваш случай {reference}." in receipt
+    assert f"Спасибо: мы получили ваше обращение {reference}." in receipt
     assert f"Письменное заключение ожидается до {due}" in receipt
     question = to_patient["У вашего специалиста есть вопрос к вам"]
-    assert f"ваш случай {reference}, нужны дополнительные сведения" in question
+    assert f"ваше обращение {reference}, нужны дополнительные сведения" in question
     for body in (receipt, question):
         assert f"\n\n{link}\n\n" in body
         assert "нет медицинских сведений" in body and "Портал второго мнения" in body
