@@ -22,27 +22,6 @@ CONSENT_TEXTS: dict[str, dict[str, str]] = {
             "the opinion is delivered."
         ),
         "ru": (
-            "Я прошу независимое второе мнение по изображениям и документам, которые я загружаю. "
-            "Я согласен(на), что портал хранит их в зашифрованном виде и показывает только "
-            "специалисту, назначенному на мой случай, и координаторам, которые организуют "
-            "рассмотрение. Я понимаю, что специалист меня не осматривал, что заключение "
-            "основано только на предоставленных мною материалах и не заменяет лечения у моих "
-            "лечащих врачей. Я могу отозвать это согласие и попросить удалить мой случай в любой "
-            "момент до выдачи заключения."
-        ),
-    },
-    # The same consent as 2026-11; the Russian names the case «обращение» like the interface.
-    "2026-12": {
-        "en": (
-            "I ask for an independent second opinion on the images and records I upload. "
-            "I agree that the portal stores them encrypted and shows them only to the "
-            "specialist assigned to my case and to the coordinators who organise the review. "
-            "I understand that the specialist has not examined me, that the opinion is based "
-            "only on what I provide, and that it does not replace care by my treating doctors. "
-            "I can withdraw this consent and ask for my case to be erased at any time before "
-            "the opinion is delivered."
-        ),
-        "ru": (
             "Я прошу дать независимое второе мнение по изображениям и документам, которые я "
             "загружаю. Я согласен(на) с тем, что портал хранит их в зашифрованном виде и "
             "показывает только специалисту, которому назначено моё обращение, и координаторам, "
@@ -53,7 +32,7 @@ CONSENT_TEXTS: dict[str, dict[str, str]] = {
         ),
     },
 }
-CURRENT_VERSION = "2026-12"
+CURRENT_VERSION = "2026-11"
 
 
 def consent_text(version: str = CURRENT_VERSION, language: str | None = None) -> tuple[str, str]:
