@@ -34,6 +34,7 @@ from portal.accounts import service as accounts_service
 from portal.accounts.models import Role, User, UserCreate
 from portal.audit.service import AuditContext
 from portal.cases import service as cases_service
+from portal.cases.deadlines import DeadlineState, deadline_state
 from portal.cases.models import BodyRegion, Case, CaseCreate, CaseStatus, Priority
 from portal.db import utcnow
 from portal.objects import texts
@@ -149,7 +150,7 @@ def fill(
     data.seconds["cases and index"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    _spread_statuses(app.state.engine, data, rng)
+    _spread_statuses(app.state.engine, data, rng, due_soon_hours=app.state.settings.due_soon_hours)
     data.seconds["statuses"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -302,8 +303,16 @@ class _Named:
     __tablename__ = "case_files"
 
 
-def _spread_statuses(engine: Engine, data: Dataset, rng: random.Random) -> None:
-    """Statuses, specialists and due dates as a working service has them (some overdue)."""
+def _spread_statuses(
+    engine: Engine, data: Dataset, rng: random.Random, *, due_soon_hours: int
+) -> None:
+    """Statuses, specialists and due dates as a working service has them (some overdue).
+
+    The data set is a service in its steady state: a running sweep has already sent the
+    deadline warnings that its due dates call for, so the sweep during the load only warns
+    the cases that cross a threshold meanwhile (a backlog of warnings is its own figure,
+    docs/scale.md).
+    """
     order = list(data.cases)
     rng.shuffle(order)
     now = utcnow()
@@ -319,6 +328,9 @@ def _spread_statuses(engine: Engine, data: Dataset, rng: random.Random) -> None:
                         values["assigned_specialist_id"] = rng.choice(data.specialists).user_id
                     if status in {CaseStatus.assigned, CaseStatus.in_review, CaseStatus.triage}:
                         values["due_at"] = now + timedelta(hours=rng.uniform(-48, 240))
+                        state = deadline_state(values["due_at"], now, due_soon_hours=due_soon_hours)
+                        if state in {DeadlineState.due_soon, DeadlineState.overdue}:
+                            values["deadline_notice"] = state.value
                     session.execute(update(Case).where(Case.id == case_id).values(**values))  # type: ignore[arg-type]
             session.commit()
 

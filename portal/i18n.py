@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
@@ -54,6 +54,7 @@ def interface_languages() -> tuple[str, ...]:
     return (SOURCE_LANGUAGE, *(code for code in found if code != SOURCE_LANGUAGE))
 
 
+@cache
 def native_name(code: str) -> str:
     """The language's name in itself, capitalised for a menu (``Русский``)."""
     try:
@@ -79,8 +80,13 @@ def translations(code: str) -> NullTranslations:
 
 def language_name(code: str) -> str:
     """The language ``code`` named in the current language (``Russian``, ``русский``)."""
+    return _language_name(code, current())
+
+
+@lru_cache(maxsize=1024)  # codes come from data: bounded
+def _language_name(code: str, language: str) -> str:
     try:
-        return Locale.parse(code).get_display_name(_locale()) or code
+        return Locale.parse(code).get_display_name(_babel_locale(language)) or code
     except (ValueError, UnknownLocaleError):
         return code
 
@@ -184,9 +190,15 @@ EXTRACTION_KEYWORDS = {"N_plural": (1, 2)}
 """Markers beyond Babel's defaults (``_``, ``gettext``, ``ngettext``, ``N_`` ...)."""
 
 
-def _locale() -> str:
-    language = current()
-    return FORMAT_LOCALES.get(language, language)
+def _locale() -> Locale:
+    """The current language's Babel locale (parsed once per language: pages format hundreds
+    of numbers and dates)."""
+    return _babel_locale(current())
+
+
+@cache
+def _babel_locale(language: str) -> Locale:
+    return Locale.parse(FORMAT_LOCALES.get(language, language))
 
 
 def format_date(value: date | datetime | None, *, style: str = "medium") -> str:
@@ -225,6 +237,8 @@ def format_minute(value: datetime | None) -> str:
 
 
 def format_number(value: int | float | Decimal) -> str:
+    if type(value) is int and 0 <= value < 1000:
+        return str(value)  # no grouping, no sign, Latin digits (Babel's default) in every locale
     return babel_numbers.format_decimal(value, locale=_locale())
 
 

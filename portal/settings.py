@@ -166,6 +166,10 @@ class Settings(BaseSettings):
     sweep_enabled: bool = True
     """Run the deadline and acceptance sweep (and mail delivery) inside the server."""
     sweep_interval_seconds: float = 60.0
+    sweep_batch: int = Field(default=100, ge=1)
+    """At most this many deadline warnings per pass, the earliest deadlines first: a backlog
+    (after downtime, or an import) is worked off over several passes instead of holding one
+    server process busy for minutes."""
 
     # Housekeeping after a crash (docs/robustness.md): what a killed process left behind is
     # cleaned up only once it is older than this, so work still running elsewhere is never

@@ -64,7 +64,10 @@ def sweep(
             .where(col(CaseAssignment.respond_by) <= now)
         ).all()
         running = cases_needing_notice(
-            session=session, now=now, due_soon_hours=settings.due_soon_hours
+            session=session,
+            now=now,
+            due_soon_hours=settings.due_soon_hours,
+            limit=settings.sweep_batch,
         )
     for offer_id in offers:
         with bind_vault(Session(engine), vault) as session:
@@ -90,13 +93,14 @@ def sweep(
 
 
 def cases_needing_notice(
-    *, session: Session, now: datetime, due_soon_hours: int
+    *, session: Session, now: datetime, due_soon_hours: int, limit: int | None = None
 ) -> Sequence[uuid.UUID]:
     """Running cases whose deadline state changed and was not yet acted on, chosen in SQL.
 
     Overdue (past ``due_at``) without an overdue notice, or due within ``due_soon_hours``
     without any notice: the same rule as ``_warn`` (``deadlines.deadline_state``), so a case
-    far from its deadline, or already warned, is not even loaded.
+    far from its deadline, or already warned, is not even loaded. The earliest deadlines come
+    first; ``limit`` bounds one pass (the rest waits for the next).
     """
     overdue = and_(
         col(Case.due_at) < now,
@@ -115,6 +119,8 @@ def cases_needing_notice(
         .where(col(Case.due_at).is_not(None))
         .where(col(Case.paused_at).is_(None))
         .where(or_(overdue, due_soon))
+        .order_by(col(Case.due_at), col(Case.id))
+        .limit(limit)
     ).all()
 
 

@@ -380,6 +380,43 @@ def test_deadline_warnings_go_out_once_and_pause_while_waiting(
     )
 
 
+def test_a_backlog_of_deadline_warnings_is_worked_off_earliest_first(
+    client: TestClient, accounts: Accounts, team: Team, app: FastAPI, db: Session
+):
+    overdue_by = {}
+    for hours in (5, 30, 12):
+        patient = accounts.patient(language="ru")
+        case = ready_case(client, patient, series=1, language="ru")
+        submit(client, patient, case["id"])
+        client.post(f"/api/cases/{case['id']}/accept", headers=team.spine_ru.headers)
+        overdue_by[uuid.UUID(case["id"])] = hours
+    now = utcnow()
+    for case_id, hours in overdue_by.items():
+        row = db.get(Case, case_id)
+        assert row is not None
+        row.due_at = now - timedelta(hours=hours)
+        db.add(row)
+    db.commit()
+    settings = app.state.settings.model_copy(update={"sweep_batch": 2})
+
+    def warned() -> set[uuid.UUID]:
+        rows = db.exec(
+            select(Case.id).where(
+                col(Case.id).in_(list(overdue_by)), Case.deadline_notice == "overdue"
+            )
+        ).all()
+        db.rollback()
+        return set(rows)
+
+    first = sweep.sweep(engine=app.state.engine, vault=app.state.vault, settings=settings, now=now)
+    assert first.overdue == 2
+    assert {overdue_by[case_id] for case_id in warned()} == {30, 12}  # the oldest deadlines
+    second = sweep.sweep(engine=app.state.engine, vault=app.state.vault, settings=settings, now=now)
+    assert second.overdue == 1 and warned() == set(overdue_by)
+    third = sweep.sweep(engine=app.state.engine, vault=app.state.vault, settings=settings, now=now)
+    assert third.overdue == 0
+
+
 def test_case_in_a_language_nobody_speaks_is_flagged_for_translation(
     client: TestClient, accounts: Accounts, team: Team
 ):
