@@ -237,9 +237,18 @@ def format_minute(value: datetime | None) -> str:
 
 
 def format_number(value: int | float | Decimal) -> str:
-    if type(value) is int and 0 <= value < 1000:
-        return str(value)  # no grouping, no sign, Latin digits (Babel's default) in every locale
+    if type(value) is int:
+        # Pages show hundreds of counts (images, studies, cases) and Babel takes tens of
+        # microseconds for each; whole numbers repeat, so each is formatted once per language.
+        return _format_count(value, current())
     return babel_numbers.format_decimal(value, locale=_locale())
+
+
+@lru_cache(maxsize=8192)
+def _format_count(value: int, language: str) -> str:
+    if 0 <= value < 1000:
+        return str(value)  # no grouping, no sign, Latin digits (Babel's default) in every locale
+    return babel_numbers.format_decimal(value, locale=_babel_locale(language))
 
 
 def format_money(value: int | float | Decimal, currency: str) -> str:

@@ -98,6 +98,18 @@ def test_dates_numbers_and_sizes_follow_the_language():
         assert i18n.format_money(1200, "USD") in {"1 200 $", "1\xa0200\xa0$"}
 
 
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_counts_are_formatted_as_babel_formats_them(language: str):
+    from babel import numbers
+
+    locale = i18n.FORMAT_LOCALES.get(language, language)
+    with i18n.speaking(language):
+        for value in (0, 1, 999, 1000, 12_345, 1_000_000, -5, -12_345):
+            for _twice in range(2):  # the second answer comes from the cache
+                assert i18n.format_number(value) == numbers.format_decimal(value, locale=locale)
+        assert i18n.format_number(2.5) == numbers.format_decimal(2.5, locale=locale)
+
+
 def test_a_page_speaks_the_browsers_language_and_says_so(client: TestClient):
     response = client.get("/login", headers={"accept-language": "ru-RU,ru;q=0.9,en;q=0.8"})
     check_page(response)
