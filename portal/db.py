@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import DateTime, String, TypeDecorator
@@ -67,9 +69,43 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(
-        url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=20
-    )
+    engine = create_engine(url, echo=echo, hide_parameters=True, pool_size=10, max_overflow=20)
+    _ping_after_idle(engine)
+    return engine
+
+
+PING_AFTER_IDLE_SECONDS = 10.0
+"""A pooled connection unused for longer is tested before it is handed out."""
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    """Test a pooled connection before use only when it has been idle.
+
+    A connection that was idle may have been closed under us (a database restart, a firewall's
+    idle timeout): it is pinged, and a dead one is replaced before the request sees it. One that
+    was returned moments ago is handed out as it is: a page checks out a connection after each
+    commit (eight times for a case page), and a ping on each was a round trip each. A database
+    restart while connections are busy is still noticed: the first statement on a dead
+    connection fails, and SQLAlchemy then discards every connection of the pool.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _handed_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get(_RETURNED_AT)
+        if returned is not None and time.monotonic() - returned < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool drops this connection and hands out another (up to three tries).
+            raise DisconnectionError("a pooled connection was closed while idle") from exc
+
+
+_RETURNED_AT = "portal_returned_at"
 
 
 def begin_read_only(session: Session) -> None:
