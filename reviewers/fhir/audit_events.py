@@ -60,15 +60,29 @@ _TYPES: tuple[tuple[tuple[str, ...], Code], ...] = (
     (("dicomweb.search", "case.list", "file.list", "study.list", "case.suggestions"), QUERY),
     (("case.break_glass", "account.", "dicomweb.token."), SECURITY_ALERT),
     (
-        ("keys.", "backup.", "pg_", "treatment.guide", "treatment.option", "treatment.clinic"),
+        ("keys.", "backup.", "pg_", "specialist.", "treatment.guide", "treatment.option"),
         APPLICATION_ACTIVITY,
     ),
-    (("treatment.offer", "treatment.condition", "specialist."), APPLICATION_ACTIVITY),
+    (("treatment.clinic", "treatment.offer", "treatment.condition"), APPLICATION_ACTIVITY),
 )
+_PATIENT_RECORD_PREFIXES = (
+    "case.",
+    "opinion.",
+    "question",
+    "file.",
+    "upload.",
+    "record.",
+    "dicomweb.",
+    "viewer.",
+    "treatment.request",
+)
+"""Other actions on a case's content are 110110 Patient Record; the rest 110100."""
 
 # FHIR audit-event-action: Create, Read, Update, Delete, Execute; by the action's last word.
 _ACTIONS: dict[str, frozenset[str]] = {
-    "C": frozenset({"create", "register", "upload", "store", "import", "addendum", "issue"}),
+    "C": frozenset(
+        {"create", "register", "upload", "store", "import", "addendum", "issue", "request"}
+    ),
     "R": frozenset(
         {
             "read",
@@ -100,11 +114,7 @@ def event_type(action: str) -> Code:
     for prefixes, code in _TYPES:
         if action.startswith(prefixes):
             return code
-    return (
-        PATIENT_RECORD
-        if action.startswith(("case.", "opinion.", "question"))
-        else (APPLICATION_ACTIVITY)
-    )
+    return PATIENT_RECORD if action.startswith(_PATIENT_RECORD_PREFIXES) else APPLICATION_ACTIVITY
 
 
 def event_action(action: str) -> str:

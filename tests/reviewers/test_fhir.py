@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from fastapi.testclient import TestClient
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.auditevent import AuditEvent
@@ -18,6 +20,7 @@ from portal.accounts.models import Role
 from portal.cases.consent import CURRENT_VERSION
 from portal.i18n import gettext, speaking
 from portal.settings import Settings
+from reviewers.fhir import audit_events
 from reviewers.fhir.service import NotDelivered
 from tests.fixtures.app import Account, Accounts
 from tests.portal import samples
@@ -184,6 +187,42 @@ def test_a_delivered_opinion_is_a_valid_self_contained_fhir_document(
     assert len(exports) == 2 and all(item["entity_type"] == "opinion" for item in exports)
 
 
+def test_an_addendum_makes_a_new_version_of_the_document(
+    client: TestClient, accounts: Accounts, team: Team
+):
+    patient = accounts.patient(language="ru")
+    case = delivered_case(client, patient, team.spine_ru)
+    first = fetch_document(client, patient, case["id"])
+    note = "Compared with the MRI of 2025: unchanged."
+    added = client.post(
+        f"/api/cases/{case['id']}/opinion/addenda",
+        json={"text": note},
+        headers=team.spine_ru.headers,
+    )
+    assert added.status_code == 201, added.text
+
+    second = fetch_document(client, patient, case["id"])
+    Bundle.model_validate(second)
+    assert second["identifier"] != first["identifier"]
+    assert datetime.fromisoformat(second["timestamp"]) > datetime.fromisoformat(first["timestamp"])
+    composition = second["entry"][0]["resource"]
+    assert composition["status"] == "amended"
+    (report,) = resources_of(second, "DiagnosticReport")
+    assert report["status"] == "appended"
+    with speaking("ru"):
+        addenda_title = gettext("Addenda")
+    (addenda,) = [s for s in composition["section"][-1]["section"] if s["title"] == addenda_title]
+    assert addenda["code"]["coding"][0]["code"] == "55107-7"
+    assert note in addenda["text"]["div"]
+    # The signature still covers what was signed; the PDF now prints the addendum too.
+    (provenance,) = resources_of(second, "Provenance")
+    assert provenance == resources_of(first, "Provenance")[0]
+    assert (
+        report["presentedForm"][0]["data"]
+        != resources_of(first, "DiagnosticReport")[0]["presentedForm"][0]["data"]
+    )
+
+
 def test_plain_json_is_offered_and_other_formats_refused(
     client: TestClient, accounts: Accounts, team: Team
 ):
@@ -327,3 +366,27 @@ def test_audit_events_page_with_next_links(client: TestClient, accounts: Account
         headers=coordinator.headers,
     )
     assert bad.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("action", "event_type", "verb"),
+    [
+        ("auth.login", "110114", "E"),
+        ("audit.read", "110101", "R"),
+        ("dicomweb.retrieve", "110103", "R"),
+        ("file.upload", "110107", "C"),
+        ("opinion.download", "110106", "R"),
+        ("fhir.document", "110106", "R"),
+        ("case.list", "110112", "R"),
+        ("case.break_glass", "110113", "E"),
+        ("keys.rotate", "110100", "E"),
+        ("opinion.sign", "110110", "U"),
+        ("case.erase", "110110", "D"),
+        ("treatment.request", "110110", "C"),
+    ],
+)
+def test_portal_actions_map_to_audit_event_types_and_actions(
+    action: str, event_type: str, verb: str
+):
+    assert audit_events.event_type(action)[1] == event_type
+    assert audit_events.event_action(action) == verb
