@@ -85,6 +85,9 @@ CASE_ACTIONS: dict[str, frozenset[Relation]] = {
     "case.dicomweb.read": EVERYONE,
     "case.dicomweb.token": frozenset({R.owner, R.assigned_specialist, R.coordinator}),
     "case.dicomweb.tokens.others": frozenset({R.coordinator}),  # list and revoke anyone's
+    # The delivered opinion as a FHIR document (reviewers/fhir, docs/fhir.md); the patient's
+    # copy also waits for delivery, as the opinion itself does.
+    "case.fhir.read": frozenset({R.owner, R.assigned_specialist, R.coordinator}),
     # The patient's side.
     "case.consent": frozenset({R.owner}),
     "case.files.add": frozenset({R.owner}),  # multipart, tus and STOW-RS
@@ -121,6 +124,7 @@ CONTENT_ACTIONS = frozenset(
         "case.opinion.read_draft",
         "case.dicomweb.read",
         "case.treatment.read",  # the patient's notes and the coordinator's answer
+        "case.fhir.read",  # the whole case: opinion, question, studies, records
     }
 )
 """Actions that show what is in a case; :func:`reads_content` narrows who may take them."""
@@ -166,6 +170,7 @@ _REFUSALS: dict[str, str] = {
     "case.dicomweb.token": N_(
         "Only the case's patient, its specialist or a coordinator can do this."
     ),
+    "case.fhir.read": N_("Only the case's patient, its specialist or a coordinator can do this."),
     "case.treatment.request": N_(
         "Only the patient who opened this case can request a treatment plan."
     ),

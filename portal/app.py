@@ -68,6 +68,7 @@ from portal.viewer.cache import BoundedCache
 from portal.viewer.views import router as viewer_router
 from portal.web.errors import is_page, page_error, page_status
 from portal.web.templating import STATIC_DIR
+from reviewers.fhir.views import router as fhir_router
 from reviewers.pages import router as review_pages
 from reviewers.treatment.pages import router as treatment_pages
 from reviewers.treatment.views import router as treatment_router
@@ -206,6 +207,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         intake_router,
         tus_router,
         audit_router,
+        fhir_router,
         review_router,
         specialists_router,
         viewer_router,

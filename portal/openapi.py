@@ -116,6 +116,10 @@ class Contract:
 DICOM_JSON = {"application/dicom+json": {"schema": {"type": "array", "items": {"type": "object"}}}}
 MULTIPART_DICOM = _binary("multipart/related")
 IMAGE = {**_binary("image/png"), **_binary("image/jpeg")}
+FHIR_JSON = {
+    media_type: {"schema": {"type": "object", "description": "A FHIR R4 Bundle (docs/fhir.md)."}}
+    for media_type in ("application/fhir+json", "application/json")
+}
 QIDO = Contract(errors=(400, 406), success=DICOM_JSON)
 WADO = Contract(errors=(400, 406), success=MULTIPART_DICOM)
 STOW = Contract(
@@ -199,6 +203,8 @@ CONTRACTS: dict[tuple[str, str], Contract] = {
         },
     ),
     ("GET", CASE + "/opinion.pdf"): Contract(errors=(409,), success=_binary("application/pdf")),
+    ("GET", CASE + "/fhir"): Contract(errors=(406, 409), success=FHIR_JSON),
+    ("GET", "/api/audit/fhir"): Contract(errors=(406,), success=FHIR_JSON),
     ("OPTIONS", TUS): Contract(
         status=204,
         success_headers={

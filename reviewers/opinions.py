@@ -356,6 +356,12 @@ def pdf_document(
     )
     if opinion.status != OpinionStatus.signed or opinion.signed_at is None:
         raise Conflict(_("The opinion is not signed yet; the PDF exists once it is."))
+    return opinion_document(session=session, case=case, opinion=opinion)
+
+
+def opinion_document(*, session: Session, case: Case, opinion: Opinion) -> OpinionDocument:
+    """Everything the PDF of a signed opinion prints (the caller has checked who may read it)."""
+    assert opinion.signed_at is not None
     patient = session.get(User, case.patient_id)
     assert patient is not None
     content = OpinionContent.model_validate(content_of(session=session, opinion=opinion))

@@ -115,12 +115,7 @@ def file_overview(
     case = access.case_for(
         session=session, principal=principal, case_id=case_id, action="case.content.read"
     )
-    records = session.exec(
-        select(CaseFile)
-        .where(CaseFile.case_id == case.id)
-        .where(CaseFile.kind != FileKind.dicom.value)
-        .order_by(*OLDEST_FIRST)
-    ).all()
+    records = list_records(session=session, case_id=case.id)
     found = studies(session=session, principal=principal, ctx=ctx, case_id=case.id)
     overview = FileOverview(describe_files(session=session, files=records), found)
     audit_service.record_read(
@@ -132,6 +127,19 @@ def file_overview(
     )
     session.commit()
     return overview
+
+
+def list_records(*, session: Session, case_id: uuid.UUID) -> list[CaseFile]:
+    """The case's records (PDFs, photos: every file that is not DICOM), oldest first. The
+    caller has checked that its caller may read the case's content."""
+    return list(
+        session.exec(
+            select(CaseFile)
+            .where(CaseFile.case_id == case_id)
+            .where(CaseFile.kind != FileKind.dicom.value)
+            .order_by(*OLDEST_FIRST)
+        ).all()
+    )
 
 
 def describe_files(*, session: Session, files: Sequence[CaseFile]) -> list[CaseFilePublic]:
@@ -191,21 +199,8 @@ def studies(
     case = access.case_for(
         session=session, principal=principal, case_id=case_id, action="case.content.read"
     )
-    study_rows = session.exec(
-        select(DicomStudy).where(DicomStudy.case_id == case.id).order_by(col(DicomStudy.study_date))
-    ).all()
-    series_rows = _series_with_totals(session, [s.id for s in study_rows])
-    public = [
-        StudyPublic.from_row(
-            study,
-            [
-                SeriesPublic.from_row(series, count, frames, size)
-                for series, count, frames, size in series_rows
-                if series.study_id == study.id
-            ],
-        )
-        for study in study_rows
-    ]
+    study_rows = _study_rows(session, case.id)
+    public = _with_series(session, study_rows)
     reports = session.exec(select(ArchiveReport).where(ArchiveReport.case_id == case.id)).all()
     identity = (
         identity_check(_account_identity(session, case.patient_id), study_rows)
@@ -224,6 +219,34 @@ def studies(
     session.commit()
     sealer = texts.for_case(session=session, case_id=case.id) if reports else None
     return StudiesPublic.build(public, reports, identity, sealer)
+
+
+def study_index(*, session: Session, case_id: uuid.UUID) -> list[StudyPublic]:
+    """The case's studies → series → instance counts, as ``studies`` lists them (without the
+    identity check and the archive reports). The caller has checked that its caller may read
+    the case's content, and audits the reading."""
+    return _with_series(session, _study_rows(session, case_id))
+
+
+def _study_rows(session: Session, case_id: uuid.UUID) -> Sequence[DicomStudy]:
+    return session.exec(
+        select(DicomStudy).where(DicomStudy.case_id == case_id).order_by(col(DicomStudy.study_date))
+    ).all()
+
+
+def _with_series(session: Session, study_rows: Sequence[DicomStudy]) -> list[StudyPublic]:
+    series_rows = _series_with_totals(session, [s.id for s in study_rows])
+    return [
+        StudyPublic.from_row(
+            study,
+            [
+                SeriesPublic.from_row(series, count, frames, size)
+                for series, count, frames, size in series_rows
+                if series.study_id == study.id
+            ],
+        )
+        for study in study_rows
+    ]
 
 
 def _series_with_totals(
