@@ -69,6 +69,8 @@ from portal.viewer.views import router as viewer_router
 from portal.web.errors import is_page, page_error, page_status
 from portal.web.templating import STATIC_DIR
 from reviewers.pages import router as review_pages
+from reviewers.sharing.pages import router as sharing_pages
+from reviewers.sharing.views import router as sharing_router
 from reviewers.treatment.pages import router as treatment_pages
 from reviewers.treatment.views import router as treatment_router
 from reviewers.views import router as review_router
@@ -215,6 +217,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         dicomweb_tokens_router,
         public_pages,
         treatment_router,
+        sharing_router,
         account_pages,
         password_reset_pages,
         case_pages,
@@ -222,6 +225,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         review_pages,
         treatment_pages,
         dicomweb_pages,
+        sharing_pages,
         ohif_router,
     )
     for router in routers:

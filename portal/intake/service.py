@@ -189,7 +189,7 @@ def studies(
 ) -> StudiesPublic:
     """Studies → series → instance counts, with the identity check for staff."""
     case = access.case_for(
-        session=session, principal=principal, case_id=case_id, action="case.content.read"
+        session=session, principal=principal, case_id=case_id, action="case.images.read"
     )
     study_rows = session.exec(
         select(DicomStudy).where(DicomStudy.case_id == case.id).order_by(col(DicomStudy.study_date))
