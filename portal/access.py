@@ -19,8 +19,9 @@ it by the case's specialists and coordinators too. Admins run accounts, not case
 content only through a *break-glass* grant, asked for with a reason, audited and time-limited
 (:func:`holds_break_glass`, ``portal.breakglass``).
 
-A principal may be *scoped* to one case and to reading only: a DICOMweb token. It never holds
-more than the account that made it holds now, on that one case, for reading images.
+A principal may be *scoped* to one case and to reading only: a DICOMweb token, or a patient's
+share link for their own doctor (``reviewers.sharing``). It never holds more than the account
+that made it holds now, on that one case, for the few reading actions its scope names.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ from portal.db import utcnow
 from portal.errors import Forbidden, NotFound
 from portal.i18n import N_, _
 
+SCOPED_ACTIONS = frozenset({"case.dicomweb.read"})
+"""All that a case-scoped DICOMweb token may do."""
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -49,7 +53,11 @@ class Principal:
     role: Role
     session_id: uuid.UUID | None = None
     scope_case_id: uuid.UUID | None = None
-    """Set for a case-scoped, read-only token: only this case, only :data:`SCOPED_ACTIONS`."""
+    """Set for a case-scoped, read-only token: only this case, only ``scope_actions``."""
+    scope_actions: frozenset[str] = SCOPED_ACTIONS
+    """What a scoped principal may do (ignored when unscoped): :data:`SCOPED_ACTIONS` for a
+    DICOMweb token, :data:`SHARE_ACTIONS` and perhaps :data:`SHARE_IMAGE_ACTIONS` for a share
+    link."""
 
 
 class Relation(StrEnum):
@@ -83,6 +91,7 @@ CASE_ACTIONS: dict[str, frozenset[Relation]] = {
     "case.break_glass": frozenset({R.admin}),  # ask for a grant to read the content
     "case.break_glass.read": frozenset({R.owner, R.coordinator, R.admin}),
     "case.dicomweb.read": EVERYONE,
+    "case.images.read": EVERYONE,  # the built-in viewer's series, frames and thumbnails
     "case.dicomweb.token": frozenset({R.owner, R.assigned_specialist, R.coordinator}),
     "case.dicomweb.tokens.others": frozenset({R.coordinator}),  # list and revoke anyone's
     # The delivered opinion as a FHIR document (reviewers/fhir, docs/fhir.md); the patient's
@@ -92,6 +101,7 @@ CASE_ACTIONS: dict[str, frozenset[Relation]] = {
     "case.consent": frozenset({R.owner}),
     "case.files.add": frozenset({R.owner}),  # multipart, tus and STOW-RS
     "case.submit": frozenset({R.owner}),
+    "case.share": frozenset({R.owner}),  # links for the patient's own doctor (docs/sharing.md)
     "case.follow_up.ask": frozenset({R.owner}),
     "case.clarification.answer": frozenset({R.owner}),
     # The specialist's side.
@@ -112,8 +122,12 @@ CASE_ACTIONS: dict[str, frozenset[Relation]] = {
     "case.cancel": frozenset({R.owner, R.coordinator, R.admin}),
 }
 
-SCOPED_ACTIONS = frozenset({"case.dicomweb.read"})
-"""All that a case-scoped token may do."""
+SHARE_ACTIONS = frozenset({"case.read", "case.opinion.read"})
+"""What a share link's principal may do: see that the case exists and read its delivered
+opinion (the page and the PDF)."""
+
+SHARE_IMAGE_ACTIONS = frozenset({"case.images.read"})
+"""Added to :data:`SHARE_ACTIONS` when the patient chose to share the images as well."""
 
 CONTENT_ACTIONS = frozenset(
     {
@@ -123,6 +137,7 @@ CONTENT_ACTIONS = frozenset(
         "case.opinion.read",
         "case.opinion.read_draft",
         "case.dicomweb.read",
+        "case.images.read",
         "case.treatment.read",  # the patient's notes and the coordinator's answer
         "case.fhir.read",  # the whole case: opinion, question, studies, records
     }
@@ -160,6 +175,7 @@ _REFUSALS: dict[str, str] = {
     "case.consent": N_("Only the patient who opened this case can do this."),
     "case.files.add": N_("Only the patient who opened this case can add files to it."),
     "case.submit": N_("Only the patient who opened this case can do this."),
+    "case.share": N_("Only the patient who opened this case can share its opinion."),
     "case.offer.accept": N_(
         "Only the specialist this case is offered to can accept or decline it."
     ),
@@ -238,8 +254,9 @@ def may(principal: Principal | None, case: Case, action: str, *, break_glass: bo
     permitted = allows(relation, action)
     if permitted and action in CONTENT_ACTIONS:
         permitted = reads_content(relation, case, break_glass=break_glass)
-    scoped = principal is not None and principal.scope_case_id is not None
-    return permitted and (not scoped or action in SCOPED_ACTIONS)
+    if principal is None or principal.scope_case_id is None:
+        return permitted
+    return permitted and action in principal.scope_actions
 
 
 def may_ever(principal: Principal | None, actions: Iterable[str]) -> bool:

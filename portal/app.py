@@ -70,6 +70,8 @@ from portal.web.errors import is_page, page_error, page_status
 from portal.web.templating import STATIC_DIR
 from reviewers.fhir.views import router as fhir_router
 from reviewers.pages import router as review_pages
+from reviewers.sharing.pages import router as sharing_pages
+from reviewers.sharing.views import router as sharing_router
 from reviewers.treatment.pages import router as treatment_pages
 from reviewers.treatment.views import router as treatment_router
 from reviewers.views import router as review_router
@@ -217,6 +219,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         dicomweb_tokens_router,
         public_pages,
         treatment_router,
+        sharing_router,
         account_pages,
         password_reset_pages,
         case_pages,
@@ -224,6 +227,7 @@ def create_app(settings: Settings | None = None, *, vault: Vault | None = None) 
         review_pages,
         treatment_pages,
         dicomweb_pages,
+        sharing_pages,
         ohif_router,
     )
     for router in routers:

@@ -30,6 +30,7 @@ from portal.notifications.models import OutboxMessage
 from portal.objects import texts
 from portal.objects.models import CaseKey, PendingText, StoredObject
 from reviewers.models import CaseAssignment, CaseQuestion, Opinion, OpinionAddendum
+from reviewers.sharing.models import ShareLink
 from reviewers.treatment.models import TreatmentRequest
 from storage.vault import Vault
 
@@ -51,6 +52,7 @@ CASE_DEPENDENTS: list[type[SQLModel]] = [
     DicomwebToken,
     BreakGlassGrant,
     TreatmentRequest,
+    ShareLink,
 ]
 
 

@@ -89,6 +89,7 @@ LABELS: dict[str, str] = {
     "coordinator": N_("coordinator"),
     "admin": N_("administrator"),
     "system": N_("system"),
+    "share_link": N_("share link"),
 }
 
 

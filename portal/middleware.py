@@ -27,6 +27,7 @@ PAGE_CSP = (
     "object-src 'none'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'self'"
 )
+UNLISTED_PREFIXES = ("/shared/",)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -118,6 +119,9 @@ class SecurityHeadersMiddleware:
                 }
                 if self.hsts:
                     defaults[b"strict-transport-security"] = b"max-age=63072000; includeSubDomains"
+                if scope.get("path", "").startswith(UNLISTED_PREFIXES):
+                    # A share link's pages, its errors too: never indexed, whoever finds one.
+                    defaults[b"x-robots-tag"] = b"noindex, nofollow"
                 for key, value in defaults.items():
                     if key not in present:
                         headers.append((key, value))

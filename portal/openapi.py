@@ -169,6 +169,7 @@ CONTRACTS: dict[tuple[str, str], Contract] = {
     ("POST", "/api/auth/totp/disable"): Contract(errors=(409, 429)),
     ("POST", CASE + "/break-glass"): Contract(drop_errors=(409,)),
     ("DELETE", CASE + "/dicomweb-tokens/{token_id}"): Contract(drop_errors=(409,)),
+    ("DELETE", CASE + "/share-links/{link_id}"): Contract(drop_errors=(409,)),
     ("POST", CASE + "/files"): Contract(
         errors=(400, 409, 413, 415),
         request_body={

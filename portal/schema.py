@@ -31,6 +31,7 @@ from reviewers.models import (
     OpinionAddendum,
     SpecialistProfile,
 )
+from reviewers.sharing.models import ShareLink
 from reviewers.treatment.models import (
     Clinic,
     ClinicOffer,
@@ -68,6 +69,7 @@ __all__ = [
     "PasswordResetToken",
     "PendingSignIn",
     "PendingText",
+    "ShareLink",
     "SpecialistProfile",
     "StoredObject",
     "TreatmentOption",

@@ -197,7 +197,7 @@ def studies(
 ) -> StudiesPublic:
     """Studies → series → instance counts, with the identity check for staff."""
     case = access.case_for(
-        session=session, principal=principal, case_id=case_id, action="case.content.read"
+        session=session, principal=principal, case_id=case_id, action="case.images.read"
     )
     study_rows = _study_rows(session, case.id)
     public = _with_series(session, study_rows)

@@ -30,6 +30,7 @@ from portal.pagination import PageRequest
 from portal.settings import Settings
 from reviewers import assignment, opinions, questions, specialists, workflow
 from reviewers.models import QuestionKind
+from reviewers.sharing import service as sharing_service
 from reviewers.suggestions import suggestions_public
 from reviewers.treatment import panel as treatment_panel
 
@@ -119,6 +120,10 @@ def case_context(
     if opinion is not None and opinion.status == "signed":
         context["treatment"] = treatment_panel.case_panel(
             session=session, principal=principal, ctx=caller.ctx, case=case, may=may
+        )
+    if "case.share" in may and opinion is not None and opinion.status == "signed":
+        context["share_links"] = sharing_service.working_links(
+            session=session, principal=principal, case_id=case.id
         )
     if "case.dicomweb.token" in may:
         context["viewer_tokens"] = tokens.list_tokens(

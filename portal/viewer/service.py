@@ -51,7 +51,7 @@ def series_for_viewer(
 ) -> SeriesView:
     """The series' instances in scrolling order, its default window and presets; audited."""
     case = access.case_for(
-        session=session, principal=principal, case_id=case_id, action="case.content.read"
+        session=session, principal=principal, case_id=case_id, action="case.images.read"
     )
     series = _series(session, case.id, series_id)
     instances = _ordered_instances(session, series.id)
@@ -80,7 +80,7 @@ def render_frame(
 ) -> bytes:
     """Frame ``frame`` (numbered from 1, like DICOM) of an instance as PNG; audited per series."""
     case = access.case_for(
-        session=session, principal=principal, case_id=case_id, action="case.content.read"
+        session=session, principal=principal, case_id=case_id, action="case.images.read"
     )
     located = _instance(session, case.id, instance_id)
     count = located.instance.number_of_frames
@@ -109,7 +109,7 @@ def thumbnail(
 ) -> bytes:
     """The middle frame of the middle instance, default window, at most 128 px; audited."""
     case = access.case_for(
-        session=session, principal=principal, case_id=case_id, action="case.content.read"
+        session=session, principal=principal, case_id=case_id, action="case.images.read"
     )
     series = _series(session, case.id, series_id)
     instances = _ordered_instances(session, series.id)

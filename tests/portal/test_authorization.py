@@ -359,6 +359,36 @@ MATRIX.update(
         },
     }
 )
+MATRIX.update(
+    {
+        # Share links for the patient's own doctor: the patient's alone, once the opinion is
+        # delivered (it is not on this draft case).
+        ("POST", "/api/cases/{case_id}/share-links"): {
+            "owner": 409,
+            "other_patient": 404,
+            "assigned_specialist": 403,
+            "other_specialist": 404,
+            "coordinator": 403,
+            "admin": 403,
+        },
+        ("GET", "/api/cases/{case_id}/share-links"): {
+            "owner": 200,
+            "other_patient": 404,
+            "assigned_specialist": 403,
+            "other_specialist": 404,
+            "coordinator": 403,
+            "admin": 403,
+        },
+        ("DELETE", "/api/cases/{case_id}/share-links/{link_id}"): {
+            "owner": 404,
+            "other_patient": 404,
+            "assigned_specialist": 403,
+            "other_specialist": 404,
+            "coordinator": 403,
+            "admin": 403,
+        },
+    }
+)
 CONTENT_READS = [
     path
     for (method, path), expected in MATRIX.items()
@@ -541,6 +571,7 @@ def _path(template: str, cast: dict[str, Any]) -> str:
         tag="7FE00010",
         token_id=cast["token_id"],
         request_id=cast["request_id"],
+        link_id=uuid.UUID(int=7),
     )
 
 

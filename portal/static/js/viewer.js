@@ -22,7 +22,8 @@
   var zoomLabel = document.getElementById("viewer-zoom");
   var windowTool = document.getElementById("viewer-tool-window");
   var panTool = document.getElementById("viewer-tool-pan");
-  var api = "/api/cases/" + caseId;
+  // A shared link's viewer reads through the link's own address (data-api-root).
+  var api = root.getAttribute("data-api-root") || "/api/cases/" + caseId;
 
   function words(name, values) {
     var text = root.getAttribute("data-words-" + name) || "";
