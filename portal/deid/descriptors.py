@@ -16,9 +16,10 @@ portal/deid/profile.py, PATIENT_NARRATIVE).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
@@ -75,21 +76,38 @@ class IdentifyingText:
 
 
 def identifying_text(dataset: Dataset) -> IdentifyingText:
-    """Collect the names, IDs and birth date ``dataset`` carries, before it is changed."""
+    """Collect the names, IDs and birth date ``dataset`` carries, before it is changed.
+
+    Every person name at any depth counts (an operator named in a sequence item, a verifying
+    observer of a report), as do the identifiers and places of :data:`PHRASE_KEYWORDS`.
+    """
     phrases: set[str] = set()
-    for keyword in NAME_KEYWORDS:
-        for value in _values(dataset.get(keyword)):
-            phrases.update(word for word in re.split(r"[\s^=,]+", value) if word)
-    for keyword in PHRASE_KEYWORDS:
-        phrases.update(_values(dataset.get(keyword)))
-    for value in _values(dataset.get("PatientBirthDate")):
-        phrases.update(_birth_date_forms(value))
+    for element in _all_elements(dataset):
+        keyword = element.keyword or ""
+        if element.VR == "PN" or keyword in NAME_KEYWORDS:
+            for value in _values(element.value):
+                phrases.update(word for word in re.split(r"[\s^=,]+", value) if word)
+        elif keyword in PHRASE_KEYWORDS:
+            phrases.update(_values(element.value))
+        elif keyword == "PatientBirthDate":
+            for value in _values(element.value):
+                phrases.update(_birth_date_forms(value))
     usable = sorted((p.strip() for p in phrases if len(p.strip()) >= _MIN_WORD), key=len)
     patterns = tuple(
         re.compile(rf"(?<!\w){re.escape(phrase)}(?!\w)", re.IGNORECASE)
         for phrase in reversed(usable)  # longest first, so "Anna Maria" goes before "Anna"
     )
     return IdentifyingText(patterns)
+
+
+def _all_elements(dataset: Dataset) -> Iterator[DataElement]:
+    for element in dataset:
+        if element.tag.is_private:
+            continue
+        yield element
+        if element.VR == "SQ":
+            for item in element.value:
+                yield from _all_elements(item)
 
 
 def _values(value: object) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ data and the transfer syntax are never touched: burned-in text is flagged by
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,12 +60,20 @@ _KEPT_META = (
 )
 
 
+FREE_TEXT_VRS = frozenset({"LT", "ST", "UT", "UC", "PN"})
+"""Inside a sequence the table says to dummy (D), these are dummied too when the table does
+not list them: a Content Sequence's Text Value (0040,A160) is nowhere in Table E.1-1, because
+the profile expects the whole content to be replaced; we keep its structure (codes, numbers,
+references, shifted dates) and replace its words."""
+
+
 @dataclass(frozen=True)
 class _Walk:
     table: ActionTable
     uid_key: bytes
     days: int
     identifying: IdentifyingText
+    in_dummy: bool = False
 
 
 def deidentify(
@@ -200,7 +209,7 @@ def _dummy(dataset: Dataset, element: DataElement, walk: _Walk) -> None:
         if (keyword_for_tag(element.tag) or "").endswith("CodeSequence"):
             element.value = Sequence([_dummy_code()])  # the code itself names the person
         else:
-            _keep(dataset, element, walk)
+            _keep(dataset, element, dataclasses.replace(walk, in_dummy=True))
     elif element.VR == "UI":
         originals = _values(element) or [f"dummy {element.tag}"]
         _set_values(element, [new_uid(uid, uid_key=walk.uid_key) for uid in originals])
@@ -255,6 +264,8 @@ def _shift(dataset: Dataset, element: DataElement, walk: _Walk) -> None:
 def _unlisted(dataset: Dataset, element: DataElement, walk: _Walk) -> None:
     if element.VR == "SQ":
         _keep(dataset, element, walk)
+    elif walk.in_dummy and element.VR in FREE_TEXT_VRS:
+        _dummy(dataset, element, walk)
     elif element.VR in {"DA", "DT"} and walk.table.options.retain_modified_dates:
         _shift(dataset, element, walk)
     elif element.VR == "UI" and not _names_a_kind(element):

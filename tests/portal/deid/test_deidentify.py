@@ -197,6 +197,35 @@ def test_all_dates_move_by_one_number_of_days(name: str):
     assert offsets[0] != offsets[1]  # another case, another offset
 
 
+def test_a_reports_words_are_replaced_and_its_structure_kept():
+    """Text Value is not in Table E.1-1: the Content Sequence (D) is, so its words go."""
+    original = load("test-SR.dcm")
+    output = deidentify(original, case_key=CASE_KEY, reference=REFERENCE)
+    before = [element for element in _all_elements(original) if element.keyword == "TextValue"]
+    after = [element for element in _all_elements(output) if element.keyword == "TextValue"]
+    assert len(before) == len(after) >= 5
+    assert {element.value for element in after} == {"ANONYMIZED"}
+
+    def concepts(report: Dataset) -> list[str]:
+        content = Dataset()
+        content.ContentSequence = report.ContentSequence
+        return [e.value for e in _all_elements(content) if e.keyword == "CodeMeaning"]
+
+    assert len(concepts(original)) > 10
+    assert concepts(output) == concepts(original)  # every coded concept is still in its place
+
+
+def test_descriptors_lose_names_found_anywhere_in_the_instance():
+    original = load("CT_small.dcm")
+    operator = Dataset()
+    operator.PersonName = "Kuznetsova^Olga"
+    original.OperatorIdentificationSequence = [operator]
+    original.SeriesDescription = "Olga Kuznetsova T2 AX"
+    output = deidentify(original, case_key=CASE_KEY, reference=REFERENCE)
+    assert output.SeriesDescription == "T2 AX"
+    assert output.OperatorIdentificationSequence[0].PersonName == "ANONYMIZED"
+
+
 def test_the_original_is_not_changed():
     original = load("CT_small.dcm")
     before = original.to_json_dict()
