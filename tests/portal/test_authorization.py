@@ -361,6 +361,24 @@ MATRIX.update(
 )
 MATRIX.update(
     {
+        # FHIR: the delivered opinion as a document (not yet on this draft: the owner gets 409;
+        # content of a draft is the owner's alone); the audit trail as AuditEvents.
+        ("GET", "/api/cases/{case_id}/fhir"): {
+            "owner": 409,
+            "other_patient": 404,
+            "assigned_specialist": 403,
+            "other_specialist": 404,
+            "coordinator": 403,
+            "admin": 403,
+        },
+        ("GET", "/api/audit/fhir"): {
+            "owner": 403,
+            "other_patient": 403,
+            "assigned_specialist": 403,
+            "other_specialist": 403,
+            "coordinator": 200,
+            "admin": 200,
+        },
         # Share links for the patient's own doctor: the patient's alone, once the opinion is
         # delivered (it is not on this draft case).
         ("POST", "/api/cases/{case_id}/share-links"): {
