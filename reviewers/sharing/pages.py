@@ -61,6 +61,15 @@ def _open(
     return opened
 
 
+def _open_images(
+    request: Request, token: str, session: SessionDep, box: SecretBox, ctx: AnonymousCtx
+) -> recipient.OpenLink:
+    """The working link, as :func:`_open`, when it was made to show the images."""
+    opened = _open(request, token, session, box, ctx)
+    recipient.require_images(opened)
+    return opened
+
+
 def _code_form(
     request: Request,
     settings: Settings,
@@ -175,8 +184,7 @@ def shared_viewer(
     series: uuid.UUID | None = None,
 ) -> Response:
     """The built-in viewer on the shared images, read through the link's scoped principal."""
-    opened = _open(request, token, session, box, ctx)
-    recipient.require_images(opened)
+    opened = _open_images(request, token, session, box, ctx)
     recipient.record_use(session=session, opened=opened, action="share.viewer")
     studies = intake_service.studies(
         session=session, principal=opened.principal, ctx=opened.ctx, case_id=opened.case_id
@@ -206,8 +214,7 @@ def shared_series(
     response: Response,
 ) -> SeriesView:
     """The viewer's description of a series (each opening is a use of the link)."""
-    opened = _open(request, token, session, box, ctx)
-    recipient.require_images(opened)
+    opened = _open_images(request, token, session, box, ctx)
     recipient.record_use(
         session=session, opened=opened, action="share.images", series=str(series_id)
     )
@@ -232,8 +239,7 @@ def shared_thumbnail(
     box: BoxDep,
     ctx: AnonymousCtx,
 ) -> Response:
-    opened = _open(request, token, session, box, ctx)
-    recipient.require_images(opened)
+    opened = _open_images(request, token, session, box, ctx)
     png = viewer_service.thumbnail(
         session=session,
         vault=vault_of(request),
@@ -259,8 +265,7 @@ def shared_frame(
     center: Annotated[float | None, Query(allow_inf_nan=False)] = None,
     width: Annotated[float | None, Query(allow_inf_nan=False)] = None,
 ) -> Response:
-    opened = _open(request, token, session, box, ctx)
-    recipient.require_images(opened)
+    opened = _open_images(request, token, session, box, ctx)
     png = viewer_service.render_frame(
         session=session,
         vault=vault_of(request),
